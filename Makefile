@@ -1,0 +1,34 @@
+# outbound — build, test and measure.
+# `make test` is what CI runs (.ci/run): it installs and starts what the tests
+# need (a loopback redis-server for transport/ratelimit/redisrate), runs every
+# test with the race detector, and stops what it started.
+
+GO            ?= go
+STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+BENCHSTAT     := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+REDIS_PORT    ?= 6391
+FUZZTIME      ?= 10s
+
+.PHONY: all test demo bench lint fuzz soak
+
+all: lint test
+
+test:
+	@bash scripts/with-redis.sh $(REDIS_PORT) $(GO) test -race -count=1 -timeout 10m ./...
+
+demo:
+	$(GO) run ./cmd/outbound-chaos
+
+bench:
+	@bash scripts/bench.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+fuzz:
+	@bash scripts/fuzz.sh $(FUZZTIME)
+
+soak:
+	OUTBOUND_SOAK=1 $(GO) test -race -count=1 -run Soak -timeout 30m ./...

@@ -1,0 +1,89 @@
+// Package body wraps response bodies so per-request resources (timers,
+// context cancels, spans, concurrency slots) are released when the caller is
+// done with the body — on Close or on reaching EOF or a read error — and not
+// when RoundTrip returns, as net/http's cancelTimerBody does.
+package body
+
+import (
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// OnDone replaces resp.Body with a wrapper that calls done exactly once, when
+// the body is closed or a read returns an error (io.EOF included). A nil
+// resp.Body is treated as http.NoBody. The wrapper keeps io.Writer when the
+// body has it (101 Switching Protocols responses), as net/http requires.
+func OnDone(resp *http.Response, done func()) {
+	rc := resp.Body
+	if rc == nil || rc == http.NoBody {
+		// Nothing left to read: release now, keep a non-nil body.
+		resp.Body = http.NoBody
+		done()
+		return
+	}
+	if rwc, ok := rc.(io.ReadWriteCloser); ok {
+		resp.Body = &writerBody{readerBody{rc: rwc, done: done}}
+		return
+	}
+	resp.Body = &readerBody{rc: rc, done: done}
+}
+
+type readerBody struct {
+	rc   io.ReadCloser
+	once sync.Once
+	done func()
+}
+
+func (b *readerBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil {
+		b.once.Do(b.done)
+	}
+	return n, err
+}
+
+func (b *readerBody) Close() error {
+	err := b.rc.Close()
+	b.once.Do(b.done)
+	return err
+}
+
+type writerBody struct{ readerBody }
+
+func (b *writerBody) Write(p []byte) (int, error) {
+	return b.rc.(io.Writer).Write(p)
+}
+
+// DrainLimit is how much of a discarded response body is read so that its
+// connection can be reused; a longer body is closed instead, which costs the
+// connection but bounds the work.
+const DrainLimit = 64 << 10
+
+// DrainTimeout bounds how long draining a discarded body may take; a body that
+// trickles is closed instead.
+const DrainTimeout = 100 * time.Millisecond
+
+// Discard drains up to DrainLimit bytes of resp.Body, for no longer than
+// DrainTimeout, then closes it. Use it for every response a layer throws away
+// (a retried attempt), so the connection goes back to the pool.
+func Discard(resp *http.Response) {
+	if resp == nil || resp.Body == nil {
+		return
+	}
+	rc := resp.Body
+	// Closing an HTTP body unblocks a pending Read, so the timer bounds the drain.
+	t := time.AfterFunc(DrainTimeout, func() { rc.Close() })
+	io.CopyN(io.Discard, rc, DrainLimit)
+	t.Stop()
+	rc.Close()
+}
+
+// CloseRequest closes req.Body if there is one. RoundTrippers must close the
+// request body on every path, also when they refuse a request before sending it.
+func CloseRequest(req *http.Request) {
+	if req != nil && req.Body != nil {
+		req.Body.Close()
+	}
+}

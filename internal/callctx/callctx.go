@@ -1,0 +1,139 @@
+// Package callctx carries per-call facts between the concern packages through
+// the request context: the request ID, the attempt number, the route template,
+// and a recorder that receives resilience events for the logical call.
+//
+// Concern packages import only the standard library, their own dependencies
+// and internal/, never each other; this package is how they cooperate.
+package callctx
+
+import (
+	"context"
+	"time"
+)
+
+type key int
+
+const (
+	requestIDKey key = iota
+	attemptKey
+	routeKey
+	recorderKey
+)
+
+// WithRequestID returns a copy of ctx carrying the request ID id.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey, id)
+}
+
+// RequestID returns the request ID carried by ctx, if any.
+func RequestID(ctx context.Context) (string, bool) {
+	id, ok := ctx.Value(requestIDKey).(string)
+	return id, ok && id != ""
+}
+
+// WithAttempt returns a copy of ctx carrying the attempt number n (0 for the
+// first attempt of a call, 1 for the first resend, ...).
+func WithAttempt(ctx context.Context, n int) context.Context {
+	return context.WithValue(ctx, attemptKey, n)
+}
+
+// Attempt returns the attempt number carried by ctx, or 0 when there is none.
+func Attempt(ctx context.Context) int {
+	n, _ := ctx.Value(attemptKey).(int)
+	return n
+}
+
+// WithRoute returns a copy of ctx carrying a low-cardinality route template
+// such as "/v1/users/{id}".
+func WithRoute(ctx context.Context, route string) context.Context {
+	return context.WithValue(ctx, routeKey, route)
+}
+
+// Route returns the route template carried by ctx, if any.
+func Route(ctx context.Context) (string, bool) {
+	r, ok := ctx.Value(routeKey).(string)
+	return r, ok && r != ""
+}
+
+// Kind says what happened in an Event.
+type Kind uint8
+
+// Event kinds emitted by the concern packages.
+const (
+	// KindRetry: a retry was scheduled. Attempt is the number of the attempt
+	// about to be sent (1 for the first resend), Delay the wait before it,
+	// Reason why the previous attempt failed ("status_503", "timeout", ...).
+	KindRetry Kind = iota + 1
+	// KindRetryRefused: a failed attempt was not retried. Reason says why:
+	// "budget" (retry budget spent), "deadline" (the wait would pass the
+	// deadline), "attempts", "not_idempotent", "body_not_rewindable".
+	KindRetryRefused
+	// KindBudgetExhausted: the total time budget of the call ran out.
+	KindBudgetExhausted
+	// KindRateLimitWait: an attempt waited Delay for a token, a concurrency
+	// slot or the end of server pushback. Reason names the limit.
+	KindRateLimitWait
+	// KindRateLimitRejected: an attempt was refused by a limit. Reason names
+	// the limit ("rate", "concurrency", "queue", "pushback").
+	KindRateLimitRejected
+	// KindCircuitRejected: an attempt was refused because the breaker for Key
+	// is open; Delay is the time until the next probe.
+	KindCircuitRejected
+)
+
+// String returns the kind's name as used in telemetry.
+func (k Kind) String() string {
+	switch k {
+	case KindRetry:
+		return "retry"
+	case KindRetryRefused:
+		return "retry_refused"
+	case KindBudgetExhausted:
+		return "budget_exhausted"
+	case KindRateLimitWait:
+		return "ratelimit_wait"
+	case KindRateLimitRejected:
+		return "ratelimit_rejected"
+	case KindCircuitRejected:
+		return "circuit_rejected"
+	}
+	return "unknown"
+}
+
+// Event is something a concern package did to one logical call.
+type Event struct {
+	Kind    Kind
+	Attempt int           // attempt number the event refers to
+	Delay   time.Duration // wait involved, if any
+	Reason  string        // low-cardinality reason
+	Key     string        // upstream key, if the layer is keyed
+}
+
+// Recorder receives the events of one logical call. Implementations must be
+// safe for concurrent use.
+type Recorder interface {
+	Record(ctx context.Context, ev Event)
+}
+
+// WithRecorder returns a copy of ctx whose events go to r. An inner recorder
+// does not replace an outer one: both receive every event.
+func WithRecorder(ctx context.Context, r Recorder) context.Context {
+	if outer, ok := ctx.Value(recorderKey).(Recorder); ok && outer != nil {
+		r = teeRecorder{outer, r}
+	}
+	return context.WithValue(ctx, recorderKey, r)
+}
+
+type teeRecorder struct{ a, b Recorder }
+
+func (t teeRecorder) Record(ctx context.Context, ev Event) {
+	t.a.Record(ctx, ev)
+	t.b.Record(ctx, ev)
+}
+
+// Emit sends ev to the recorder carried by ctx; it does nothing when there is none.
+func Emit(ctx context.Context, ev Event) {
+	if r, ok := ctx.Value(recorderKey).(Recorder); ok && r != nil {
+		r.Record(ctx, ev)
+	}
+}
