@@ -1,0 +1,233 @@
+// Package circuit stops sending to an upstream that is clearly down: one
+// circuit breaker per upstream (scheme://host:port by default) answers at once
+// with an error matching ErrOpen instead of waiting out timeouts, then lets a
+// probe through after a break duration and closes again when it succeeds.
+//
+//	client := outbound.Wrap(http.DefaultClient,
+//		retry.Middleware(),
+//		circuit.Middleware(),
+//	)
+//
+// The state machine is github.com/sony/gobreaker/v2's two-step breaker: Allow
+// before the attempt, report its outcome when the response headers arrive or
+// the attempt fails. A slow body therefore never holds the breaker.
+//
+// # Trip rule and defaults
+//
+// The breaker opens when, over a sliding window of 30 s, at least 20 attempts
+// have finished and at least half of them failed. It then refuses every
+// request for 5 s, lets one probe through, closes if it succeeds and opens for
+// another 5 s if it fails.
+//
+// .NET's standard resilience handler (Polly v8) opens at a failure ratio of
+// 0.1 over at least 100 requests in 30 s. The 30 s window and 5 s break are
+// kept; the other two numbers are not. 100 requests in 30 s is more than 3 per
+// second: a client calling an upstream once a second would never trip, however
+// dead the upstream. 20 is enough for the ratio to mean something (with a true
+// failure rate of 20 %, 10 failures out of 20 happen by chance 0.3 % of the
+// time). And 10 % is a degradation the retry layer above already absorbs (four
+// attempts fail together 0.01 % of the time); opening there turns a partial
+// degradation into a 5 s total outage for every caller. At 50 % most calls are
+// failing anyway, so refusing them costs little and spares the upstream.
+//
+// gobreaker's own default (more than 5 consecutive failures, counted forever,
+// open for 60 s) trips on a short blip at low traffic and never on an upstream
+// that fails every other request; 60 s of refusal is long for an HTTP service
+// that restarts in seconds. Its rolling window (BucketPeriod) is used instead,
+// with ten buckets, so failures age out smoothly.
+//
+// # What counts
+//
+// DefaultIsFailure counts errors (connection refused or reset, dial, TLS and
+// response-header timeouts of the base transport: these are the attempt
+// timeouts of the standard stack) and 500, 502, 503, 504 as failures; 429 and
+// every other 4xx as successes. An attempt that ended because the caller's
+// context was canceled or reached its deadline (the total budget ran out) says
+// nothing about the upstream: it is reported to gobreaker as excluded, counted
+// neither way, and frees its half-open probe slot. A timeout must therefore be
+// enforced below this layer (by the base transport) to count as a failure.
+//
+// # Order
+//
+// Put circuit inside retry and budget and outside the rate limiter: every
+// attempt passes the breaker, an open breaker fails the attempt before it
+// takes a token, and retry never retries an *OpenError (its LocalRefusal
+// method reports true).
+//
+// gobreaker reads time.Now itself and offers no clock injection; the tests
+// use testing/synctest's fake clock instead.
+package circuit
+
+import (
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/outboundhttp/outbound/internal/body"
+	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/keyed"
+)
+
+// Transport is an http.RoundTripper that keeps one circuit breaker per
+// upstream key and refuses requests while the breaker of their upstream is
+// open. Create it with NewTransport; the zero value is not usable. It is safe
+// for concurrent use; its breakers live as long as the Transport (or until
+// their key is dropped for the WithMaxKeys bound). It holds no per-request
+// resources: the outcome is reported before RoundTrip returns.
+type Transport struct {
+	next     http.RoundTripper
+	cfg      config
+	breakers *keyed.Map[*breaker]
+}
+
+var _ http.RoundTripper = (*Transport)(nil)
+
+// breaker is the state of one upstream key.
+type breaker struct {
+	cb *gobreaker.TwoStepCircuitBreaker[struct{}]
+	// openedAt is when the breaker last opened (Unix nanoseconds), recorded
+	// from gobreaker's OnStateChange because gobreaker does not expose its
+	// expiry; it gives OpenError.RetryIn.
+	openedAt atomic.Int64
+}
+
+// Outcomes handed to gobreaker's done callback: it takes an error and asks
+// IsSuccessful / IsExcluded about it, so the classification is made here and
+// passed through these two values.
+var (
+	errFailure  = &outcomeError{"failure"}
+	errExcluded = &outcomeError{"excluded"}
+)
+
+type outcomeError struct{ s string }
+
+func (e *outcomeError) Error() string { return "circuit: " + e.s }
+
+// NewTransport returns a Transport that sends allowed requests to next (nil
+// means http.DefaultTransport). It panics on invalid options.
+func NewTransport(next http.RoundTripper, opts ...Option) *Transport {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	t := &Transport{next: next, cfg: newConfig(opts)}
+	t.breakers = keyed.NewMap(t.cfg.maxKeys, t.newBreaker)
+	return t
+}
+
+// Middleware returns a function that wraps a RoundTripper in a Transport
+// built with opts, for use with outbound.Chain. Each call of the returned
+// function builds a Transport with its own breakers.
+func Middleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
+	return func(next http.RoundTripper) http.RoundTripper { return NewTransport(next, opts...) }
+}
+
+func (t *Transport) newBreaker(key string) *breaker {
+	b := &breaker{}
+	c := &t.cfg
+	st := gobreaker.Settings{
+		Name:         key,
+		MaxRequests:  c.probes,
+		Interval:     c.window,
+		BucketPeriod: max(c.window/windowBuckets, 1),
+		Timeout:      c.breakFor,
+		ReadyToTrip: func(n gobreaker.Counts) bool {
+			// Requests also counts attempts still in flight and excluded
+			// ones; the ratio is over finished, classified attempts only.
+			done := uint64(n.TotalSuccesses) + uint64(n.TotalFailures)
+			return done >= uint64(c.minRequests) &&
+				float64(n.TotalFailures) >= c.ratio*float64(done)
+		},
+		IsExcluded: func(err error) bool { return err == errExcluded },
+		OnStateChange: func(name string, from, to gobreaker.State) {
+			if to == gobreaker.StateOpen {
+				b.openedAt.Store(time.Now().UnixNano())
+			}
+			if c.onChange != nil {
+				c.onChange(name, fromGobreaker(from), fromGobreaker(to))
+			}
+		},
+	}
+	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](st)
+	return b
+}
+
+// RoundTrip sends req to the next RoundTripper unless the breaker of its
+// upstream is open, and reports the outcome to the breaker as soon as the
+// response headers arrive or the attempt fails. A refused request is not
+// sent, its body is closed, and the error is an *OpenError matching ErrOpen.
+// The response is returned unchanged, whatever its status.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	key := t.cfg.key(req)
+	b := t.breakers.Get(key)
+	done, err := b.cb.Allow()
+	if err != nil {
+		body.CloseRequest(req)
+		oe := &OpenError{Key: key, State: Open}
+		if err == gobreaker.ErrTooManyRequests {
+			oe.State = HalfOpen
+		} else if d := time.Duration(b.openedAt.Load()+int64(t.cfg.breakFor)-time.Now().UnixNano()); d > 0 {
+			oe.RetryIn = d
+		}
+		ctx := req.Context()
+		callctx.Emit(ctx, callctx.Event{
+			Kind:    callctx.KindCircuitRejected,
+			Attempt: callctx.Attempt(ctx),
+			Delay:   oe.RetryIn,
+			Reason:  oe.State.String(),
+			Key:     key,
+		})
+		return nil, oe
+	}
+	reported := false
+	defer func() {
+		// next panicked: report a failure, or a half-open breaker would
+		// wait forever for its probe and refuse everything.
+		if !reported {
+			done(errFailure)
+		}
+	}()
+	resp, err := t.next.RoundTrip(req)
+	reported = true
+	done(t.outcome(req, resp, err))
+	return resp, err
+}
+
+// outcome classifies one attempt for gobreaker: nil is a success.
+func (t *Transport) outcome(req *http.Request, resp *http.Response, err error) error {
+	if err != nil && req.Context().Err() != nil {
+		// The caller gave up (canceled, or its deadline passed): nothing
+		// was learned about the upstream.
+		return errExcluded
+	}
+	if resp == nil && err == nil {
+		// A broken next RoundTripper; net/http will report it. Count it
+		// against the upstream path rather than as a success.
+		return errFailure
+	}
+	if t.cfg.isFailure(resp, err) {
+		return errFailure
+	}
+	return nil
+}
+
+// State returns the current state of the breaker for key, Closed for a key
+// never seen (or dropped for the WithMaxKeys bound). It does not create a
+// breaker. Like a request, it moves an Open breaker whose break duration has
+// passed to HalfOpen.
+func (t *Transport) State(key string) State {
+	b, ok := t.breakers.Peek(key)
+	if !ok {
+		return Closed
+	}
+	return fromGobreaker(b.cb.State())
+}
+
+// CloseIdleConnections forwards to the next RoundTripper when it has the
+// method, so http.Client.CloseIdleConnections reaches the base transport.
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
