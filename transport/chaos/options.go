@@ -1,0 +1,129 @@
+package chaos
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// Clock is the time source of a Transport or Server: fault windows are
+// measured with Now, injected latency and trickle pauses wait with Sleep.
+// Tests pass a fake one so they never wait for real time. Implementations
+// must be safe for concurrent use.
+type Clock interface {
+	Now() time.Time
+	// Sleep waits for d, or until ctx is done, in which case it returns
+	// ctx.Err().
+	Sleep(ctx context.Context, d time.Duration) error
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+func (realClock) Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Option configures a Transport or a Server. Options apply in order, after
+// the defaults; a later option overrides an earlier one.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	faults          []Fault
+	seed            int64
+	clock           Clock
+	handler         http.Handler
+	requestIDHeader string
+	attemptHeader   string
+}
+
+func newConfig(opts []Option) config {
+	c := config{
+		clock:           realClock{},
+		requestIDHeader: "X-Request-ID",
+		attemptHeader:   "X-Attempt",
+	}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	return c
+}
+
+// WithScenario adds s's faults and sets the seed to s.Seed.
+func WithScenario(s Scenario) Option {
+	return optionFunc(func(c *config) {
+		c.faults = append(c.faults, s.Faults...)
+		c.seed = s.Seed
+	})
+}
+
+// WithFaults adds faults, evaluated after those already added.
+func WithFaults(f ...Fault) Option {
+	return optionFunc(func(c *config) { c.faults = append(c.faults, f...) })
+}
+
+// WithSeed seeds the fault generator. Default 0: unseeded runs are
+// reproducible too.
+func WithSeed(seed int64) Option {
+	return optionFunc(func(c *config) { c.seed = seed })
+}
+
+// WithClock sets the time source for fault windows, latency and trickling.
+// Default: the real clock. A nil clock is ignored.
+func WithClock(clk Clock) Option {
+	return optionFunc(func(c *config) {
+		if clk != nil {
+			c.clock = clk
+		}
+	})
+}
+
+// WithHandler sets the Server's healthy answer, given when no fault decides
+// the answer (its body is still subject to Stall and Trickle). Default: 200
+// with the body {"status":"ok"}. The handler's output is buffered before it
+// is sent, so it must not stream. A nil handler is ignored. Server only.
+func WithHandler(h http.Handler) Option {
+	return optionFunc(func(c *config) {
+		if h != nil {
+			c.handler = h
+		}
+	})
+}
+
+// WithRequestIDHeader names the header the Server records as the request ID.
+// Default "X-Request-ID". Server only.
+func WithRequestIDHeader(name string) Option {
+	return optionFunc(func(c *config) {
+		if name != "" {
+			c.requestIDHeader = name
+		}
+	})
+}
+
+// WithAttemptHeader names the header the Server records as the attempt
+// number (for example the one outbound's retry layer sends with its own
+// WithAttemptHeader). Default "X-Attempt". Server only.
+func WithAttemptHeader(name string) Option {
+	return optionFunc(func(c *config) {
+		if name != "" {
+			c.attemptHeader = name
+		}
+	})
+}

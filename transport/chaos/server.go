@@ -1,0 +1,337 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/outboundhttp/outbound/internal/pushback"
+)
+
+// maxRecordedBody bounds how much of a request body the Server reads to
+// fingerprint it; the rest is discarded unread.
+const maxRecordedBody = 1 << 20
+
+// Server is a scriptable flaky upstream: an http.Handler that plays a
+// scenario over real sockets and records every request it receives.
+//
+// Use it as a handler (in an httptest.Server or your own mux) or run it on a
+// loopback listener with Start and Close. Its scenario clock starts at
+// NewServer and again at Start. It is safe for concurrent use; Records may be
+// called while requests are being served. Close releases every hanging or
+// stalled request.
+type Server struct {
+	eng     *engine
+	clock   Clock
+	handler http.Handler
+	idHdr   string
+	attHdr  string
+
+	seq    atomic.Int64
+	ctx    context.Context // canceled by Close: ends hangs, stalls, latency
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	records  []Record // guarded by mu
+	closed   bool     // guarded by mu
+	inflight sync.WaitGroup
+	srv      *http.Server  // guarded by mu
+	url      string        // guarded by mu
+	served   chan struct{} // closed when srv.Serve returns
+}
+
+// NewServer returns a Server that plays s; opts may add faults, override the
+// seed and set the clock, the healthy handler and the recorded headers. It
+// panics if a fault is invalid.
+func NewServer(s Scenario, opts ...Option) *Server {
+	c := newConfig(append([]Option{WithScenario(s)}, opts...))
+	h := c.handler
+	if h == nil {
+		h = http.HandlerFunc(okHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		eng:     newEngine("NewServer", c.faults, c.seed, c.clock.Now()),
+		clock:   c.clock,
+		handler: h,
+		idHdr:   c.requestIDHeader,
+		attHdr:  c.attemptHeader,
+		ctx:     ctx,
+		cancel:  cancel,
+	}
+}
+
+func okHandler(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, `{"status":"ok"}`+"\n")
+}
+
+// Start serves on a new listener on 127.0.0.1 (an ephemeral port) and
+// returns the base URL ("http://127.0.0.1:port"). The scenario's clock
+// starts again. Start may be called once; Close stops the server.
+func (s *Server) Start() (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return "", errors.New("chaos: Server.Start after Close")
+	}
+	if s.srv != nil {
+		return "", errors.New("chaos: Server.Start called twice")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	s.srv = &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 10 * time.Second,
+		// net/http logs aborted handlers and hijack misuse to stderr by
+		// default; a test tool must stay quiet.
+		ErrorLog: log.New(io.Discard, "", 0),
+	}
+	s.url = "http://" + ln.Addr().String()
+	s.served = make(chan struct{})
+	s.eng.restart(s.clock.Now())
+	srv, served := s.srv, s.served
+	go func() {
+		defer close(served)
+		srv.Serve(ln)
+	}()
+	return s.url, nil
+}
+
+// URL returns the base URL given by Start, or "" before Start.
+func (s *Server) URL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.url
+}
+
+// Close ends hanging and stalled requests, stops the listener started by
+// Start, closes its connections and waits for every handler to return. It is
+// safe to call more than once. Requests arriving after Close are aborted.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	srv, served := s.srv, s.served
+	s.mu.Unlock()
+	s.cancel()
+	var err error
+	if srv != nil {
+		err = srv.Close()
+		<-served
+	}
+	s.inflight.Wait()
+	return err
+}
+
+// Restart makes now the start of the scenario (windows and Count caps begin
+// again) and forgets the recorded requests.
+func (s *Server) Restart() {
+	s.mu.Lock()
+	s.records = nil
+	s.mu.Unlock()
+	s.eng.restart(s.clock.Now())
+}
+
+// Stats returns how many requests the Server saw and which faults fired.
+func (s *Server) Stats() Stats { return s.eng.stats() }
+
+// Records returns a copy of what the Server has received so far, in order of
+// arrival.
+func (s *Server) Records() []Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Record, len(s.records))
+	copy(out, s.records)
+	sortBySeq(out)
+	return out
+}
+
+// ServeHTTP records r, then answers as the scenario decides.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		panic(http.ErrAbortHandler)
+	}
+	s.inflight.Add(1)
+	s.mu.Unlock()
+	defer s.inflight.Done()
+
+	rec := Record{
+		Seq:            int(s.seq.Add(1) - 1),
+		Time:           s.clock.Now(),
+		Method:         r.Method,
+		Path:           r.URL.Path,
+		Host:           r.Host,
+		RequestID:      r.Header.Get(s.idHdr),
+		Attempt:        -1,
+		IdempotencyKey: r.Header.Get("Idempotency-Key"),
+	}
+	if v := r.Header.Get(s.attHdr); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			rec.Attempt = n
+		}
+	}
+	reqBody := s.readBody(r, &rec)
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+
+	d := s.eng.decide(r.Host, rec.Time)
+	rec.Delay = d.delay
+	if d.delay > 0 {
+		if err := s.clock.Sleep(ctx, d.delay); err != nil {
+			rec.Canceled = true
+			s.record(rec, d.answer)
+			return
+		}
+	}
+	if d.answer != nil && d.answer.Kind != KindStatus {
+		s.record(rec, d.answer)
+		if d.answer.Kind == KindReset {
+			reset(w)
+			return
+		}
+		<-ctx.Done() // hang
+		return
+	}
+
+	// The answer: the fault's status or the healthy handler's, buffered so
+	// that a body fault can slow it.
+	var cw captureWriter
+	cw.header = http.Header{}
+	if d.answer != nil {
+		for k, v := range d.answer.Header {
+			cw.header[k] = append([]string(nil), v...)
+		}
+		cw.header.Set("Content-Type", "text/plain; charset=utf-8")
+		cw.status = d.answer.Status
+		cw.body.WriteString("chaos: injected " + strconv.Itoa(d.answer.Status) + " " + http.StatusText(d.answer.Status) + "\n")
+	} else {
+		r.Body = io.NopCloser(bytes.NewReader(reqBody))
+		s.handler.ServeHTTP(&cw, r)
+		if cw.status == 0 {
+			cw.status = http.StatusOK
+		}
+	}
+	rec.Status = cw.status
+	if d.body != nil {
+		rec.Fault = d.body.Kind
+	}
+	if ra := cw.header.Get("Retry-After"); ra != "" {
+		now := s.clock.Now()
+		if wait, ok := pushback.ParseRetryAfter(ra, now); ok {
+			rec.RetryAfter = wait
+			rec.NotBefore = now.Add(wait)
+		}
+	}
+	s.record(rec, d.answer)
+
+	for k, v := range cw.header {
+		w.Header()[k] = v
+	}
+	body := cw.body.Bytes()
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(cw.status)
+	if d.body == nil {
+		w.Write(body)
+		return
+	}
+	rc := http.NewResponseController(w)
+	if d.body.Kind == KindStall {
+		w.Write(body[:min(d.body.Bytes, len(body))])
+		rc.Flush()
+		<-ctx.Done()
+		return
+	}
+	rc.Flush()
+	for len(body) > 0 {
+		if s.clock.Sleep(ctx, d.body.Every) != nil {
+			return
+		}
+		n := min(d.body.Bytes, len(body))
+		if _, err := w.Write(body[:n]); err != nil {
+			return
+		}
+		rc.Flush()
+		body = body[n:]
+	}
+}
+
+// readBody reads (a bounded prefix of) the request body and fingerprints it,
+// so duplicate deliveries of the same POST can be found without an ID.
+func (s *Server) readBody(r *http.Request, rec *Record) []byte {
+	if r.Body == nil {
+		return nil
+	}
+	b, _ := io.ReadAll(io.LimitReader(r.Body, maxRecordedBody))
+	rec.BodyLen = int64(len(b))
+	if len(b) > 0 {
+		sum := sha256.Sum256(b)
+		rec.BodyHash = hex.EncodeToString(sum[:16])
+	}
+	return b
+}
+
+// record stores rec with the fault that decided the answer; the time of the
+// record's answer is now.
+func (s *Server) record(rec Record, answer *Fault) {
+	rec.Answered = s.clock.Now()
+	if answer != nil {
+		rec.Fault = answer.Kind
+	}
+	s.mu.Lock()
+	s.records = append(s.records, rec)
+	s.mu.Unlock()
+}
+
+// reset aborts the connection with a TCP RST: the connection is hijacked and
+// closed with SO_LINGER 0, so the kernel discards unsent data and resets
+// instead of closing gracefully. Where hijacking is impossible (HTTP/2), the
+// stream is aborted instead.
+func reset(w http.ResponseWriter) {
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	conn.Close()
+}
+
+// captureWriter buffers a handler's answer so it can be replayed slowly.
+type captureWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (c *captureWriter) Header() http.Header { return c.header }
+
+func (c *captureWriter) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+}
+
+func (c *captureWriter) Write(p []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	return c.body.Write(p)
+}
