@@ -1,0 +1,109 @@
+package tracing
+
+import (
+	"net/http"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/outboundhttp/outbound/internal/body"
+)
+
+// AttemptTransport is the attempt layer: an http.RoundTripper that records
+// one CLIENT span per wire attempt through otelhttp.Transport, with
+// http.request.resend_count on resends (from the attempt number the retry
+// layer puts in the context), the request ID, the route template, and the
+// trace context injected into the request headers. It also counts attempts
+// in flight (outbound.requests.in_flight) and reports each attempt to the
+// logical span of [Transport] when one is in the context.
+//
+// Place it innermost, right above the base transport, so every attempt a
+// retry layer makes passes through it. The span and the in-flight count end
+// when the response body is closed or read to the end, or when RoundTrip
+// fails. A zero AttemptTransport is not usable; build one with
+// [NewAttemptTransport]. It is safe for concurrent use.
+type AttemptTransport struct {
+	next http.RoundTripper
+	otel *otelhttp.Transport
+	ins  *instruments
+}
+
+var _ http.RoundTripper = (*AttemptTransport)(nil)
+
+// NewAttemptTransport returns the attempt layer around next (nil means
+// http.DefaultTransport). See the With options for the providers, the
+// propagator and query redaction.
+func NewAttemptTransport(next http.RoundTripper, opts ...Option) *AttemptTransport {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	c := newConfig(opts)
+	oo := append([]otelhttp.Option(nil), c.otelhttpOpts...)
+	oo = append(oo,
+		otelhttp.WithTracerProvider(&attemptTP{tp: c.tp, redact: c.redactQuery}),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return spanName(r) }),
+	)
+	if c.mp != nil {
+		oo = append(oo, otelhttp.WithMeterProvider(c.mp))
+	}
+	if c.propagators != nil {
+		oo = append(oo, otelhttp.WithPropagators(c.propagators))
+	}
+	return &AttemptTransport{
+		next: next,
+		otel: otelhttp.NewTransport(next, oo...),
+		ins:  newInstruments(c.mp),
+	}
+}
+
+// AttemptMiddleware returns the attempt layer as a middleware for
+// outbound.Chain.
+func AttemptMiddleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
+	return func(next http.RoundTripper) http.RoundTripper {
+		return NewAttemptTransport(next, opts...)
+	}
+}
+
+// RoundTrip sends one attempt inside a CLIENT span. It never modifies req
+// (otelhttp clones it before injecting headers).
+func (t *AttemptTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	if c := callFrom(ctx); c != nil {
+		c.attemptSeen(ctx)
+	}
+	var set metric.MeasurementOption
+	if t.ins.inFlight.Enabled(ctx) {
+		set = metric.WithAttributeSet(attribute.NewSet(serverAddr(req), methodAttr(req.Method)))
+		t.ins.inFlight.Add(ctx, 1, set)
+	}
+	resp, err := t.otel.RoundTrip(req)
+	if err != nil && resp != nil {
+		// otelhttp passes both through when the transport below breaks the
+		// RoundTripper contract; net/http's client ignores the response then,
+		// and so do we, closing its body.
+		if resp.Body != nil {
+			resp.Body.Close()
+		}
+		resp = nil
+	}
+	if set == nil {
+		return resp, err
+	}
+	done := func() { t.ins.inFlight.Add(ctx, -1, set) }
+	if err != nil || resp == nil {
+		done()
+		return resp, err
+	}
+	body.OnDone(resp, done)
+	return resp, nil
+}
+
+// CloseIdleConnections forwards to the wrapped transport when it has the
+// method (otelhttp.Transport does not forward it).
+func (t *AttemptTransport) CloseIdleConnections() {
+	if ci, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+

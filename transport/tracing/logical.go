@@ -1,0 +1,275 @@
+package tracing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/outboundhttp/outbound/internal/body"
+	"github.com/outboundhttp/outbound/internal/callctx"
+)
+
+// Transport is the logical layer: an http.RoundTripper that records one
+// INTERNAL span around the whole call — every attempt, backoff wait and
+// local refusal below it — and the per-call metrics.
+//
+// It installs a recorder in the request context; the retry, budget,
+// rate-limit and circuit layers below report to it, and each report becomes
+// a span event ("outbound.retry" with the attempt, delay and reason, ...) and
+// a metric. When the call ends, the span gets the number of attempts
+// (outbound.attempts) and the outcome. The span carries no http.* attributes:
+// per the HTTP semantic conventions those belong to the CLIENT spans of
+// [AttemptTransport], and repeating them on the parent would count every call
+// twice in span-derived HTTP metrics.
+//
+// Place it outside the retry layer (and inside the request-ID layer, so the
+// ID is known when the span starts). The span ends when the response body is
+// closed or read to the end, or when RoundTrip fails. A zero Transport is not
+// usable; build one with [NewTransport]. It is safe for concurrent use.
+type Transport struct {
+	next   http.RoundTripper
+	tracer trace.Tracer
+	ins    *instruments
+	redact bool
+}
+
+var _ http.RoundTripper = (*Transport)(nil)
+
+// NewTransport returns the logical layer around next (nil means
+// http.DefaultTransport). WithTracerProvider, WithMeterProvider and
+// WithRedactQuery concern it.
+func NewTransport(next http.RoundTripper, opts ...Option) *Transport {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	c := newConfig(opts)
+	tp := c.tp
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	return &Transport{
+		next:   next,
+		tracer: tp.Tracer(ScopeName),
+		ins:    newInstruments(c.mp),
+		redact: c.redactQuery,
+	}
+}
+
+// Middleware returns the logical layer as a middleware for outbound.Chain.
+func Middleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
+	return func(next http.RoundTripper) http.RoundTripper {
+		return NewTransport(next, opts...)
+	}
+}
+
+// CloseIdleConnections forwards to the wrapped transport when it has the method.
+func (t *Transport) CloseIdleConnections() {
+	if ci, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+
+// RoundTrip runs the call below inside the logical span. It never modifies
+// req: the layers below get a shallow copy with the span and the recorder in
+// its context.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	ctx, span := t.tracer.Start(req.Context(), spanName(req), trace.WithSpanKind(trace.SpanKindInternal))
+	c := &call{span: span, ins: t.ins, server: serverAddr(req), method: methodAttr(req.Method)}
+	if span.IsRecording() {
+		attrs := make([]attribute.KeyValue, 0, 3)
+		attrs = append(attrs, c.server)
+		if id, ok := callctx.RequestID(ctx); ok {
+			attrs = append(attrs, AttrRequestID.String(id))
+		} else {
+			// A request-ID layer placed below this one: take the ID from
+			// the first attempt that carries it.
+			c.needID.Store(true)
+		}
+		if r, ok := callctx.Route(ctx); ok {
+			attrs = append(attrs, semconv.URLTemplate(r))
+		}
+		span.SetAttributes(attrs...)
+	}
+	ctx = callctx.WithRecorder(context.WithValue(ctx, callKey{}, c), c)
+
+	resp, err := t.next.RoundTrip(req.WithContext(ctx))
+	if err != nil && resp != nil {
+		// A RoundTripper must not return both; net/http's client ignores
+		// the response in that case, and so do we, closing its body.
+		if resp.Body != nil {
+			resp.Body.Close()
+		}
+		resp = nil
+	}
+	if err == nil && resp == nil {
+		err = fmt.Errorf("tracing: %T returned a nil response and a nil error", t.next)
+	}
+
+	code := 0
+	if err == nil {
+		code = resp.StatusCode
+	}
+	attempts := c.attempts()
+	class := statusClass(code, err)
+	if t.ins.attempts.Enabled(ctx) || t.ins.duration.Enabled(ctx) {
+		set := metric.WithAttributeSet(attribute.NewSet(c.server, c.method, AttrStatusClass.String(class)))
+		t.ins.attempts.Record(ctx, attempts, set)
+		t.ins.duration.Record(ctx, time.Since(start).Seconds(), set)
+	}
+	if span.IsRecording() {
+		attrs := make([]attribute.KeyValue, 0, 4)
+		attrs = append(attrs, AttrAttempts.Int64(attempts), AttrStatusClass.String(class))
+		if err != nil {
+			attrs = append(attrs, semconv.ErrorTypeKey.String(errorType(err)))
+			span.SetStatus(codes.Error, scrubURL(err.Error(), req.URL, t.redact))
+		} else {
+			attrs = append(attrs, AttrStatusCode.Int(code))
+			if code >= 400 {
+				// As for HTTP client spans: a 4xx or 5xx final answer is a
+				// failed call.
+				attrs = append(attrs, semconv.ErrorTypeKey.String(strconv.Itoa(code)))
+				span.SetStatus(codes.Error, "")
+			}
+		}
+		span.SetAttributes(attrs...)
+	}
+	if err != nil {
+		span.End()
+		return nil, err
+	}
+	body.OnDone(resp, func() { span.End() })
+	return resp, nil
+}
+
+type callKey struct{}
+
+// callFrom returns the logical call the context belongs to, if a Transport
+// is above. The attempt layer reports to it through this unexported key; the
+// concern packages use callctx.Emit.
+func callFrom(ctx context.Context) *call {
+	c, _ := ctx.Value(callKey{}).(*call)
+	return c
+}
+
+// call is the per-call state of the logical layer and its callctx.Recorder.
+type call struct {
+	span    trace.Span
+	ins     *instruments
+	server  attribute.KeyValue
+	method  attribute.KeyValue
+	retries atomic.Int64
+	wire    atomic.Int64 // attempts seen by AttemptTransport
+	needID  atomic.Bool
+}
+
+// attempts is one plus the retries announced by the retry layer, or the
+// number of attempts the attempt layer saw if that is more (a retrying
+// RoundTripper that does not announce its retries).
+func (c *call) attempts() int64 {
+	return max(1+c.retries.Load(), c.wire.Load())
+}
+
+func (c *call) attemptSeen(ctx context.Context) {
+	c.wire.Add(1)
+	if c.needID.Load() {
+		if id, ok := callctx.RequestID(ctx); ok && c.needID.CompareAndSwap(true, false) {
+			c.span.SetAttributes(AttrRequestID.String(id))
+		}
+	}
+}
+
+// Record implements callctx.Recorder: each event becomes a span event named
+// "outbound.<kind>" and a metric.
+func (c *call) Record(ctx context.Context, ev callctx.Event) {
+	if ev.Kind == callctx.KindRetry {
+		c.retries.Add(1)
+	}
+	if c.span.IsRecording() {
+		attrs := make([]attribute.KeyValue, 0, 4)
+		attrs = append(attrs, AttrAttempt.Int(ev.Attempt))
+		if ev.Delay > 0 || ev.Kind == callctx.KindRetry || ev.Kind == callctx.KindRateLimitWait {
+			attrs = append(attrs, AttrDelay.Float64(ev.Delay.Seconds()))
+		}
+		if ev.Reason != "" {
+			attrs = append(attrs, AttrReason.String(ev.Reason))
+		}
+		if ev.Key != "" {
+			attrs = append(attrs, AttrUpstream.String(ev.Key))
+		}
+		c.span.AddEvent("outbound."+ev.Kind.String(), trace.WithAttributes(attrs...))
+	}
+	switch ev.Kind {
+	case callctx.KindRetry:
+		c.count(ctx, c.ins.retries, ev.Reason)
+	case callctx.KindRetryRefused:
+		c.count(ctx, c.ins.retryRefusals, ev.Reason)
+	case callctx.KindBudgetExhausted:
+		c.count(ctx, c.ins.budgetExhausted, "")
+	case callctx.KindRateLimitWait:
+		if c.ins.rlWait.Enabled(ctx) {
+			c.ins.rlWait.Record(ctx, ev.Delay.Seconds(), metric.WithAttributes(c.server, c.method, AttrReason.String(ev.Reason)))
+		}
+	case callctx.KindRateLimitRejected:
+		c.count(ctx, c.ins.rlRejections, ev.Reason)
+	case callctx.KindCircuitRejected:
+		c.count(ctx, c.ins.cbRejections, "")
+	}
+}
+
+func (c *call) count(ctx context.Context, ctr metric.Int64Counter, reason string) {
+	if !ctr.Enabled(ctx) {
+		return
+	}
+	if reason == "" {
+		ctr.Add(ctx, 1, metric.WithAttributes(c.server, c.method))
+		return
+	}
+	ctr.Add(ctx, 1, metric.WithAttributes(c.server, c.method, AttrReason.String(reason)))
+}
+
+// errorType gives error.type a bounded value: the context errors by name,
+// anything else by its Go type, as otelhttp does for attempts.
+func errorType(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "context.DeadlineExceeded"
+	case errors.Is(err, context.Canceled):
+		return "context.Canceled"
+	}
+	return fmt.Sprintf("%T", err)
+}
+
+// scrubURL removes the request URL's userinfo (and query values when redact
+// is set) from an error message before it becomes a span status: errors of
+// the layers below may quote the URL.
+func scrubURL(msg string, u *url.URL, redact bool) string {
+	if u == nil {
+		return msg
+	}
+	clean := *u
+	clean.User = nil
+	s := clean.String()
+	if redact {
+		s = redactURL(s)
+	}
+	for _, raw := range [...]string{u.String(), u.Redacted(), clean.String()} {
+		if raw != s {
+			msg = strings.ReplaceAll(msg, raw, s)
+		}
+	}
+	return msg
+}

@@ -1,0 +1,138 @@
+package tracing
+
+import (
+	"context"
+	"strings"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
+
+	"github.com/outboundhttp/outbound/internal/callctx"
+)
+
+// redactURL replaces every query value of u with "REDACTED" and drops the
+// fragment. u is what otelhttp puts in url.full: userinfo already removed.
+// It returns u itself when there is nothing to redact, so the common case
+// costs no allocation.
+func redactURL(u string) string {
+	i := strings.IndexAny(u, "?#")
+	if i < 0 {
+		return u
+	}
+	base, rest := u[:i], u[i:]
+	if rest[0] == '#' { // fragment only
+		return base
+	}
+	q := rest[1:]
+	if j := strings.IndexByte(q, '#'); j >= 0 {
+		q = q[:j]
+	}
+	var b strings.Builder
+	b.Grow(len(base) + 1 + len(q) + 8)
+	b.WriteString(base)
+	b.WriteByte('?')
+	for n := 0; ; n++ {
+		pair, more, found := strings.Cut(q, "&")
+		if n > 0 {
+			b.WriteByte('&')
+		}
+		if k, v, ok := strings.Cut(pair, "="); ok && v != "" {
+			b.WriteString(k)
+			b.WriteString("=REDACTED")
+		} else {
+			b.WriteString(pair)
+		}
+		if !found {
+			break
+		}
+		q = more
+	}
+	return b.String()
+}
+
+// attemptTP hands otelhttp a tracer that adds the per-call facts otelhttp
+// cannot know and keeps query values out of url.full. Wrapping the tracer
+// (rather than overwriting url.full afterwards) means the raw URL never reaches
+// the span, its processors or its exporter.
+type attemptTP struct {
+	embedded.TracerProvider
+	tp     trace.TracerProvider // nil: per request, as otelhttp does
+	redact bool
+}
+
+func (p *attemptTP) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	t := &attemptTracer{name: name, opts: opts, redact: p.redact}
+	if p.tp != nil {
+		t.tracer = p.tp.Tracer(name, opts...)
+	}
+	return t
+}
+
+type attemptTracer struct {
+	embedded.Tracer
+	tracer trace.Tracer // nil: resolved per request
+	name   string
+	opts   []trace.TracerOption
+	redact bool
+}
+
+func (t *attemptTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	tr := t.tracer
+	if tr == nil {
+		// otelhttp's default: the provider of the parent span, so attempts
+		// follow the logical span's provider; else the global one.
+		var tp trace.TracerProvider
+		if s := trace.SpanFromContext(ctx); s.SpanContext().IsValid() {
+			tp = s.TracerProvider()
+		} else {
+			tp = otel.GetTracerProvider()
+		}
+		tr = tp.Tracer(t.name, t.opts...)
+	}
+	ctx, span := tr.Start(ctx, name, opts...)
+	if !span.IsRecording() {
+		return ctx, span
+	}
+	attrs := make([]attribute.KeyValue, 0, 3)
+	if n := callctx.Attempt(ctx); n > 0 {
+		// Absent on the first attempt, as the conventions require.
+		attrs = append(attrs, semconv.HTTPRequestResendCount(n))
+	}
+	if id, ok := callctx.RequestID(ctx); ok {
+		attrs = append(attrs, AttrRequestID.String(id))
+	}
+	if r, ok := callctx.Route(ctx); ok {
+		attrs = append(attrs, semconv.URLTemplate(r))
+	}
+	if len(attrs) > 0 {
+		span.SetAttributes(attrs...)
+	}
+	if !t.redact {
+		return ctx, span
+	}
+	rs := &redactingSpan{Span: span}
+	return trace.ContextWithSpan(ctx, rs), rs
+}
+
+// redactingSpan rewrites url.full on its way into the span.
+type redactingSpan struct {
+	trace.Span
+}
+
+func (s *redactingSpan) SetAttributes(kv ...attribute.KeyValue) {
+	for i, a := range kv {
+		if a.Key != semconv.URLFullKey {
+			continue
+		}
+		if r := redactURL(a.Value.AsString()); r != a.Value.AsString() {
+			// Copy: the caller's slice is not ours to change.
+			kv = append([]attribute.KeyValue(nil), kv...)
+			kv[i] = semconv.URLFull(r)
+		}
+		break
+	}
+	s.Span.SetAttributes(kv...)
+}
