@@ -167,7 +167,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		oe := &OpenError{Key: key, State: Open}
 		if err == gobreaker.ErrTooManyRequests {
 			oe.State = HalfOpen
-		} else if d := time.Duration(b.openedAt.Load()+int64(t.cfg.breakFor)-time.Now().UnixNano()); d > 0 {
+		} else if d := time.Duration(b.openedAt.Load() + int64(t.cfg.breakFor) - time.Now().UnixNano()); d > 0 {
 			oe.RetryIn = d
 		}
 		ctx := req.Context()
