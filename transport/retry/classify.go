@@ -1,0 +1,81 @@
+package retry
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// localRefusal is implemented by errors with which a layer refused to send a
+// request (open circuit, rate-limit refusal, spent time budget). Retrying them
+// would only ask the same layer again and add load where it was shed.
+type localRefusal interface{ LocalRefusal() bool }
+
+func isLocalRefusal(err error) bool {
+	var lr localRefusal
+	return errors.As(err, &lr) && lr.LocalRefusal()
+}
+
+// statusReason returns the low-cardinality reason for a response status.
+func statusReason(code int) string {
+	switch code {
+	case http.StatusRequestTimeout:
+		return "status_408"
+	case http.StatusTooManyRequests:
+		return "status_429"
+	case http.StatusBadGateway:
+		return "status_502"
+	case http.StatusServiceUnavailable:
+		return "status_503"
+	case http.StatusGatewayTimeout:
+		return "status_504"
+	}
+	return "status_" + strconv.Itoa(code)
+}
+
+// errReason classifies a transport error. retryable reports whether the class
+// is retried by default; unsent whether the error proves the server did not
+// process the request, which makes even a POST safe to repeat.
+func errReason(err error) (reason string, retryable, unsent bool) {
+	var opErr *net.OpError
+	dial := errors.As(err, &opErr) && opErr.Op == "dial"
+	msg := err.Error()
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		// Refused at connect: nothing was sent.
+		return "connection_refused", true, true
+	case strings.Contains(msg, "REFUSED_STREAM"):
+		// RFC 9113 §8.7: REFUSED_STREAM means no processing has occurred.
+		return "http2_refused_stream", true, true
+	case isTimeout(err):
+		return "timeout", true, dial
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection_reset", true, dial
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "eof", true, false
+	case strings.Contains(msg, "GOAWAY"):
+		return "http2_goaway", true, false
+	case strings.Contains(msg, "server closed idle connection"),
+		strings.Contains(msg, "connection broken"):
+		// net/http's errServerClosedIdle and "HTTP/1.x transport connection
+		// broken": the connection dropped before a response.
+		return "eof", true, false
+	}
+	if dial {
+		return "dial", false, true
+	}
+	return "error", false, false
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
+}

@@ -1,0 +1,309 @@
+package retry
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/outboundhttp/outbound/internal/upstream"
+)
+
+// Option configures a Transport. Options are applied in order after the
+// defaults, so a later option overrides an earlier one.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// Defaults, from the reference article (4 attempts, 200 ms growing to 3 s) with
+// full jitter instead of additive jitter, as AWS, gRPC and Envoy do.
+const (
+	DefaultMaxAttempts   = 4
+	DefaultInitial       = 200 * time.Millisecond
+	DefaultMaxBackoff    = 3 * time.Second
+	DefaultMaxRetryAfter = 30 * time.Second
+	DefaultMaxKeys       = 1024
+)
+
+// Retry budget defaults, after Finagle's RetryBudget (ttl 10 s, 20 % of
+// requests) and Envoy's retry budgets (budget_percent 20 %, a small floor of
+// min_retry_concurrency 3). See WithRetryBudget.
+const (
+	DefaultBudgetRatio        = 0.2
+	DefaultBudgetWindow       = 10 * time.Second
+	DefaultBudgetMinPerSecond = 3.0
+)
+
+// IdempotencyKeyHeader is the header that marks a request as safe to repeat
+// (draft-ietf-httpapi-idempotency-key-header).
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+type config struct {
+	maxAttempts   int
+	initial, max  time.Duration
+	attemptTO     time.Duration
+	statuses      [600]bool
+	methods       map[string]bool
+	budget        bool
+	ratio         float64
+	window        time.Duration
+	minPerSecond  float64
+	maxRetryAfter time.Duration
+	onRetry       func(RetryInfo)
+	idemKey       bool
+	bufferLimit   int64
+	attemptHeader string
+	checkRetry    retryablehttp.CheckRetry
+	backoffFunc   retryablehttp.Backoff
+	keyFunc       func(*http.Request) string
+	maxKeys       int
+
+	// Test hooks (export_test.go): time and randomness.
+	now   func() time.Time
+	sleep func(ctx context.Context, d time.Duration) error
+	randN func(n int64) int64 // uniform in [0, n)
+}
+
+func defaultConfig() config {
+	c := config{
+		maxAttempts:   DefaultMaxAttempts,
+		initial:       DefaultInitial,
+		max:           DefaultMaxBackoff,
+		budget:        true,
+		ratio:         DefaultBudgetRatio,
+		window:        DefaultBudgetWindow,
+		minPerSecond:  DefaultBudgetMinPerSecond,
+		maxRetryAfter: DefaultMaxRetryAfter,
+		keyFunc:       upstream.Key,
+		maxKeys:       DefaultMaxKeys,
+		now:           time.Now,
+		sleep:         sleepCtx,
+		randN:         rand.Int64N,
+	}
+	for _, s := range []int{
+		http.StatusRequestTimeout,     // 408: the server gave up waiting; RFC 9110 §15.5.9 says the client may repeat
+		http.StatusTooManyRequests,    // 429: RFC 6585 §4, with Retry-After
+		http.StatusBadGateway,         // 502
+		http.StatusServiceUnavailable, // 503: RFC 9110 §15.6.4, with Retry-After
+		http.StatusGatewayTimeout,     // 504
+	} {
+		c.statuses[s] = true
+	}
+	c.methods = setOf(http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace,
+		http.MethodPut, http.MethodDelete)
+	return c
+}
+
+func setOf(ms ...string) map[string]bool {
+	m := make(map[string]bool, len(ms))
+	for _, s := range ms {
+		m[s] = true
+	}
+	return m
+}
+
+// WithMaxAttempts sets how many attempts a call may make, counting the first
+// (default 4, so at most 3 retries). n must be at least 1; 1 disables retries.
+func WithMaxAttempts(n int) Option {
+	if n < 1 {
+		panic(fmt.Sprintf("retry: WithMaxAttempts(%d): n must be at least 1", n))
+	}
+	return optionFunc(func(c *config) { c.maxAttempts = n })
+}
+
+// WithBackoff sets the exponential backoff between attempts: the wait before
+// retry n (0 for the first retry) is uniform in [0, min(max, initial·2^n)]
+// ("full jitter", as in AWS's "Exponential Backoff and Jitter"), so clients
+// that failed together do not retry together. Defaults: 200 ms and 3 s. A
+// server's pushback (Retry-After) may lengthen the wait, see WithMaxRetryAfter.
+// initial must not be negative and max must not be below initial.
+func WithBackoff(initial, max time.Duration) Option {
+	if initial < 0 || max < initial {
+		panic(fmt.Sprintf("retry: WithBackoff(%v, %v): need 0 <= initial <= max", initial, max))
+	}
+	return optionFunc(func(c *config) { c.initial, c.max = initial, max })
+}
+
+// WithAttemptTimeout bounds each attempt, body included, to d — or to what is
+// left of the request context's deadline when that is sooner. An attempt that
+// runs out of its own time (not the caller's) is retried as "timeout". The
+// timer is released when the caller closes the response body or reads it to
+// the end, not when RoundTrip returns. Default: none (attempts are bounded only
+// by the request context). d must be positive.
+func WithAttemptTimeout(d time.Duration) Option {
+	if d <= 0 {
+		panic(fmt.Sprintf("retry: WithAttemptTimeout(%v): d must be positive", d))
+	}
+	return optionFunc(func(c *config) { c.attemptTO = d })
+}
+
+// WithStatuses replaces the set of response status codes that are retried.
+// Default: 408, 429, 502, 503, 504 — never other 4xx, which repeat the same
+// answer, and never 500 or 501, which are rarely transient. Codes must be in
+// 100..599. With no codes, no response is retried (errors still are).
+func WithStatuses(codes ...int) Option {
+	var set [600]bool
+	for _, s := range codes {
+		if s < 100 || s > 599 {
+			panic(fmt.Sprintf("retry: WithStatuses(%d): not an HTTP status code", s))
+		}
+		set[s] = true
+	}
+	return optionFunc(func(c *config) { c.statuses = set })
+}
+
+// WithMethods replaces the set of methods that may be repeated without an
+// Idempotency-Key. Default: the idempotent methods of RFC 9110 §9.2.2 — GET,
+// HEAD, OPTIONS, TRACE, PUT, DELETE. Methods are matched exactly (net/http
+// method names are upper case).
+func WithMethods(methods ...string) Option {
+	set := setOf(methods...)
+	return optionFunc(func(c *config) { c.methods = set })
+}
+
+// WithRetryBudget sets the retry budget kept per upstream (see WithKeyFunc):
+// over a sliding window, retries may add at most ratio × the requests started
+// in that window, plus a floor of minPerSecond × window seconds so that a quiet
+// client can still retry. When the budget is spent a failed attempt is not
+// retried: its response (or error) is returned and the observer is told
+// "budget". This keeps a full outage from being amplified by every client's
+// retries (Google SRE book, "Handling Overload"; Envoy retry budgets; Finagle
+// RetryBudget; gRPC retry throttling).
+//
+// Default: ratio 0.2, window 10 s, minPerSecond 3 — at most 20 % extra load,
+// and 30 retries per 10 s for a client too quiet for 20 % to allow any. The
+// window is kept as 10 buckets, so it slides in steps of window/10. ratio and
+// minPerSecond must not be negative, window must be positive. Use
+// WithoutRetryBudget to switch the budget off.
+func WithRetryBudget(ratio float64, window time.Duration, minPerSecond float64) Option {
+	if ratio < 0 || minPerSecond < 0 || window <= 0 || math.IsNaN(ratio) || math.IsNaN(minPerSecond) || math.IsInf(ratio, 0) || math.IsInf(minPerSecond, 0) {
+		panic(fmt.Sprintf("retry: WithRetryBudget(%v, %v, %v): need ratio >= 0, window > 0, minPerSecond >= 0",
+			ratio, window, minPerSecond))
+	}
+	return optionFunc(func(c *config) {
+		c.budget, c.ratio, c.window, c.minPerSecond = true, ratio, window, minPerSecond
+	})
+}
+
+// WithoutRetryBudget switches the retry budget off: every retryable failure is
+// retried up to WithMaxAttempts. Only advisable when another layer (a circuit
+// breaker, a server-side budget) bounds the load retries add.
+func WithoutRetryBudget() Option {
+	return optionFunc(func(c *config) { c.budget = false })
+}
+
+// WithMaxRetryAfter caps the wait before a retry (default 30 s), however long
+// the server's Retry-After or RateLimit-Reset asks for. Independently of the
+// cap, a wait that would end after the request context's deadline is never
+// started: the response is returned at once instead. d must not be negative.
+func WithMaxRetryAfter(d time.Duration) Option {
+	if d < 0 {
+		panic(fmt.Sprintf("retry: WithMaxRetryAfter(%v): d must not be negative", d))
+	}
+	return optionFunc(func(c *config) { c.maxRetryAfter = d })
+}
+
+// WithOnRetry registers f, called synchronously for every failed attempt that
+// could have been retried: once a retry is scheduled (before the wait), or
+// when it is refused (RetryInfo.Refused says why). f must be quick and safe for
+// concurrent use. Default: none. The same facts also go to the call's
+// recorder as callctx events, which is how the tracing package sees them.
+func WithOnRetry(f func(RetryInfo)) Option {
+	return optionFunc(func(c *config) { c.onRetry = f })
+}
+
+// WithIdempotencyKey makes requests whose method is not idempotent retryable by
+// giving them an Idempotency-Key header (a random UUID, as an sf-string per
+// draft-ietf-httpapi-idempotency-key-header §2) when they have none; every
+// attempt of the call carries the same key. The server must honour the header
+// for this to be safe. Default: off.
+func WithIdempotencyKey() Option {
+	return optionFunc(func(c *config) { c.idemKey = true })
+}
+
+// WithBufferBodies lets requests whose body has no GetBody be retried by
+// buffering the body in memory, up to limit bytes. A longer body is streamed
+// and sent exactly once. Default: off — such bodies are sent once, since
+// buffering whole bodies (as go-retryablehttp does) costs memory that GetBody
+// avoids. limit must be positive.
+func WithBufferBodies(limit int64) Option {
+	if limit <= 0 {
+		panic(fmt.Sprintf("retry: WithBufferBodies(%d): limit must be positive", limit))
+	}
+	return optionFunc(func(c *config) { c.bufferLimit = limit })
+}
+
+// WithAttemptHeader sends the attempt number (0 for the first attempt, 1 for
+// the first resend; the number of earlier attempts, like gRPC's
+// grpc-previous-rpc-attempts) in the header name on every attempt, so the
+// upstream can see resends, as Envoy's x-envoy-attempt-count does. Default: no
+// header.
+func WithAttemptHeader(name string) Option {
+	if name == "" {
+		panic("retry: WithAttemptHeader(\"\"): name must not be empty")
+	}
+	name = http.CanonicalHeaderKey(name)
+	return optionFunc(func(c *config) { c.attemptHeader = name })
+}
+
+// WithCheckRetry decides which outcomes are retried with a go-retryablehttp
+// policy, such as retryablehttp.DefaultRetryPolicy, instead of WithStatuses and
+// the built-in error classes. Only its boolean is used; a RoundTripper must
+// return the response it got, so the policy's error is not returned. The rules
+// of this package still apply around it: the idempotency gate, the body rules,
+// the retry budget, the deadline, the caller's context and LocalRefusal errors.
+// A nil f restores the built-in policy.
+func WithCheckRetry(f retryablehttp.CheckRetry) Option {
+	return optionFunc(func(c *config) { c.checkRetry = f })
+}
+
+// WithBackoffFunc computes the wait before each retry with a go-retryablehttp
+// Backoff, such as retryablehttp.DefaultBackoff, called with the WithBackoff
+// bounds as min and max, the number of the failed attempt (0 for the first) and
+// its response (nil after an error). Pushback headers and WithMaxRetryAfter
+// still apply to its result. A nil f restores full-jitter backoff.
+func WithBackoffFunc(f retryablehttp.Backoff) Option {
+	return optionFunc(func(c *config) { c.backoffFunc = f })
+}
+
+// WithKeyFunc sets how requests are grouped into upstreams for the retry
+// budget. Default: "scheme://host:port". A nil f restores the default.
+func WithKeyFunc(f func(*http.Request) string) Option {
+	return optionFunc(func(c *config) {
+		if f == nil {
+			f = upstream.Key
+		}
+		c.keyFunc = f
+	})
+}
+
+// WithMaxKeys bounds the number of upstreams whose retry budget is kept
+// (default 1024); the least recently used is forgotten first, and starts with a
+// fresh budget when seen again. n must be at least 1.
+func WithMaxKeys(n int) Option {
+	if n < 1 {
+		panic(fmt.Sprintf("retry: WithMaxKeys(%d): n must be at least 1", n))
+	}
+	return optionFunc(func(c *config) { c.maxKeys = n })
+}
+
+// sleepCtx waits d or until ctx is done, whichever is first.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,387 @@
+// Package retry retries failed HTTP attempts without storming the upstream,
+// without losing or re-reading a request body, and always hands the caller the
+// last response when there is one.
+//
+// What it retries by default: 408, 429, 502, 503 and 504 responses; timeouts
+// of an attempt; connections refused, reset or closed before a response; HTTP/2
+// refused streams and GOAWAY. Only idempotent methods (RFC 9110 §9.2.2) and
+// requests carrying an Idempotency-Key are repeated, except after errors that
+// prove nothing was sent. Waits use full-jitter exponential backoff, lengthened
+// by the server's Retry-After or RateLimit-Reset, and are never started when
+// they would end after the deadline of the request context. A retry budget per
+// upstream keeps retries under 20 % of the traffic, so a full outage is not
+// multiplied by every client.
+//
+// The shortest correct use:
+//
+//	client := &http.Client{Transport: retry.NewTransport(nil)}
+//
+// With a total time budget, place the budget layer outside retry so waits are
+// cut short by it (see outbound.Chain).
+package retry
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/outboundhttp/outbound/internal/body"
+	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/keyed"
+	"github.com/outboundhttp/outbound/internal/pushback"
+)
+
+// Transport is an http.RoundTripper that retries failed attempts of idempotent
+// requests. Create it with NewTransport; the zero value is not usable. It is
+// safe for concurrent use; the retry budgets it keeps per upstream are shared
+// by all requests through it.
+//
+// RoundTrip returns the last response with a nil error whenever an attempt
+// obtained one (whatever its status), or a *Error wrapping the last attempt's
+// error. Every response it does not return is drained (bounded) and closed, so
+// its connection is reused. Resources of the returned attempt (the attempt
+// timeout's timer) are released when the caller closes the response body or
+// reads it to the end.
+type Transport struct {
+	next    http.RoundTripper
+	cfg     config
+	budgets *keyed.Map[*retryBudget] // nil when the budget is off
+}
+
+var _ http.RoundTripper = (*Transport)(nil)
+
+// NewTransport returns a Transport that sends attempts through next (nil means
+// http.DefaultTransport). Invalid options panic here, never on the request path.
+func NewTransport(next http.RoundTripper, opts ...Option) *Transport {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	t := &Transport{next: next, cfg: defaultConfig()}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&t.cfg)
+		}
+	}
+	if t.cfg.budget {
+		c := &t.cfg
+		t.budgets = keyed.NewMap(c.maxKeys, func(string) *retryBudget { return newRetryBudget(c) })
+	}
+	return t
+}
+
+// Middleware returns a middleware that wraps a RoundTripper in a Transport
+// built with opts, for use with outbound.Chain. Each call of the returned
+// function builds a Transport with its own retry budgets.
+func Middleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
+	return func(next http.RoundTripper) http.RoundTripper { return NewTransport(next, opts...) }
+}
+
+// Attempt returns the attempt number carried by ctx: 0 for the first attempt,
+// 1 for the first resend, and 0 in a context that did not come from a retry
+// Transport. Layers inside the Transport use it, for example to set the
+// OpenTelemetry attribute http.request.resend_count.
+func Attempt(ctx context.Context) int { return callctx.Attempt(ctx) }
+
+// CloseIdleConnections forwards to the wrapped RoundTripper when it has the
+// method. The Transport itself never calls it.
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// RetryInfo describes a failed attempt that could have been retried; it is
+// passed to the function given to WithOnRetry.
+type RetryInfo struct {
+	Request    *http.Request // the caller's request; must not be modified
+	Attempt    int           // number of the failed attempt, 0 for the first
+	StatusCode int           // its status; 0 when it failed with an error
+	Err        error         // its error; nil when it got a response
+	Reason     string        // why it failed: "status_503", "timeout", "connection_reset", ...
+	Delay      time.Duration // wait before the next attempt; 0 when refused
+	// Refused is empty when the next attempt is scheduled; otherwise why it is
+	// not: "attempts", "budget", "deadline", "not_idempotent" or
+	// "body_not_rewindable".
+	Refused string
+	Key     string // upstream key of the retry budget; empty when the budget is off
+}
+
+// bodySource yields the body of each attempt. It never hands out a body that
+// an earlier attempt may have read: attempt 0 gets the caller's body, later
+// attempts a fresh one from GetBody (or from the buffer of WithBufferBodies).
+type bodySource struct {
+	first      io.ReadCloser
+	getBody    func() (io.ReadCloser, error)
+	rewindable bool
+	length     int64 // ContentLength for every attempt
+}
+
+func (t *Transport) bodySource(req *http.Request) (bodySource, error) {
+	rb := req.Body
+	src := bodySource{first: rb, getBody: req.GetBody, length: req.ContentLength}
+	switch {
+	case rb == nil || rb == http.NoBody:
+		src.rewindable = true
+		src.getBody = func() (io.ReadCloser, error) { return rb, nil }
+	case req.GetBody != nil:
+		src.rewindable = true
+	case t.cfg.bufferLimit > 0 && req.ContentLength <= t.cfg.bufferLimit:
+		limit := t.cfg.bufferLimit
+		buf, err := io.ReadAll(io.LimitReader(rb, limit+1))
+		if err != nil {
+			rb.Close()
+			return src, fmt.Errorf("retry: reading request body: %w", err)
+		}
+		if int64(len(buf)) > limit {
+			// Too long to buffer: send what was read followed by the rest, once.
+			src.first = struct {
+				io.Reader
+				io.Closer
+			}{io.MultiReader(bytes.NewReader(buf), rb), rb}
+			return src, nil
+		}
+		rb.Close()
+		src.rewindable = true
+		src.length = int64(len(buf))
+		src.getBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
+		src.first, _ = src.getBody()
+	}
+	return src, nil
+}
+
+// RoundTrip sends req, retrying as configured. See Transport for what it
+// returns. req is never modified; each attempt is a clone whose context carries
+// the attempt number.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	c := &t.cfg
+	ctx := req.Context()
+
+	idempotent := c.methods[req.Method]
+	var idemKey string
+	if !idempotent {
+		if req.Header.Get(IdempotencyKeyHeader) != "" {
+			idempotent = true
+		} else if c.idemKey {
+			idemKey = `"` + uuid.NewString() + `"`
+			idempotent = true
+		}
+	}
+
+	src, err := t.bodySource(req)
+	if err != nil {
+		return nil, &Error{Err: err}
+	}
+	var key string
+	var bud *retryBudget
+	if t.budgets != nil {
+		key = c.keyFunc(req)
+		bud = t.budgets.Get(key)
+		bud.request(c.now())
+	}
+
+	attemptBody := src.first
+	for n := 0; ; n++ {
+		actx := callctx.WithAttempt(ctx, n)
+		var cancel context.CancelFunc
+		if c.attemptTO > 0 {
+			actx, cancel = context.WithTimeout(actx, c.attemptTO)
+		}
+		areq := req.Clone(actx)
+		areq.Body = attemptBody
+		areq.ContentLength = src.length
+		if src.rewindable && req.GetBody == nil && req.Body != nil && req.Body != http.NoBody {
+			areq.GetBody = src.getBody // buffered: lets net/http rewind too
+		}
+		if idemKey != "" || c.attemptHeader != "" {
+			if areq.Header == nil {
+				areq.Header = make(http.Header)
+			}
+			if idemKey != "" {
+				areq.Header.Set(IdempotencyKeyHeader, idemKey)
+			}
+			if c.attemptHeader != "" {
+				areq.Header.Set(c.attemptHeader, strconv.Itoa(n))
+			}
+		}
+
+		resp, err := t.next.RoundTrip(areq)
+		// Defend against RoundTrippers that break the contract, as net/http's
+		// Client.send does.
+		if err != nil && resp != nil {
+			resp.Body.Close()
+			resp = nil
+		} else if err == nil && resp == nil {
+			err = errors.New("retry: RoundTripper returned a nil *Response with a nil error")
+		}
+		if resp != nil && resp.Body == nil {
+			resp.Body = http.NoBody
+		}
+
+		retryable, unsent := t.retryable(ctx, actx, resp, err)
+		if !retryable {
+			return finish(resp, err, n, nil, cancel)
+		}
+
+		// The attempt failed in a way that may be retried: decide whether to.
+		now := c.now()
+		info := RetryInfo{Request: req, Attempt: n, Err: err, Reason: reason(actx, resp, err), Key: key}
+		if resp != nil {
+			info.StatusCode = resp.StatusCode
+		}
+		var stop error
+		switch {
+		case n+1 >= c.maxAttempts:
+			info.Refused, stop = "attempts", ErrAttempts
+		case !idempotent && !unsent:
+			info.Refused, stop = "not_idempotent", ErrNotIdempotent
+		case !src.rewindable:
+			info.Refused, stop = "body_not_rewindable", ErrBodyNotRewindable
+		}
+		if stop == nil {
+			info.Delay = t.delay(n, resp, now)
+			if dl, ok := ctx.Deadline(); ok && !now.Add(info.Delay).Before(dl) {
+				// Sleeping would outlive the caller: hand back what we have now
+				// (go-retryablehttp sleeps through the deadline instead).
+				info.Refused, stop = "deadline", ErrDeadline
+			} else if bud != nil && !bud.withdraw(now) {
+				info.Refused, stop = "budget", ErrBudget
+			} else if nextBody, err2 := src.getBody(); err2 != nil || (nextBody == nil && src.first != nil) {
+				info.Refused, stop = "body_not_rewindable", ErrBodyNotRewindable
+			} else {
+				attemptBody = nextBody
+			}
+		}
+		if stop != nil {
+			info.Delay = 0
+			callctx.Emit(ctx, callctx.Event{Kind: callctx.KindRetryRefused, Attempt: n, Reason: info.Refused, Key: key})
+			if c.onRetry != nil {
+				c.onRetry(info)
+			}
+			return finish(resp, err, n, stop, cancel)
+		}
+		callctx.Emit(ctx, callctx.Event{Kind: callctx.KindRetry, Attempt: n + 1, Delay: info.Delay, Reason: info.Reason, Key: key})
+		if c.onRetry != nil {
+			c.onRetry(info)
+		}
+		if resp != nil {
+			body.Discard(resp) // before the wait, so the connection goes back to the pool
+		}
+		if cancel != nil {
+			cancel()
+		}
+		if err := c.sleep(ctx, info.Delay); err != nil {
+			if attemptBody != nil {
+				attemptBody.Close()
+			}
+			return nil, &Error{Attempts: n + 1, Err: ctxErr(ctx, err)}
+		}
+	}
+}
+
+// finish returns the outcome of attempt n to the caller.
+func finish(resp *http.Response, err error, n int, stop error, cancel context.CancelFunc) (*http.Response, error) {
+	if resp != nil {
+		if cancel != nil {
+			body.OnDone(resp, cancel) // the attempt's timer lives until the body is done
+		}
+		return resp, nil
+	}
+	if cancel != nil {
+		cancel()
+	}
+	return nil, &Error{Attempts: n + 1, Err: err, Stop: stop}
+}
+
+// ctxErr returns the error for a wait cut short by ctx: ctx.Err(), joined with
+// its cause when a layer set one (context.WithDeadlineCause), so both
+// errors.Is(err, context.DeadlineExceeded) and the cause match.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	err = ctx.Err()
+	if cause := context.Cause(ctx); cause != nil && cause != err {
+		return fmt.Errorf("%w: %w", err, cause)
+	}
+	return err
+}
+
+// retryable reports whether the outcome of one attempt may be retried, and
+// whether it proves the request was not processed by the server.
+func (t *Transport) retryable(ctx, actx context.Context, resp *http.Response, err error) (retryable, unsent bool) {
+	if ctx.Err() != nil {
+		return false, false // never after the caller gave up
+	}
+	if err != nil && isLocalRefusal(err) {
+		return false, false // a layer below shed this request on purpose
+	}
+	if err != nil {
+		_, retryable, unsent = errReason(err)
+		if t.cfg.attemptTO > 0 && actx.Err() == context.DeadlineExceeded {
+			retryable = true // the attempt's own deadline, not the caller's
+		}
+	} else {
+		retryable = resp.StatusCode >= 0 && resp.StatusCode < len(t.cfg.statuses) && t.cfg.statuses[resp.StatusCode]
+	}
+	if t.cfg.checkRetry != nil {
+		retryable, _ = t.cfg.checkRetry(ctx, resp, err)
+	}
+	return retryable, unsent
+}
+
+// reason names why an attempt failed, for events and RetryInfo.
+func reason(actx context.Context, resp *http.Response, err error) string {
+	if resp != nil {
+		return statusReason(resp.StatusCode)
+	}
+	if actx.Err() == context.DeadlineExceeded {
+		return "timeout"
+	}
+	r, _, _ := errReason(err)
+	return r
+}
+
+// delay is the wait before retrying attempt n: the backoff, lengthened to the
+// server's pushback when it asks for more, capped by WithMaxRetryAfter.
+func (t *Transport) delay(n int, resp *http.Response, now time.Time) time.Duration {
+	c := &t.cfg
+	var d time.Duration
+	if c.backoffFunc != nil {
+		d = c.backoffFunc(c.initial, c.max, n, resp)
+	} else {
+		d = fullJitter(c.initial, c.max, n, c.randN)
+	}
+	if resp != nil {
+		if p, ok := pushback.Delay(resp.Header, now); ok && p > d {
+			d = p
+		}
+	}
+	if d > c.maxRetryAfter {
+		d = c.maxRetryAfter
+	}
+	if d < 0 {
+		d = 0
+	}
+	return d
+}
+
+// fullJitter returns a wait uniform in [0, min(max, initial·2^n)] ("Exponential
+// Backoff and Jitter", AWS Architecture Blog, 2015): of the jitter schemes it
+// spreads synchronized clients the most for the least total wait.
+func fullJitter(initial, max time.Duration, n int, randN func(int64) int64) time.Duration {
+	ceil := max
+	if n < 62 && initial <= max>>uint(n) {
+		ceil = initial << uint(n)
+	}
+	if ceil <= 0 {
+		return 0
+	}
+	return time.Duration(randN(int64(ceil) + 1))
+}
