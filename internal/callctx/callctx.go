@@ -8,6 +8,7 @@ package callctx
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -137,3 +138,14 @@ func Emit(ctx context.Context, ev Event) {
 		r.Record(ctx, ev)
 	}
 }
+
+// ErrAttemptTimeout is the cause a layer gives the context of one attempt when
+// it bounds that attempt's duration:
+//
+//	actx, cancel := context.WithTimeoutCause(ctx, d, callctx.ErrAttemptTimeout)
+//
+// Layers below then tell an attempt that ran out of its own time (the
+// upstream was too slow: the circuit breaker counts a failure) from a caller
+// that gave up or whose total budget ran out (which says nothing about the
+// upstream) with errors.Is(context.Cause(ctx), ErrAttemptTimeout).
+var ErrAttemptTimeout = errors.New("attempt timed out")
