@@ -44,8 +44,15 @@
 // every other 4xx as successes. An attempt that ended because the caller's
 // context was canceled or reached its deadline (the total budget ran out) says
 // nothing about the upstream: it is reported to gobreaker as excluded, counted
-// neither way, and frees its half-open probe slot. A timeout must therefore be
-// enforced below this layer (by the base transport) to count as a failure.
+// neither way, and frees its half-open probe slot. A per-attempt timeout set
+// above this layer (retry.WithAttemptTimeout) counts as a failure when its
+// context cause is callctx.ErrAttemptTimeout; a timeout enforced below this
+// layer (the base transport's) is an error with a live context and always
+// counts.
+//
+// The trip rule is checked when a failure is recorded (gobreaker calls
+// ReadyToTrip on failures only), so the breaker opens on the failing attempt
+// that crosses the ratio, never on a success.
 //
 // # Order
 //
@@ -59,6 +66,8 @@
 package circuit
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"sync/atomic"
 	"time"
@@ -196,9 +205,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // outcome classifies one attempt for gobreaker: nil is a success.
 func (t *Transport) outcome(req *http.Request, resp *http.Response, err error) error {
-	if err != nil && req.Context().Err() != nil {
+	if ctx := req.Context(); err != nil && ctx.Err() != nil &&
+		!errors.Is(context.Cause(ctx), callctx.ErrAttemptTimeout) {
 		// The caller gave up (canceled, or its deadline passed): nothing
-		// was learned about the upstream.
+		// was learned about the upstream. An attempt timeout set above
+		// this layer, marked by its cause, is the upstream being slow.
 		return errExcluded
 	}
 	if resp == nil && err == nil {

@@ -703,3 +703,31 @@ func TestWindowOption(t *testing.T) {
 		}
 	})
 }
+
+func TestAttemptTimeoutCauseCounts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			<-r.Context().Done()
+			return nil, r.Context().Err()
+		})
+		tr := NewTransport(base, WithMinRequests(3))
+		for range 3 {
+			// The caller's own deadline: excluded.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			tr.RoundTrip(get(t, hostA).WithContext(ctx))
+			cancel()
+		}
+		if s := tr.State("http://a.example:80"); s != Closed {
+			t.Fatalf("caller deadlines: got %v; want closed", s)
+		}
+		for range 3 {
+			// An attempt timeout set by a layer above (retry), marked by its cause.
+			ctx, cancel := context.WithTimeoutCause(context.Background(), time.Second, callctx.ErrAttemptTimeout)
+			tr.RoundTrip(get(t, hostA).WithContext(ctx))
+			cancel()
+		}
+		if s := tr.State("http://a.example:80"); s != Open {
+			t.Fatalf("attempt timeouts: got %v; want open", s)
+		}
+	})
+}
