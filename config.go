@@ -1,0 +1,329 @@
+package outbound
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Secret is a string that never shows in formatted output: String, GoString,
+// Format and MarshalText all give "[REDACTED]" (or "" when it is empty), so a
+// Config can be logged with %v or %+v without leaking the API key.
+type Secret string
+
+const redacted = "[REDACTED]"
+
+// String returns "[REDACTED]", or "" for an empty secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return redacted
+}
+
+// GoString returns the redacted form, for %#v.
+func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
+
+// Format prints the redacted form for every verb.
+func (s Secret) Format(f fmt.State, verb rune) {
+	if verb == 'q' || (verb == 'v' && f.Flag('#')) {
+		fmt.Fprintf(f, "%q", s.String())
+		return
+	}
+	fmt.Fprint(f, s.String())
+}
+
+// MarshalText gives the redacted form, so encoding a Config never leaks it.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Reveal returns the secret itself, for the one place that must send it.
+func (s Secret) Reveal() string { return string(s) }
+
+// Config holds the settings of the standard stack, typed and loadable from
+// the environment (LoadConfig), like the reference article's ApiClientSettings.
+// The zero Config is not valid; start from DefaultConfig. The env tags name
+// each variable without the prefix given to LoadConfig.
+type Config struct {
+	// Base transport (NewTransport).
+	ConnectTimeout        time.Duration `env:"CONNECT_TIMEOUT"`
+	TLSHandshakeTimeout   time.Duration `env:"TLS_HANDSHAKE_TIMEOUT"`
+	ResponseHeaderTimeout time.Duration `env:"RESPONSE_HEADER_TIMEOUT"`
+	ExpectContinueTimeout time.Duration `env:"EXPECT_CONTINUE_TIMEOUT"`
+	IdleConnTimeout       time.Duration `env:"IDLE_CONN_TIMEOUT"`
+	BodyIdleTimeout       time.Duration `env:"BODY_IDLE_TIMEOUT"` // 0 disables
+	MaxConnsPerHost       int           `env:"MAX_CONNS_PER_HOST"`
+	MaxIdleConnsPerHost   int           `env:"MAX_IDLE_CONNS_PER_HOST"`
+	HTTP2                 bool          `env:"HTTP2"`
+
+	// Headers (transport/header). APIKey is sent as "Authorization: Bearer".
+	UserAgent string `env:"USER_AGENT"`
+	APIKey    Secret `env:"API_KEY"`
+
+	// Request IDs (transport/requestid).
+	RequestIDHeader string `env:"REQUEST_ID_HEADER"`
+
+	// Total time budget per call (transport/budget). DeadlineHeader, when not
+	// empty, sends the remaining budget to the upstream on every attempt.
+	TotalBudget    time.Duration `env:"TOTAL_BUDGET"`
+	DeadlineHeader string        `env:"DEADLINE_HEADER"`
+
+	// Retries (transport/retry). MaxAttempts counts the first attempt;
+	// 1 turns retries off. AttemptTimeout 0 means no per-attempt bound.
+	// RetryBudgetRatio 0 turns the retry budget off.
+	MaxAttempts      int           `env:"MAX_ATTEMPTS"`
+	BackoffInitial   time.Duration `env:"BACKOFF_INITIAL"`
+	BackoffMax       time.Duration `env:"BACKOFF_MAX"`
+	AttemptTimeout   time.Duration `env:"ATTEMPT_TIMEOUT"`
+	MaxRetryAfter    time.Duration `env:"MAX_RETRY_AFTER"`
+	RetryBudgetRatio float64       `env:"RETRY_BUDGET_RATIO"`
+	RetryStatuses    []int         `env:"RETRY_STATUSES"`
+
+	// Limits (transport/ratelimit). RatePerSecond 0 means no rate limit;
+	// MaxConcurrency 0 means no concurrency limit.
+	RatePerSecond  float64       `env:"RATE_PER_SECOND"`
+	RateBurst      int           `env:"RATE_BURST"`
+	MaxConcurrency int           `env:"MAX_CONCURRENCY"`
+	QueueLength    int           `env:"QUEUE_LENGTH"`
+	QueueTimeout   time.Duration `env:"QUEUE_TIMEOUT"`
+
+	// Circuit breaker (transport/circuit).
+	CircuitEnabled       bool          `env:"CIRCUIT_ENABLED"`
+	CircuitFailureRatio  float64       `env:"CIRCUIT_FAILURE_RATIO"`
+	CircuitMinRequests   int           `env:"CIRCUIT_MIN_REQUESTS"`
+	CircuitWindow        time.Duration `env:"CIRCUIT_WINDOW"`
+	CircuitBreakDuration time.Duration `env:"CIRCUIT_BREAK_DURATION"`
+
+	// Telemetry (transport/tracing).
+	TracingEnabled bool `env:"TRACING_ENABLED"`
+}
+
+// DefaultConfig returns the documented defaults (docs/defaults.md): the
+// reference article's timeouts and pool limits, a 10 s budget, 4 attempts
+// with full-jitter backoff from 200 ms to 3 s, a 20 % retry budget, at most
+// 100 concurrent calls per upstream with a 2 s queue wait, a breaker, and
+// tracing through the global OpenTelemetry providers.
+func DefaultConfig() Config {
+	return Config{
+		ConnectTimeout:        DefaultConnectTimeout,
+		TLSHandshakeTimeout:   DefaultTLSHandshakeTimeout,
+		ResponseHeaderTimeout: DefaultResponseHeaderTimeout,
+		ExpectContinueTimeout: DefaultExpectContinueTimeout,
+		IdleConnTimeout:       DefaultIdleConnTimeout,
+		BodyIdleTimeout:       DefaultBodyIdleTimeout,
+		MaxConnsPerHost:       DefaultMaxConnsPerHost,
+		MaxIdleConnsPerHost:   DefaultMaxIdleConnsPerHost,
+		HTTP2:                 true,
+
+		UserAgent:       "outbound/1",
+		RequestIDHeader: "X-Request-ID",
+
+		TotalBudget: 10 * time.Second,
+
+		MaxAttempts:      4,
+		BackoffInitial:   200 * time.Millisecond,
+		BackoffMax:       3 * time.Second,
+		MaxRetryAfter:    30 * time.Second,
+		RetryBudgetRatio: 0.2,
+		RetryStatuses:    []int{408, 429, 502, 503, 504},
+
+		MaxConcurrency: 100,
+		QueueLength:    1000,
+		QueueTimeout:   2 * time.Second,
+
+		CircuitEnabled:       true,
+		CircuitFailureRatio:  0.5,
+		CircuitMinRequests:   20,
+		CircuitWindow:        30 * time.Second,
+		CircuitBreakDuration: 5 * time.Second,
+
+		TracingEnabled: true,
+	}
+}
+
+// String formats the Config with the API key redacted.
+func (c Config) String() string {
+	type plain Config // no String method: avoids recursion; Secret still redacts itself
+	return fmt.Sprintf("%+v", plain(c))
+}
+
+// LoadConfig returns DefaultConfig overridden by the environment variables
+// named by Config's env tags with prefix in front (for example with prefix
+// "APP_": APP_CONNECT_TIMEOUT=2s, APP_API_KEY=...). Durations use Go syntax
+// ("250ms", "2s"), lists are comma-separated. An invalid value gives an error
+// naming the variable and the problem, never the API key's value. The result
+// is validated (see Validate).
+func LoadConfig(prefix string) (Config, error) {
+	cfg := DefaultConfig()
+	if err := env.ParseWithOptions(&cfg, env.Options{Prefix: prefix}); err != nil {
+		return Config{}, configEnvError(prefix, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// configEnvError rewrites env's errors, which name the Go field, to name the
+// environment variable, and drops the value of secret fields.
+func configEnvError(prefix string, err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return fmt.Errorf("outbound: config: %w", err)
+	}
+	t := reflect.TypeOf(Config{})
+	var msgs []string
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if !errors.As(e, &pe) {
+			msgs = append(msgs, e.Error())
+			continue
+		}
+		name := pe.Name
+		secret := false
+		if f, ok := t.FieldByName(pe.Name); ok {
+			name = prefix + strings.Split(f.Tag.Get("env"), ",")[0]
+			secret = f.Type == reflect.TypeOf(Secret(""))
+		}
+		if secret {
+			msgs = append(msgs, name+": invalid value")
+		} else {
+			msgs = append(msgs, fmt.Sprintf("%s: %v", name, pe.Err))
+		}
+	}
+	return fmt.Errorf("outbound: config: %s", strings.Join(msgs, "; "))
+}
+
+// ConfigError lists every problem Validate found.
+type ConfigError struct {
+	Problems []string
+}
+
+func (e *ConfigError) Error() string {
+	return "outbound: invalid config: " + strings.Join(e.Problems, "; ")
+}
+
+// Validate reports every problem of c at once, as a *ConfigError: negative
+// durations, zero limits, and the cross-field rules of .NET's standard
+// resilience handler that a stack needs to make sense — the attempt timeout
+// must not exceed the total budget, the sum of the longest backoff waits must
+// fit in the budget, and the breaker's window must be at least twice the
+// attempt timeout (so one slow attempt cannot fill it).
+func (c Config) Validate() error {
+	var p []string
+	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"ConnectTimeout", c.ConnectTimeout},
+		{"TLSHandshakeTimeout", c.TLSHandshakeTimeout},
+		{"ResponseHeaderTimeout", c.ResponseHeaderTimeout},
+		{"ExpectContinueTimeout", c.ExpectContinueTimeout},
+		{"IdleConnTimeout", c.IdleConnTimeout},
+		{"BodyIdleTimeout", c.BodyIdleTimeout},
+		{"AttemptTimeout", c.AttemptTimeout},
+		{"MaxRetryAfter", c.MaxRetryAfter},
+		{"QueueTimeout", c.QueueTimeout},
+		{"BackoffInitial", c.BackoffInitial},
+		{"BackoffMax", c.BackoffMax},
+	} {
+		if d.v < 0 {
+			add("%s must not be negative (got %v)", d.name, d.v)
+		}
+	}
+	if c.TotalBudget <= 0 {
+		add("TotalBudget must be positive (got %v)", c.TotalBudget)
+	}
+	if c.MaxConnsPerHost < 1 {
+		add("MaxConnsPerHost must be at least 1 (got %d)", c.MaxConnsPerHost)
+	}
+	if c.MaxIdleConnsPerHost < 1 {
+		add("MaxIdleConnsPerHost must be at least 1 (got %d)", c.MaxIdleConnsPerHost)
+	}
+	if c.MaxIdleConnsPerHost > c.MaxConnsPerHost && c.MaxConnsPerHost >= 1 {
+		add("MaxIdleConnsPerHost (%d) must not exceed MaxConnsPerHost (%d)", c.MaxIdleConnsPerHost, c.MaxConnsPerHost)
+	}
+	if c.RequestIDHeader == "" {
+		add("RequestIDHeader must not be empty")
+	}
+	if c.MaxAttempts < 1 {
+		add("MaxAttempts must be at least 1 (got %d)", c.MaxAttempts)
+	}
+	if c.BackoffMax < c.BackoffInitial {
+		add("BackoffMax (%v) must not be less than BackoffInitial (%v)", c.BackoffMax, c.BackoffInitial)
+	}
+	if c.RetryBudgetRatio < 0 || c.RetryBudgetRatio > 1 {
+		add("RetryBudgetRatio must be within [0, 1] (got %v)", c.RetryBudgetRatio)
+	}
+	for _, s := range c.RetryStatuses {
+		if s < 100 || s > 599 {
+			add("RetryStatuses: %d is not an HTTP status", s)
+		}
+	}
+	if c.RatePerSecond < 0 {
+		add("RatePerSecond must not be negative (got %v)", c.RatePerSecond)
+	}
+	if c.RatePerSecond > 0 && c.RateBurst < 1 {
+		add("RateBurst must be at least 1 when RatePerSecond is set (got %d)", c.RateBurst)
+	}
+	if c.MaxConcurrency < 0 {
+		add("MaxConcurrency must not be negative (got %d)", c.MaxConcurrency)
+	}
+	if c.QueueLength < 0 {
+		add("QueueLength must not be negative (got %d)", c.QueueLength)
+	}
+	if c.CircuitEnabled {
+		if c.CircuitFailureRatio <= 0 || c.CircuitFailureRatio > 1 {
+			add("CircuitFailureRatio must be within (0, 1] (got %v)", c.CircuitFailureRatio)
+		}
+		if c.CircuitMinRequests < 1 {
+			add("CircuitMinRequests must be at least 1 (got %d)", c.CircuitMinRequests)
+		}
+		if c.CircuitWindow <= 0 {
+			add("CircuitWindow must be positive (got %v)", c.CircuitWindow)
+		}
+		if c.CircuitBreakDuration <= 0 {
+			add("CircuitBreakDuration must be positive (got %v)", c.CircuitBreakDuration)
+		}
+		if c.AttemptTimeout > 0 && c.CircuitWindow < 2*c.AttemptTimeout {
+			add("CircuitWindow (%v) must be at least twice AttemptTimeout (%v)", c.CircuitWindow, c.AttemptTimeout)
+		}
+	}
+	if c.TotalBudget > 0 {
+		if c.AttemptTimeout > c.TotalBudget {
+			add("AttemptTimeout (%v) must not exceed TotalBudget (%v)", c.AttemptTimeout, c.TotalBudget)
+		}
+		if w := c.maxBackoffTotal(); c.MaxAttempts >= 1 && w > c.TotalBudget {
+			add("the longest backoff waits of %d attempts add up to %v, more than TotalBudget (%v)", c.MaxAttempts, w, c.TotalBudget)
+		}
+	}
+	if len(p) > 0 {
+		return &ConfigError{Problems: p}
+	}
+	return nil
+}
+
+// maxBackoffTotal is the sum of the longest waits between MaxAttempts
+// attempts: min(BackoffMax, BackoffInitial·2^n) for n = 0 .. MaxAttempts-2.
+func (c Config) maxBackoffTotal() time.Duration {
+	var total time.Duration
+	step := c.BackoffInitial
+	for n := 0; n < c.MaxAttempts-1; n++ {
+		w := step
+		if w > c.BackoffMax || w <= 0 {
+			w = c.BackoffMax
+		}
+		total += w
+		if total > c.TotalBudget {
+			break // already too long; a huge MaxAttempts must not loop for long
+		}
+		if step < c.BackoffMax {
+			step *= 2
+		}
+	}
+	return total
+}

@@ -1,0 +1,140 @@
+package outbound
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultConfigIsValid(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("DefaultConfig().Validate() = %v; want nil", err)
+	}
+}
+
+func TestLoadConfigFromEnvironment(t *testing.T) {
+	t.Setenv("APP_CONNECT_TIMEOUT", "1500ms")
+	t.Setenv("APP_API_KEY", "sk-live-secret-123")
+	t.Setenv("APP_MAX_ATTEMPTS", "3")
+	t.Setenv("APP_RETRY_STATUSES", "429,503")
+	cfg, err := LoadConfig("APP_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ConnectTimeout != 1500*time.Millisecond || cfg.MaxAttempts != 3 || cfg.APIKey.Reveal() != "sk-live-secret-123" {
+		t.Fatalf("got %v; want connect 1.5s, 3 attempts and the key", cfg)
+	}
+	if fmt.Sprint(cfg.RetryStatuses) != "[429 503]" {
+		t.Fatalf("RetryStatuses = %v; want [429 503]", cfg.RetryStatuses)
+	}
+	// Unset variables keep the defaults.
+	if cfg.TotalBudget != 10*time.Second {
+		t.Fatalf("TotalBudget = %v; want the 10s default", cfg.TotalBudget)
+	}
+}
+
+func TestLoadConfigInvalidValueNamesVariable(t *testing.T) {
+	t.Setenv("APP_CONNECT_TIMEOUT", "soon")
+	t.Setenv("APP_MAX_ATTEMPTS", "many")
+	t.Setenv("APP_API_KEY", "sk-live-secret-123")
+	_, err := LoadConfig("APP_")
+	if err == nil {
+		t.Fatal("LoadConfig accepted invalid values")
+	}
+	msg := err.Error()
+	for _, want := range []string{"APP_CONNECT_TIMEOUT", "soon", "APP_MAX_ATTEMPTS"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not mention %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "sk-live-secret-123") {
+		t.Errorf("error %q leaks the API key", msg)
+	}
+}
+
+func TestLoadConfigInvalidCombinationIsValidated(t *testing.T) {
+	t.Setenv("APP_ATTEMPT_TIMEOUT", "20s")
+	_, err := LoadConfig("APP_")
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v; want *ConfigError", err)
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.ConnectTimeout = -time.Second
+	cfg.MaxConnsPerHost = 0
+	cfg.MaxAttempts = 0
+	cfg.AttemptTimeout = 20 * time.Second // > 10s budget
+	cfg.RetryBudgetRatio = 2
+	err := cfg.Validate()
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v; want *ConfigError", err)
+	}
+	for _, want := range []string{"ConnectTimeout", "MaxConnsPerHost", "MaxAttempts", "AttemptTimeout (20s) must not exceed TotalBudget", "RetryBudgetRatio"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if len(ce.Problems) < 5 {
+		t.Errorf("got %d problems; want at least 5: %v", len(ce.Problems), ce.Problems)
+	}
+}
+
+func TestValidateCrossFieldRules(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Config)
+		want   string
+	}{
+		{"backoff sum exceeds budget", func(c *Config) { c.MaxAttempts = 10; c.BackoffMax = 3 * time.Second }, "backoff waits"},
+		{"breaker window shorter than two attempts", func(c *Config) { c.AttemptTimeout = 5 * time.Second; c.CircuitWindow = 8 * time.Second }, "CircuitWindow"},
+		{"idle above max", func(c *Config) { c.MaxIdleConnsPerHost = 200 }, "MaxIdleConnsPerHost"},
+		{"rate without burst", func(c *Config) { c.RatePerSecond = 10; c.RateBurst = 0 }, "RateBurst"},
+		{"bad status", func(c *Config) { c.RetryStatuses = []int{42} }, "42"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tc.mutate(&cfg)
+			err := cfg.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate() = %v; want an error mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestHugeMaxAttemptsValidatesQuickly(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxAttempts = 1 << 30
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "backoff waits") {
+		t.Fatalf("Validate() = %v; want the backoff-sum problem", err)
+	}
+}
+
+func TestAPIKeyNeverFormatted(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.APIKey = "sk-live-secret-123"
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
+		for _, v := range []any{cfg, &cfg, cfg.APIKey} {
+			if out := fmt.Sprintf(verb, v); strings.Contains(out, "sk-live") {
+				t.Errorf("Sprintf(%q, %T) = %q leaks the key", verb, v, out)
+			}
+		}
+	}
+	if s := cfg.String(); !strings.Contains(s, "[REDACTED]") {
+		t.Errorf("String() = %q; want the key shown as [REDACTED]", s)
+	}
+	b, _ := cfg.APIKey.MarshalText()
+	if strings.Contains(string(b), "sk-live") {
+		t.Errorf("MarshalText leaks the key")
+	}
+	cfg.AttemptTimeout = time.Hour
+	if err := cfg.Validate(); err != nil && strings.Contains(err.Error(), "sk-live") {
+		t.Errorf("Validate error leaks the key: %v", err)
+	}
+}
