@@ -197,7 +197,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err := s.clock.Sleep(ctx, d.delay); err != nil {
 			rec.Canceled = true
 			s.record(rec, d.answer)
-			return
+			panic(http.ErrAbortHandler) // no answer at all, not an empty 200
 		}
 	}
 	if d.answer != nil && d.answer.Kind != KindStatus {
@@ -207,7 +207,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		<-ctx.Done() // hang
-		return
+		panic(http.ErrAbortHandler)
 	}
 
 	// The answer: the fault's status or the healthy handler's, buffered so
@@ -233,10 +233,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.Fault = d.body.Kind
 	}
 	if ra := cw.header.Get("Retry-After"); ra != "" {
-		now := s.clock.Now()
-		if wait, ok := pushback.ParseRetryAfter(ra, now); ok {
+		if wait, ok := pushback.ParseRetryAfter(ra, s.clock.Now()); ok {
 			rec.RetryAfter = wait
-			rec.NotBefore = now.Add(wait)
 		}
 	}
 	s.record(rec, d.answer)
@@ -256,16 +254,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write(body[:min(d.body.Bytes, len(body))])
 		rc.Flush()
 		<-ctx.Done()
-		return
+		panic(http.ErrAbortHandler)
 	}
 	rc.Flush()
 	for len(body) > 0 {
 		if s.clock.Sleep(ctx, d.body.Every) != nil {
-			return
+			panic(http.ErrAbortHandler)
 		}
 		n := min(d.body.Bytes, len(body))
 		if _, err := w.Write(body[:n]); err != nil {
-			return
+			panic(http.ErrAbortHandler)
 		}
 		rc.Flush()
 		body = body[n:]
@@ -291,6 +289,9 @@ func (s *Server) readBody(r *http.Request, rec *Record) []byte {
 // record's answer is now.
 func (s *Server) record(rec Record, answer *Fault) {
 	rec.Answered = s.clock.Now()
+	if rec.RetryAfter > 0 {
+		rec.NotBefore = rec.Answered.Add(rec.RetryAfter)
+	}
 	if answer != nil {
 		rec.Fault = answer.Kind
 	}
