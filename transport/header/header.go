@@ -1,0 +1,177 @@
+// Package header sets static request headers (such as User-Agent) and an
+// "Authorization: Bearer" token on outbound requests, without ever overwriting
+// a header the caller set.
+//
+//	client := outbound.Wrap(http.DefaultClient,
+//		header.Middleware(
+//			header.WithHeader("User-Agent", "billing/1.4"),
+//			header.WithTokenSource(tokens.Token), // called per attempt
+//		))
+//
+// Credentials are added only for the host of the caller's original request:
+// when a redirect leads to another host, the Authorization header is not sent
+// there, as net/http itself does for headers the caller set (RFC 9110 §15.4
+// leaves it to the client; Go's Client strips credentials on cross-host
+// redirects and so must a transport that adds them).
+package header
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"strings"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// ErrToken is matched by the error returned when the token source fails.
+// The error never contains a token.
+var ErrToken = errors.New("header: token source failed")
+
+// Option configures a Transport.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	static []field
+	token  func(context.Context) (string, error)
+}
+
+type field struct{ name, value string }
+
+// WithHeader sets name: value on every request that does not already carry
+// name. It panics if name or value is not a valid header field (RFC 9110 §5.5).
+func WithHeader(name, value string) Option {
+	if !httpguts.ValidHeaderFieldName(name) || !httpguts.ValidHeaderFieldValue(value) {
+		panic(fmt.Sprintf("header: WithHeader(%q, ...): invalid header field", name))
+	}
+	name = textproto.CanonicalMIMEHeaderKey(name)
+	return optionFunc(func(c *config) { c.static = append(c.static, field{name, value}) })
+}
+
+// WithBearerToken sends "Authorization: Bearer token" on every request that
+// has no Authorization header. It panics if token holds bytes a header value
+// cannot carry; the panic message does not include the token.
+func WithBearerToken(token string) Option {
+	if token == "" || !httpguts.ValidHeaderFieldValue(token) || strings.ContainsAny(token, " \t") {
+		panic("header: WithBearerToken: token is empty or not a valid header value")
+	}
+	return WithTokenSource(func(context.Context) (string, error) { return token, nil })
+}
+
+// WithTokenSource calls source for every attempt of every request that has no
+// Authorization header, and sends "Authorization: Bearer <token>". Because it
+// is called per attempt (place the header layer inside the retry layer, as
+// outbound.NewClient does), a refreshed token is used on retries. An error
+// from source fails the request with an error matching ErrToken and wrapping
+// source's error; source must not put the token in its errors.
+func WithTokenSource(source func(ctx context.Context) (string, error)) Option {
+	return optionFunc(func(c *config) { c.token = source })
+}
+
+// Transport adds headers to requests. It is safe for concurrent use; the
+// caller's request is never modified (a clone carries the headers).
+type Transport struct {
+	next   http.RoundTripper
+	static []field
+	token  func(context.Context) (string, error)
+}
+
+var _ http.RoundTripper = (*Transport)(nil)
+
+// NewTransport returns a Transport sending requests to next (nil means
+// http.DefaultTransport).
+func NewTransport(next http.RoundTripper, opts ...Option) *Transport {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	var c config
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	return &Transport{next: next, static: c.static, token: c.token}
+}
+
+// Middleware returns NewTransport as a middleware for outbound.Chain.
+func Middleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
+	return func(next http.RoundTripper) http.RoundTripper { return NewTransport(next, opts...) }
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	var missing []field
+	for _, f := range t.static {
+		if _, ok := req.Header[f.name]; !ok {
+			missing = append(missing, f)
+		}
+	}
+	var auth string
+	if t.token != nil && req.Header.Get("Authorization") == "" && sameHostAsOriginal(req) {
+		tok, err := t.token(req.Context())
+		if err != nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			return nil, fmt.Errorf("%w: %w", ErrToken, err)
+		}
+		if tok == "" || !httpguts.ValidHeaderFieldValue(tok) {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			return nil, fmt.Errorf("%w: token is empty or not a valid header value", ErrToken)
+		}
+		auth = "Bearer " + tok
+	}
+	if len(missing) == 0 && auth == "" {
+		return t.next.RoundTrip(req)
+	}
+	// Copy the header map only; the rest of the request is shared, as
+	// net/http's own RoundTrippers do for header-only changes.
+	r2 := new(http.Request)
+	*r2 = *req
+	r2.Header = req.Header.Clone()
+	if r2.Header == nil {
+		r2.Header = make(http.Header, len(missing)+1)
+	}
+	for _, f := range missing {
+		r2.Header[f.name] = []string{f.value}
+	}
+	if auth != "" {
+		r2.Header["Authorization"] = []string{auth}
+	}
+	return t.next.RoundTrip(r2)
+}
+
+// CloseIdleConnections forwards to the next RoundTripper when it has the method.
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// sameHostAsOriginal reports whether req goes to the host of the request that
+// started its redirect chain (req.Response is set on redirected requests).
+func sameHostAsOriginal(req *http.Request) bool {
+	orig := req
+	for i := 0; orig.Response != nil && orig.Response.Request != nil && i < 100; i++ {
+		orig = orig.Response.Request
+	}
+	if orig == req {
+		return true
+	}
+	return strings.EqualFold(hostOf(orig), hostOf(req))
+}
+
+func hostOf(r *http.Request) string {
+	if r.URL != nil && r.URL.Host != "" {
+		return r.URL.Host
+	}
+	return r.Host
+}
