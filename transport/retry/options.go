@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
-
-	"github.com/outboundhttp/outbound/internal/upstream"
 )
 
 // Option configures a Transport. Options are applied in order after the
@@ -61,7 +59,7 @@ type config struct {
 	attemptHeader string
 	checkRetry    retryablehttp.CheckRetry
 	backoffFunc   retryablehttp.Backoff
-	keyFunc       func(*http.Request) string
+	keyFunc       func(*http.Request) string // nil: upstream.Key, cached
 	maxKeys       int
 
 	// Test hooks (export_test.go): time and randomness.
@@ -80,7 +78,6 @@ func defaultConfig() config {
 		window:        DefaultBudgetWindow,
 		minPerSecond:  DefaultBudgetMinPerSecond,
 		maxRetryAfter: DefaultMaxRetryAfter,
-		keyFunc:       upstream.Key,
 		maxKeys:       DefaultMaxKeys,
 		now:           time.Now,
 		sleep:         sleepCtx,
@@ -275,12 +272,7 @@ func WithBackoffFunc(f retryablehttp.Backoff) Option {
 // WithKeyFunc sets how requests are grouped into upstreams for the retry
 // budget. Default: "scheme://host:port". A nil f restores the default.
 func WithKeyFunc(f func(*http.Request) string) Option {
-	return optionFunc(func(c *config) {
-		if f == nil {
-			f = upstream.Key
-		}
-		c.keyFunc = f
-	})
+	return optionFunc(func(c *config) { c.keyFunc = f })
 }
 
 // WithMaxKeys bounds the number of upstreams whose retry budget is kept

@@ -53,6 +53,7 @@ type Transport struct {
 	next    http.RoundTripper
 	cfg     config
 	budgets *keyed.Map[*retryBudget] // nil when the budget is off
+	keys    keyCache                 // default keys, when WithKeyFunc is not used
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -72,6 +73,7 @@ func NewTransport(next http.RoundTripper, opts ...Option) *Transport {
 	if t.cfg.budget {
 		c := &t.cfg
 		t.budgets = keyed.NewMap(c.maxKeys, func(string) *retryBudget { return newRetryBudget(c) })
+		t.keys.max = c.maxKeys
 	}
 	return t
 }
@@ -120,6 +122,7 @@ type bodySource struct {
 	first      io.ReadCloser
 	getBody    func() (io.ReadCloser, error)
 	rewindable bool
+	buffered   bool  // the body was read into memory (WithBufferBodies)
 	length     int64 // ContentLength for every attempt
 }
 
@@ -129,7 +132,7 @@ func (t *Transport) bodySource(req *http.Request) (bodySource, error) {
 	switch {
 	case rb == nil || rb == http.NoBody:
 		src.rewindable = true
-		src.getBody = func() (io.ReadCloser, error) { return rb, nil }
+		src.getBody = nil // every attempt sends rb itself
 	case req.GetBody != nil:
 		src.rewindable = true
 	case t.cfg.bufferLimit > 0 && req.ContentLength <= t.cfg.bufferLimit:
@@ -148,12 +151,28 @@ func (t *Transport) bodySource(req *http.Request) (bodySource, error) {
 			return src, nil
 		}
 		rb.Close()
-		src.rewindable = true
+		src.rewindable, src.buffered = true, true
 		src.length = int64(len(buf))
 		src.getBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }
 		src.first, _ = src.getBody()
 	}
 	return src, nil
+}
+
+// next returns the body for a resend: a fresh one from GetBody, or the
+// caller's nil/NoBody body. ok is false when GetBody fails.
+func (s *bodySource) next() (io.ReadCloser, bool) {
+	if !s.rewindable {
+		return nil, false
+	}
+	if s.getBody == nil {
+		return s.first, true // no body: nil or http.NoBody
+	}
+	b, err := s.getBody()
+	if err != nil || b == nil {
+		return nil, false
+	}
+	return b, true
 }
 
 // RoundTrip sends req, retrying as configured. See Transport for what it
@@ -181,7 +200,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var key string
 	var bud *retryBudget
 	if t.budgets != nil {
-		key = c.keyFunc(req)
+		if c.keyFunc != nil {
+			key = c.keyFunc(req)
+		} else {
+			key = t.keys.key(req)
+		}
 		bud = t.budgets.Get(key)
 		bud.request(c.now())
 	}
@@ -193,13 +216,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if c.attemptTO > 0 {
 			actx, cancel = context.WithTimeout(actx, c.attemptTO)
 		}
-		areq := req.Clone(actx)
-		areq.Body = attemptBody
-		areq.ContentLength = src.length
-		if src.rewindable && req.GetBody == nil && req.Body != nil && req.Body != http.NoBody {
-			areq.GetBody = src.getBody // buffered: lets net/http rewind too
-		}
-		if idemKey != "" || c.attemptHeader != "" {
+		// Each attempt is its own copy of the request, so the caller's request
+		// is never touched. Only when this layer changes headers does it pay for
+		// a deep copy (req.Clone); otherwise a shallow copy (req.WithContext)
+		// shares the caller's read-only header map, as net/http's own
+		// Client.send does.
+		var areq *http.Request
+		if idemKey == "" && c.attemptHeader == "" {
+			areq = req.WithContext(actx)
+		} else {
+			areq = req.Clone(actx)
 			if areq.Header == nil {
 				areq.Header = make(http.Header)
 			}
@@ -209,6 +235,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if c.attemptHeader != "" {
 				areq.Header.Set(c.attemptHeader, strconv.Itoa(n))
 			}
+		}
+		areq.Body = attemptBody
+		areq.ContentLength = src.length
+		if src.buffered {
+			areq.GetBody = src.getBody // lets net/http rewind the buffer too
 		}
 
 		resp, err := t.next.RoundTrip(areq)
@@ -252,7 +283,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				info.Refused, stop = "deadline", ErrDeadline
 			} else if bud != nil && !bud.withdraw(now) {
 				info.Refused, stop = "budget", ErrBudget
-			} else if nextBody, err2 := src.getBody(); err2 != nil || (nextBody == nil && src.first != nil) {
+			} else if nextBody, ok := src.next(); !ok {
 				info.Refused, stop = "body_not_rewindable", ErrBodyNotRewindable
 			} else {
 				attemptBody = nextBody
@@ -277,7 +308,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			cancel()
 		}
 		if err := c.sleep(ctx, info.Delay); err != nil {
-			if attemptBody != nil {
+			if attemptBody != nil && attemptBody != src.first {
 				attemptBody.Close()
 			}
 			return nil, &Error{Attempts: n + 1, Err: ctxErr(ctx, err)}
