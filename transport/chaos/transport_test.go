@@ -510,3 +510,33 @@ func TestMiddlewareAndNilNext(t *testing.T) {
 		t.Fatal("nil next is not http.DefaultTransport")
 	}
 }
+
+func TestTransportNextErrorAndUpgrade(t *testing.T) {
+	boom := errors.New("boom")
+	tr := NewTransport(roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, boom }),
+		WithFaults(Stall(0)))
+	req, _ := newReq(t, context.Background(), "http://a.example/")
+	if resp, err := tr.RoundTrip(req); resp != nil || !errors.Is(err, boom) {
+		t.Fatalf("got (%v, %v); want (nil, boom)", resp, err)
+	}
+
+	// A 101 body is the upgraded connection, an io.Writer: never slowed.
+	conn := &rwc{}
+	tr = NewTransport(roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 101, Header: http.Header{}, Body: conn, Request: req}, nil
+	}), WithFaults(Stall(0)))
+	req, _ = newReq(t, context.Background(), "http://a.example/")
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := resp.Body.(io.Writer); !ok {
+		t.Fatal("101 body lost io.Writer")
+	}
+}
+
+type rwc struct{}
+
+func (*rwc) Read([]byte) (int, error)    { return 0, io.EOF }
+func (*rwc) Write(p []byte) (int, error) { return len(p), nil }
+func (*rwc) Close() error                { return nil }
