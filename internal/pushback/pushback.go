@@ -64,15 +64,25 @@ func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 }
 
 // parseSeconds parses non-negative delta-seconds, clamping large values to Max.
+// Any run of digits is valid delta-seconds (RFC 9110 §10.2.3, §1.2: too large
+// a value is treated as a very long delay), whatever its length: leading zeros
+// are skipped and more than 19 significant digits clamp to Max.
 func parseSeconds(v string) (time.Duration, bool) {
 	v = strings.TrimSpace(v)
-	if v == "" || len(v) > 32 {
+	if v == "" {
 		return 0, false
 	}
 	for i := 0; i < len(v); i++ {
 		if v[i] < '0' || v[i] > '9' {
 			return 0, false
 		}
+	}
+	v = strings.TrimLeft(v, "0")
+	if v == "" {
+		return 0, true
+	}
+	if len(v) > 19 {
+		return Max, true
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil || n > uint64(Max/time.Second) {
