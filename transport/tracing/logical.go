@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -135,7 +133,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		attrs = append(attrs, AttrAttempts.Int64(attempts), AttrStatusClass.String(class))
 		if err != nil {
 			attrs = append(attrs, semconv.ErrorTypeKey.String(errorType(err)))
-			span.SetStatus(codes.Error, scrubURL(err.Error(), req.URL, t.redact))
+			span.SetStatus(codes.Error, scrubText(err.Error(), t.redact))
 		} else {
 			attrs = append(attrs, AttrStatusCode.Int(code))
 			if code >= 400 {
@@ -253,23 +251,3 @@ func errorType(err error) string {
 	return fmt.Sprintf("%T", err)
 }
 
-// scrubURL removes the request URL's userinfo (and query values when redact
-// is set) from an error message before it becomes a span status: errors of
-// the layers below may quote the URL.
-func scrubURL(msg string, u *url.URL, redact bool) string {
-	if u == nil {
-		return msg
-	}
-	clean := *u
-	clean.User = nil
-	s := clean.String()
-	if redact {
-		s = redactURL(s)
-	}
-	for _, raw := range [...]string{u.String(), u.Redacted(), clean.String()} {
-		if raw != s {
-			msg = strings.ReplaceAll(msg, raw, s)
-		}
-	}
-	return msg
-}

@@ -6,6 +6,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/embedded"
@@ -51,6 +52,54 @@ func redactURL(u string) string {
 		q = more
 	}
 	return b.String()
+}
+
+// scrubText removes userinfo from every URL quoted in msg (an error
+// message), and redacts their query values and fragments when redact is set.
+// Errors of the layers below may quote the request URL, and the message
+// becomes the span status; the URL itself is not known here, so every
+// "scheme://..." run is treated as a URL. msg is returned unchanged, without
+// allocating, when it quotes no URL.
+func scrubText(msg string, redact bool) string {
+	if !strings.Contains(msg, "://") {
+		return msg
+	}
+	var b strings.Builder
+	for {
+		i := strings.Index(msg, "://")
+		if i < 0 {
+			break
+		}
+		start := i
+		for start > 0 && isSchemeByte(msg[start-1]) {
+			start--
+		}
+		end := i + 3
+		for end < len(msg) && !strings.ContainsRune(" \t\r\n\"'<>`", rune(msg[end])) {
+			end++
+		}
+		u := msg[start:end]
+		// Userinfo is everything before the last '@' of the authority.
+		authEnd := len(u)
+		if j := strings.IndexAny(u[i-start+3:], "/?#"); j >= 0 {
+			authEnd = i - start + 3 + j
+		}
+		if at := strings.LastIndexByte(u[:authEnd], '@'); at >= 0 {
+			u = u[:i-start+3] + u[at+1:]
+		}
+		if redact {
+			u = redactURL(u)
+		}
+		b.WriteString(msg[:start])
+		b.WriteString(u)
+		msg = msg[end:]
+	}
+	b.WriteString(msg)
+	return b.String()
+}
+
+func isSchemeByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '+' || c == '-' || c == '.'
 }
 
 // attemptTP hands otelhttp a tracer that adds the per-call facts otelhttp
@@ -110,19 +159,23 @@ func (t *attemptTracer) Start(ctx context.Context, name string, opts ...trace.Sp
 	if len(attrs) > 0 {
 		span.SetAttributes(attrs...)
 	}
-	if !t.redact {
-		return ctx, span
-	}
-	rs := &redactingSpan{Span: span}
+	rs := &redactingSpan{Span: span, redact: t.redact}
 	return trace.ContextWithSpan(ctx, rs), rs
 }
 
-// redactingSpan rewrites url.full on its way into the span.
+// redactingSpan rewrites url.full and URLs quoted in the status description
+// (otelhttp uses the error message) on their way into the span.
 type redactingSpan struct {
 	trace.Span
+	redact bool // query values too; userinfo always goes
 }
 
 func (s *redactingSpan) SetAttributes(kv ...attribute.KeyValue) {
+	if !s.redact {
+		// otelhttp already removed the userinfo from url.full.
+		s.Span.SetAttributes(kv...)
+		return
+	}
 	for i, a := range kv {
 		if a.Key != semconv.URLFullKey {
 			continue
@@ -135,4 +188,8 @@ func (s *redactingSpan) SetAttributes(kv ...attribute.KeyValue) {
 		break
 	}
 	s.Span.SetAttributes(kv...)
+}
+
+func (s *redactingSpan) SetStatus(code codes.Code, description string) {
+	s.Span.SetStatus(code, scrubText(description, s.redact))
 }
