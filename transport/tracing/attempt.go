@@ -106,4 +106,3 @@ func (t *AttemptTransport) CloseIdleConnections() {
 		ci.CloseIdleConnections()
 	}
 }
-

@@ -250,4 +250,3 @@ func errorType(err error) string {
 	}
 	return fmt.Sprintf("%T", err)
 }
-

@@ -153,7 +153,6 @@ func FuzzRedactURL(f *testing.F) {
 	})
 }
 
-
 func TestScrubText(t *testing.T) {
 	for _, tc := range []struct {
 		in     string
