@@ -1,0 +1,151 @@
+package body
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type rc struct {
+	io.Reader
+	closed int
+}
+
+func (r *rc) Close() error { r.closed++; return nil }
+
+type rwc struct{ rc }
+
+func (r *rwc) Write(p []byte) (int, error) { return len(p), nil }
+
+func TestOnDoneRunsOnceOnEOF(t *testing.T) {
+	var n int
+	src := &rc{Reader: strings.NewReader("abc")}
+	resp := &http.Response{Body: src}
+	OnDone(resp, func() { n++ })
+	if n != 0 {
+		t.Fatal("done ran before the body was read")
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || string(b) != "abc" {
+		t.Fatalf("read %q, %v", b, err)
+	}
+	if n != 1 {
+		t.Fatalf("done ran %d times after EOF; want 1", n)
+	}
+	resp.Body.Close()
+	resp.Body.Close()
+	if n != 1 || src.closed != 2 {
+		t.Fatalf("done ran %d times, body closed %d times; want 1 and 2", n, src.closed)
+	}
+}
+
+func TestOnDoneRunsOnCloseUnread(t *testing.T) {
+	var n int
+	resp := &http.Response{Body: &rc{Reader: strings.NewReader("abc")}}
+	OnDone(resp, func() { n++ })
+	resp.Body.Close()
+	if n != 1 {
+		t.Fatalf("done ran %d times; want 1", n)
+	}
+}
+
+func TestOnDoneNilAndNoBody(t *testing.T) {
+	for _, b := range []io.ReadCloser{nil, http.NoBody} {
+		var n int
+		resp := &http.Response{Body: b}
+		OnDone(resp, func() { n++ })
+		if n != 1 || resp.Body == nil {
+			t.Fatalf("body %v: done ran %d times, body %v; want 1 and non-nil", b, n, resp.Body)
+		}
+	}
+}
+
+func TestOnDoneKeepsWriter(t *testing.T) {
+	resp := &http.Response{StatusCode: 101, Body: &rwc{rc{Reader: strings.NewReader("")}}}
+	OnDone(resp, func() {})
+	if _, ok := resp.Body.(io.Writer); !ok {
+		t.Fatal("wrapper lost io.Writer of a 101 body")
+	}
+	resp2 := &http.Response{Body: &rc{Reader: strings.NewReader("")}}
+	OnDone(resp2, func() {})
+	if _, ok := resp2.Body.(io.Writer); ok {
+		t.Fatal("wrapper added io.Writer to a plain body")
+	}
+}
+
+// Discard drains a short body so the connection is reused.
+func TestDiscardReusesConnection(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(strings.Repeat("x", 4096)))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := srv.Client()
+	defer c.CloseIdleConnections()
+	for i := 0; i < 3; i++ {
+		resp, err := c.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		Discard(resp)
+	}
+	if got := conns.Load(); got != 1 {
+		t.Fatalf("connections = %d; want 1", got)
+	}
+}
+
+// Discard does not hang on a body that never ends or stalls.
+func TestDiscardBounded(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("x"))
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	c := srv.Client()
+	defer c.CloseIdleConnections()
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	Discard(resp)
+	if el := time.Since(start); el > 10*DrainTimeout {
+		t.Fatalf("Discard took %v on a stalled body; want about %v", el, DrainTimeout)
+	}
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("boom") }
+
+func TestOnDoneRunsOnReadError(t *testing.T) {
+	var n int
+	resp := &http.Response{Body: &rc{Reader: errReader{}}}
+	OnDone(resp, func() { n++ })
+	resp.Body.Read(make([]byte, 1))
+	if n != 1 {
+		t.Fatalf("done ran %d times after a read error; want 1", n)
+	}
+}

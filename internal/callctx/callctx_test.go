@@ -1,0 +1,40 @@
+package callctx
+
+import (
+	"context"
+	"testing"
+)
+
+type sliceRecorder struct{ got *[]Event }
+
+func (r sliceRecorder) Record(_ context.Context, ev Event) { *r.got = append(*r.got, ev) }
+
+func TestValues(t *testing.T) {
+	ctx := context.Background()
+	if _, ok := RequestID(ctx); ok || Attempt(ctx) != 0 {
+		t.Fatal("empty context reports values")
+	}
+	if _, ok := RequestID(WithRequestID(ctx, "")); ok {
+		t.Fatal("an empty request ID counts as present")
+	}
+	ctx = WithRoute(WithAttempt(WithRequestID(ctx, "id-1"), 2), "/v1/users/{id}")
+	id, _ := RequestID(ctx)
+	r, _ := Route(ctx)
+	if id != "id-1" || Attempt(ctx) != 2 || r != "/v1/users/{id}" {
+		t.Fatalf("got %q %d %q", id, Attempt(ctx), r)
+	}
+}
+
+func TestEmitReachesOuterAndInnerRecorders(t *testing.T) {
+	Emit(context.Background(), Event{Kind: KindRetry}) // no recorder: no panic
+	var outer, inner []Event
+	ctx := WithRecorder(context.Background(), sliceRecorder{&outer})
+	ctx = WithRecorder(ctx, sliceRecorder{&inner})
+	Emit(ctx, Event{Kind: KindRetry, Attempt: 1})
+	if len(outer) != 1 || len(inner) != 1 || outer[0].Attempt != 1 {
+		t.Fatalf("outer %v inner %v; want one event each", outer, inner)
+	}
+	if KindRetry.String() != "retry" || Kind(200).String() != "unknown" {
+		t.Fatal("Kind names")
+	}
+}

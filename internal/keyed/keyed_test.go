@@ -1,0 +1,65 @@
+package keyed
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestGetCreatesOnceAndEvictsLeastRecentlyUsed(t *testing.T) {
+	created := map[string]int{}
+	m := NewMap(2, func(k string) *string { created[k]++; s := k; return &s })
+	var evicted []string
+	m.OnEvict(func(k string, _ *string) { evicted = append(evicted, k) })
+
+	a := m.Get("a")
+	if m.Get("a") != a {
+		t.Fatal("Get returned a new value for an existing key")
+	}
+	m.Get("b")
+	m.Get("a") // a is now the most recently used
+	m.Get("c") // evicts b
+	if _, ok := m.Peek("b"); ok {
+		t.Fatal("b was not evicted")
+	}
+	if _, ok := m.Peek("a"); !ok {
+		t.Fatal("a was evicted although recently used")
+	}
+	if fmt.Sprint(evicted) != "[b]" || m.Len() != 2 {
+		t.Fatalf("evicted %v, len %d; want [b], 2", evicted, m.Len())
+	}
+	if created["a"] != 1 {
+		t.Fatalf("a created %d times; want 1", created["a"])
+	}
+}
+
+func TestBoundedUnderManyKeys(t *testing.T) {
+	m := NewMap(100, func(k string) int { return len(k) })
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 25000; i++ {
+				m.Get(fmt.Sprintf("host-%d-%d", g, i))
+			}
+		}(g)
+	}
+	wg.Wait()
+	if m.Len() != 100 {
+		t.Fatalf("len = %d after 100000 keys; want 100", m.Len())
+	}
+}
+
+func TestNonPositiveMax(t *testing.T) {
+	m := NewMap(0, func(string) int { return 1 })
+	m.Get("a")
+	m.Get("b")
+	if m.Len() != 1 {
+		t.Fatalf("len = %d; want 1", m.Len())
+	}
+}
