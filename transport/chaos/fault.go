@@ -16,6 +16,7 @@ type Kind uint8
 // answer (Status, Reset, Hang) the first that fires wins; of the kinds that
 // slow the body (Stall, Trickle) the first that fires wins.
 const (
+	// KindNone: no fault (a healthy answer, in a Record).
 	KindNone Kind = iota
 	// KindLatency delays the attempt by Delay, a uniform draw from
 	// [Delay, MaxDelay], or DelayFunc.
@@ -52,6 +53,20 @@ func (k Kind) String() string {
 		return "trickle"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// MarshalText encodes k as its name, so Records and Stats read well as JSON.
+func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText decodes a name written by MarshalText.
+func (k *Kind) UnmarshalText(b []byte) error {
+	for c := KindNone; c <= KindTrickle; c++ {
+		if c.String() == string(b) {
+			*k = c
+			return nil
+		}
+	}
+	return fmt.Errorf("chaos: unknown fault kind %q", b)
 }
 
 func (k Kind) decides() bool   { return k == KindStatus || k == KindReset || k == KindHang }

@@ -1,7 +1,9 @@
 package chaos
 
 import (
+	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -101,5 +103,27 @@ func TestAnalyzeAnswers(t *testing.T) {
 	want := map[string]int{"200": 2, "503": 1, "reset": 1, "hang": 1, "canceled": 1}
 	if !reflect.DeepEqual(rep.Answers, want) || rep.Amplification != 2 || rep.Calls != 3 || rep.Requests != 6 {
 		t.Fatalf("report %+v; want answers %v", rep, want)
+	}
+}
+
+func TestRecordJSON(t *testing.T) {
+	in := Record{Seq: 3, Fault: KindReset, Attempt: 1}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"Fault":"reset"`) {
+		t.Fatalf("%s: fault not written by name", b)
+	}
+	var out Record
+	if err := json.Unmarshal(b, &out); err != nil || out.Fault != KindReset || out.Seq != 3 {
+		t.Fatalf("round trip: %+v, %v", out, err)
+	}
+	if err := json.Unmarshal([]byte(`{"Fault":"nope"}`), &out); err == nil {
+		t.Fatal("unknown kind accepted")
+	}
+	st, _ := json.Marshal(Stats{Requests: 2, Fired: map[Kind]int{KindHang: 1}})
+	if string(st) != `{"Requests":2,"Fired":{"hang":1}}` {
+		t.Fatalf("stats JSON %s", st)
 	}
 }

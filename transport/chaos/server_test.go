@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strconv"
 	"strings"
@@ -355,10 +356,31 @@ func TestServerMatchesTransport(t *testing.T) {
 }
 
 func TestServerAsHandler(t *testing.T) {
-	// Without Start, Close just releases the scenario; usable in any server.
-	s := NewServer(Scenario{Faults: []Fault{Status(502)}})
-	defer s.Close()
+	// Mounted in another server, Close still releases hanging requests.
+	s := NewServer(Scenario{Faults: []Fault{Hang()}})
 	if s.URL() != "" {
 		t.Fatal("URL before Start")
+	}
+	ts := httptest.NewServer(s)
+	defer ts.Close()
+	errc := make(chan error, 1)
+	go func() {
+		resp, err := ts.Client().Get(ts.URL)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	for len(s.Records()) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	s.Close()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Fatal("the hanging request got an answer")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not release the hanging request")
 	}
 }
