@@ -1,7 +1,7 @@
 package circuit
 
 // End-to-end over loopback sockets. synctest's fake clock cannot be used with
-// real network I/O, so these tests use a short real break duration (100 ms)
+// real network I/O, so these tests use a short real break duration (50–200 ms)
 // and wait for state changes by polling with a deadline, never with a bare
 // sleep as the assertion.
 
@@ -68,7 +68,7 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 func TestEndToEndOpenFailFastProbeRecover(t *testing.T) {
-	const breakFor = 100 * time.Millisecond
+	const breakFor = 200 * time.Millisecond
 	up := newUpstream(t, false)
 	tr := NewTransport(newBase(t), WithMinRequests(5), WithBreakDuration(breakFor))
 	for range 5 {
@@ -106,7 +106,7 @@ func TestEndToEndOpenFailFastProbeRecover(t *testing.T) {
 		t.Fatalf("%d probes reached the server; want 1", got)
 	}
 	var oe *OpenError
-	if _, err := call(t, tr, up.URL); !errors.As(err, &oe) || oe.State != Open || oe.RetryIn <= breakFor/2 {
+	if _, err := call(t, tr, up.URL); !errors.As(err, &oe) || oe.State != Open || oe.RetryIn <= 0 || oe.RetryIn > breakFor {
 		t.Fatalf("after a failed probe: got %v; want open again for about %v", err, breakFor)
 	}
 
