@@ -3,6 +3,7 @@ package retry
 import (
 	"errors"
 	"strconv"
+	"strings"
 )
 
 // Sentinels saying why no further attempt was made. A *Error matches the one
@@ -50,7 +51,7 @@ func (e *Error) Error() string {
 		s += "s"
 	}
 	if e.Stop != nil {
-		s += " (" + e.Stop.Error()[len("retry: "):] + ")"
+		s += " (" + strings.TrimPrefix(e.Stop.Error(), "retry: ") + ")"
 	}
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
