@@ -271,8 +271,9 @@ func (f Fault) validate() error {
 			return fmt.Errorf("negative latency")
 		}
 	case KindStatus:
-		if f.Status < 100 || f.Status > 999 {
-			return fmt.Errorf("status %d is not a valid HTTP status", f.Status)
+		// 1xx are interim answers, not the end of an exchange.
+		if f.Status < 200 || f.Status > 999 {
+			return fmt.Errorf("status %d is not a final HTTP status (200-999)", f.Status)
 		}
 	case KindReset, KindHang:
 	case KindStall:

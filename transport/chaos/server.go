@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/outboundhttp/outbound/internal/pushback"
@@ -37,7 +36,7 @@ type Server struct {
 	idHdr   string
 	attHdr  string
 
-	seq    atomic.Int64
+	seq    int             // guarded by mu
 	ctx    context.Context // canceled by Close: ends hangs, stalls, latency
 	cancel context.CancelFunc
 
@@ -160,18 +159,23 @@ func (s *Server) Records() []Record {
 
 // ServeHTTP records r, then answers as the scenario decides.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Arrival order, arrival time and the fault decision are taken together,
+	// so Seq, Time and the scenario's draws agree even under concurrency.
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		panic(http.ErrAbortHandler)
 	}
 	s.inflight.Add(1)
+	seq, now := s.seq, s.clock.Now()
+	s.seq++
+	d := s.eng.decide(r.Host, now)
 	s.mu.Unlock()
 	defer s.inflight.Done()
 
 	rec := Record{
-		Seq:            int(s.seq.Add(1) - 1),
-		Time:           s.clock.Now(),
+		Seq:            seq,
+		Time:           now,
 		Method:         r.Method,
 		Path:           r.URL.Path,
 		Host:           r.Host,
@@ -191,7 +195,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
 
-	d := s.eng.decide(r.Host, rec.Time)
 	rec.Delay = d.delay
 	if d.delay > 0 {
 		if err := s.clock.Sleep(ctx, d.delay); err != nil {
@@ -243,7 +246,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header()[k] = v
 	}
 	body := cw.body.Bytes()
-	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	if cw.status == http.StatusNoContent || cw.status == http.StatusNotModified {
+		body = nil // RFC 9110 §15.3.5, §15.4.5: no content
+	} else {
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	}
 	w.WriteHeader(cw.status)
 	if d.body == nil {
 		w.Write(body)

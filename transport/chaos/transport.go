@@ -36,7 +36,7 @@ var _ http.RoundTripper = (*Transport)(nil)
 // NewTransport returns a Transport that injects the faults given by opts
 // (WithScenario, WithFaults) in front of next; a nil next means
 // http.DefaultTransport. It panics if a fault is invalid (a probability
-// outside [0, 1], an empty window, a status outside 100-999, ...).
+// outside [0, 1], an empty window, a status outside 200-999, ...).
 func NewTransport(next http.RoundTripper, opts ...Option) *Transport {
 	if next == nil {
 		next = http.DefaultTransport
@@ -126,8 +126,14 @@ func statusResponse(req *http.Request, f *Fault) *http.Response {
 	if h == nil {
 		h = http.Header{}
 	}
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(len(text)))
+	var rc io.ReadCloser = http.NoBody
+	if f.Status == http.StatusNoContent || f.Status == http.StatusNotModified || req.Method == http.MethodHead {
+		text = "" // no content (RFC 9110 §9.3.2, §15.3.5, §15.4.5), as net/http returns it
+	} else {
+		h.Set("Content-Type", "text/plain; charset=utf-8")
+		h.Set("Content-Length", strconv.Itoa(len(text)))
+		rc = readCloser{strings.NewReader(text)}
+	}
 	status := strconv.Itoa(f.Status)
 	if st := http.StatusText(f.Status); st != "" {
 		status += " " + st
@@ -139,7 +145,7 @@ func statusResponse(req *http.Request, f *Fault) *http.Response {
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        h,
-		Body:          readCloser{strings.NewReader(text)},
+		Body:          rc,
 		ContentLength: int64(len(text)),
 		Request:       req,
 	}

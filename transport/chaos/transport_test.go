@@ -540,3 +540,34 @@ type rwc struct{}
 func (*rwc) Read([]byte) (int, error)    { return 0, io.EOF }
 func (*rwc) Write(p []byte) (int, error) { return len(p), nil }
 func (*rwc) Close() error                { return nil }
+
+func TestTransportStatusWithoutContent(t *testing.T) {
+	for _, c := range []struct {
+		method string
+		status int
+	}{{http.MethodGet, 204}, {http.MethodGet, 304}, {http.MethodHead, 503}} {
+		tr := NewTransport(&fakeBase{}, WithFaults(Status(c.status)))
+		req, _ := http.NewRequest(c.method, "http://a.example/", nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Body != http.NoBody || resp.ContentLength != 0 {
+			t.Errorf("%s %d: body %T length %d; want NoBody, 0", c.method, c.status, resp.Body, resp.ContentLength)
+		}
+	}
+}
+
+func TestServerStatusWithoutContent(t *testing.T) {
+	s := NewServer(Scenario{Faults: []Fault{Status(204)}})
+	url, c := startServer(t, s, true)
+	resp, err := do(t, c, context.Background(), http.MethodGet, url, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 204 || len(b) != 0 {
+		t.Fatalf("got %d with %d bytes; want 204 with none", resp.StatusCode, len(b))
+	}
+}
