@@ -214,7 +214,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		actx := callctx.WithAttempt(ctx, n)
 		var cancel context.CancelFunc
 		if c.attemptTO > 0 {
-			actx, cancel = context.WithTimeout(actx, c.attemptTO)
+			// The cause tells layers below (and this one) that the attempt ran
+			// out of its own time rather than the caller's; when the caller's
+			// deadline is sooner, the context keeps the caller's cause.
+			actx, cancel = context.WithTimeoutCause(actx, c.attemptTO, callctx.ErrAttemptTimeout)
 		}
 		// Each attempt is its own copy of the request, so the caller's request
 		// is never touched. Only when this layer changes headers does it pay for
@@ -355,7 +358,7 @@ func (t *Transport) retryable(ctx, actx context.Context, resp *http.Response, er
 	}
 	if err != nil {
 		_, retryable, unsent = errReason(err)
-		if t.cfg.attemptTO > 0 && actx.Err() == context.DeadlineExceeded {
+		if attemptTimedOut(actx) {
 			retryable = true // the attempt's own deadline, not the caller's
 		}
 	} else {
@@ -367,12 +370,17 @@ func (t *Transport) retryable(ctx, actx context.Context, resp *http.Response, er
 	return retryable, unsent
 }
 
+// attemptTimedOut reports whether actx ended by WithAttemptTimeout's timer.
+func attemptTimedOut(actx context.Context) bool {
+	return actx.Err() != nil && errors.Is(context.Cause(actx), callctx.ErrAttemptTimeout)
+}
+
 // reason names why an attempt failed, for events and RetryInfo.
 func reason(actx context.Context, resp *http.Response, err error) string {
 	if resp != nil {
 		return statusReason(resp.StatusCode)
 	}
-	if actx.Err() == context.DeadlineExceeded {
+	if attemptTimedOut(actx) {
 		return "timeout"
 	}
 	r, _, _ := errReason(err)

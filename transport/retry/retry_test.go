@@ -675,11 +675,12 @@ func TestBudgetPerUpstreamAndBounded(t *testing.T) {
 }
 
 func TestAttemptTimeout(t *testing.T) {
-	var last context.Context
+	var first, last context.Context
 	n := 0
 	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		n++
 		if n == 1 {
+			first = r.Context()
 			<-r.Context().Done() // hang until the attempt's deadline
 			return nil, r.Context().Err()
 		}
@@ -698,6 +699,9 @@ func TestAttemptTimeout(t *testing.T) {
 	if !reflect.DeepEqual(reasons, []string{"timeout"}) {
 		t.Errorf("reasons = %v; want [timeout]", reasons)
 	}
+	if cause := context.Cause(first); !errors.Is(cause, callctx.ErrAttemptTimeout) {
+		t.Errorf("first attempt's cause = %v; want callctx.ErrAttemptTimeout", cause)
+	}
 	if last.Err() != nil {
 		t.Fatal("attempt context canceled before the body was read")
 	}
@@ -709,6 +713,21 @@ func TestAttemptTimeout(t *testing.T) {
 	}
 	if last.Err() != context.Canceled {
 		t.Errorf("after Close, attempt ctx err = %v; want context.Canceled (timer released)", last.Err())
+	}
+}
+
+func TestCallerDeadlineSoonerThanAttemptTimeoutNotRetried(t *testing.T) {
+	n := 0
+	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		n++
+		<-r.Context().Done()
+		return nil, r.Context().Err()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	_, err := NewTransport(base, WithAttemptTimeout(time.Hour)).RoundTrip(mustRequest(t, ctx, "GET", testURL, nil))
+	if n != 1 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("attempts %d err %v; want 1 and DeadlineExceeded (the caller's deadline is not retried)", n, err)
 	}
 }
 
