@@ -1,0 +1,165 @@
+// Package requestid gives every logical outbound call one request ID, the same
+// on every retry attempt, sends it in a header (X-Request-ID by default), and
+// carries it from inbound requests to outbound calls and into logs.
+//
+// The shortest correct use, outermost in the chain so that retries inside it
+// reuse the ID:
+//
+//	client := outbound.Wrap(http.DefaultClient, requestid.Middleware(), retry.Middleware())
+//
+// On the server side, Handler accepts a well-formed inbound ID (or makes a new
+// one), puts it in the request context and on the response; outbound calls
+// made with that context then carry the same ID with no further code, and
+// LogHandler adds it to every log record written with that context.
+package requestid
+
+import (
+	"context"
+	"net/http"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/outboundhttp/outbound/internal/callctx"
+)
+
+// NewContext returns a copy of ctx carrying the request ID id. Transport
+// sends it instead of generating one; the other outbound layers (tracing,
+// error values) read it from the same place.
+func NewContext(ctx context.Context, id string) context.Context {
+	return callctx.WithRequestID(ctx, id)
+}
+
+// FromContext returns the request ID carried by ctx, if any (an empty ID
+// counts as none).
+func FromContext(ctx context.Context) (string, bool) {
+	return callctx.RequestID(ctx)
+}
+
+// Transport is an http.RoundTripper that gives each request a request ID. It
+// keeps the header when the caller set it, else uses the ID in the request's
+// context, else generates one; it sends the ID in the header and puts it in the
+// context of the request it passes on, so every inner layer and attempt sees
+// the same ID.
+//
+// When the caller's header and the context disagree, the header wins (it is
+// what the upstream will log) and the context passed on is updated to match.
+//
+// A Transport is safe for concurrent use. Its zero value is not usable; build
+// one with NewTransport. It holds no per-request resources.
+type Transport struct {
+	next http.RoundTripper
+	cfg  config
+}
+
+var _ http.RoundTripper = (*Transport)(nil)
+
+// NewTransport returns a Transport that passes requests to next (nil means
+// http.DefaultTransport).
+func NewTransport(next http.RoundTripper, opts ...Option) *Transport {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	return &Transport{next: next, cfg: newConfig(opts)}
+}
+
+// Middleware returns a middleware for outbound.Chain that wraps its argument
+// in a Transport. Place it outside (before) retry so all attempts share one ID.
+func Middleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
+	cfg := newConfig(opts)
+	return func(next http.RoundTripper) http.RoundTripper {
+		if next == nil {
+			next = http.DefaultTransport
+		}
+		return &Transport{next: next, cfg: cfg}
+	}
+}
+
+// RoundTrip implements http.RoundTripper. It never modifies req: when it has
+// to change the header or the context, it passes on a copy.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	ctxID, inCtx := callctx.RequestID(ctx)
+
+	var id string
+	if v := req.Header[t.cfg.header]; len(v) > 0 && v[0] != "" {
+		// The caller's header wins: it is what the upstream sees and logs.
+		id = v[0]
+		if !inCtx || ctxID != id {
+			ctx = callctx.WithRequestID(ctx, id)
+			t.span(ctx, id)
+			// Only the context changes, so a shallow copy is enough.
+			return t.next.RoundTrip(req.WithContext(ctx))
+		}
+		t.span(ctx, id)
+		return t.next.RoundTrip(req)
+	}
+
+	if inCtx {
+		id = ctxID
+	} else {
+		id = t.cfg.newID()
+		ctx = callctx.WithRequestID(ctx, id)
+	}
+	t.span(ctx, id)
+	return t.next.RoundTrip(withHeader(req, ctx, t.cfg.header, id))
+}
+
+// CloseIdleConnections forwards to the wrapped RoundTripper when it has the method.
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+func (t *Transport) span(ctx context.Context, id string) {
+	if t.cfg.span {
+		setSpanAttr(ctx, t.cfg.spanAttr, id)
+	}
+}
+
+func setSpanAttr(ctx context.Context, key, id string) {
+	if s := trace.SpanFromContext(ctx); s.IsRecording() {
+		s.SetAttributes(attribute.StringSlice(key, []string{id}))
+	}
+}
+
+func (c *config) newID() string {
+	if id := c.gen(); id != "" {
+		return id
+	}
+	return UUIDv4()
+}
+
+// withHeader returns a shallow copy of req with context ctx and a copy of its
+// header in which key is set to id. It is http.Request.Clone cut down to what
+// changes: the URL, body and the rest stay shared (no layer may modify them),
+// and the header values are copied into one backing array, with room for id,
+// as http.Header.Clone does — two allocations for the whole header.
+func withHeader(req *http.Request, ctx context.Context, key, id string) *http.Request {
+	r2 := req.WithContext(ctx)
+	nv := 1
+	for k, vv := range req.Header {
+		if k != key {
+			nv += len(vv)
+		}
+	}
+	sv := make([]string, nv)
+	h := make(http.Header, len(req.Header)+1)
+	for k, vv := range req.Header {
+		if k == key || vv == nil {
+			// key is replaced below; a nil slice stays nil, as Header.Clone keeps it.
+			if vv == nil && k != key {
+				h[k] = nil
+			}
+			continue
+		}
+		n := copy(sv, vv)
+		h[k] = sv[:n:n]
+		sv = sv[n:]
+	}
+	sv[0] = id
+	h[key] = sv[:1:1]
+	r2.Header = h
+	return r2
+}
