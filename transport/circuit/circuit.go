@@ -30,7 +30,7 @@
 // degradation into a 5 s total outage for every caller. At 50 % most calls are
 // failing anyway, so refusing them costs little and spares the upstream.
 //
-// gobreaker's own default (more than 5 consecutive failures, counted forever,
+// gobreaker's own default (more than 5 consecutive failures, no window,
 // open for 60 s) trips on a short blip at low traffic and never on an upstream
 // that fails every other request; 60 s of refusal is long for an HTTP service
 // that restarts in seconds. Its rolling window (BucketPeriod) is used instead,
@@ -44,11 +44,12 @@
 // every other 4xx as successes. An attempt that ended because the caller's
 // context was canceled or reached its deadline (the total budget ran out) says
 // nothing about the upstream: it is reported to gobreaker as excluded, counted
-// neither way, and frees its half-open probe slot. A per-attempt timeout set
-// above this layer (retry.WithAttemptTimeout) counts as a failure when its
-// context cause is callctx.ErrAttemptTimeout; a timeout enforced below this
-// layer (the base transport's) is an error with a live context and always
-// counts.
+// neither way, and frees its half-open probe slot. A timeout enforced below
+// this layer (the base transport's) is an error with a live context and always
+// counts. A per-attempt deadline set on the context above this layer looks
+// like the caller's own; it counts as a failure only when the layer marks it
+// with the module's attempt-timeout cause (internal/callctx.ErrAttemptTimeout,
+// for retry.WithAttemptTimeout), and is excluded otherwise.
 //
 // The trip rule is checked when a failure is recorded (gobreaker calls
 // ReadyToTrip on failures only), so the breaker opens on the failing attempt
