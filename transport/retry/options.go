@@ -164,7 +164,7 @@ func WithMethods(methods ...string) Option {
 	return optionFunc(func(c *config) { c.methods = set })
 }
 
-// WithRetryBudget sets the retry budget kept per upstream (see WithKeyFunc):
+// WithRetryBudget sets the retry budget kept per upstream (see WithKey):
 // over a sliding window, retries may add at most ratio × the requests started
 // in that window, plus a floor of minPerSecond × window seconds so that a quiet
 // client can still retry. When the budget is spent a failed attempt is not
@@ -269,9 +269,9 @@ func WithBackoffFunc(f retryablehttp.Backoff) Option {
 	return optionFunc(func(c *config) { c.backoffFunc = f })
 }
 
-// WithKeyFunc sets how requests are grouped into upstreams for the retry
+// WithKey sets how requests are grouped into upstreams for the retry
 // budget. Default: "scheme://host:port". A nil f restores the default.
-func WithKeyFunc(f func(*http.Request) string) Option {
+func WithKey(f func(*http.Request) string) Option {
 	return optionFunc(func(c *config) { c.keyFunc = f })
 }
 

@@ -53,7 +53,7 @@ type Transport struct {
 	next    http.RoundTripper
 	cfg     config
 	budgets *keyed.Map[*retryBudget] // nil when the budget is off
-	keys    keyCache                 // default keys, when WithKeyFunc is not used
+	keys    keyCache                 // default keys, when WithKey is not used
 }
 
 var _ http.RoundTripper = (*Transport)(nil)

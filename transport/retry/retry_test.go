@@ -934,7 +934,7 @@ func TestWithStatusesAndKeyFunc(t *testing.T) {
 	base := &scripted{statuses: []int{500, 503, 200}}
 	var keys []string
 	rt := NewTransport(base, clk.option(), WithStatuses(500),
-		WithKeyFunc(func(*http.Request) string { return "tenant-1" }),
+		WithKey(func(*http.Request) string { return "tenant-1" }),
 		WithOnRetry(func(ri RetryInfo) { keys = append(keys, ri.Key) }))
 	resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
 	if err != nil {
