@@ -86,6 +86,16 @@ func (t *Transport) CloseIdleConnections() {
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	ctx, span := t.tracer.Start(req.Context(), spanName(req), trace.WithSpanKind(trace.SpanKindInternal))
+	if !span.IsRecording() && !t.ins.callMetricsEnabled(ctx) {
+		// Nothing to record (no-op or sampled-out tracer, no-op meter):
+		// pass the call through, keeping only the span context for the
+		// attempts below.
+		span.End()
+		if !trace.SpanContextFromContext(req.Context()).Equal(span.SpanContext()) {
+			req = req.WithContext(ctx)
+		}
+		return t.next.RoundTrip(req)
+	}
 	c := &call{span: span, ins: t.ins, server: serverAddr(req), method: methodAttr(req.Method)}
 	if span.IsRecording() {
 		attrs := make([]attribute.KeyValue, 0, 3)

@@ -135,6 +135,13 @@ func newInstruments(mp metric.MeterProvider) *instruments {
 	return ins
 }
 
+// callMetricsEnabled reports whether any per-call instrument records.
+func (ins *instruments) callMetricsEnabled(ctx context.Context) bool {
+	return ins.attempts.Enabled(ctx) || ins.duration.Enabled(ctx) || ins.retries.Enabled(ctx) ||
+		ins.retryRefusals.Enabled(ctx) || ins.budgetExhausted.Enabled(ctx) || ins.rlWait.Enabled(ctx) ||
+		ins.rlRejections.Enabled(ctx) || ins.cbRejections.Enabled(ctx)
+}
+
 // CircuitObserver returns a function that records a circuit breaker state
 // change in the outbound.circuit.state_changes counter, with the upstream key
 // and the two states as attributes. Wire it to the circuit package's
