@@ -255,7 +255,9 @@ func WithAttemptHeader(name string) Option {
 // return the response it got, so the policy's error is not returned. The rules
 // of this package still apply around it: the idempotency gate, the body rules,
 // the retry budget, the deadline, the caller's context and LocalRefusal errors.
-// A nil f restores the built-in policy.
+// f must not read or close the response body (go-retryablehttp lets policies
+// close it): the Transport returns that response or drains it itself. A nil f
+// restores the built-in policy.
 func WithCheckRetry(f retryablehttp.CheckRetry) Option {
 	return optionFunc(func(c *config) { c.checkRetry = f })
 }
