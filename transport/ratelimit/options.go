@@ -1,0 +1,194 @@
+package ratelimit
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/outboundhttp/outbound/internal/upstream"
+)
+
+// Defaults. DefaultQueueTimeout is the reference article's 2 s pool timeout:
+// how long a request may wait for a concurrency slot.
+const (
+	DefaultMaxKeys      = 1024
+	DefaultQueueTimeout = 2 * time.Second
+	DefaultMaxPushback  = 30 * time.Second
+)
+
+// Option configures a Transport.
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	key     func(*http.Request) string
+	maxKeys int
+
+	// At most one of these three is set: the last rate option wins.
+	perSecond float64 // > 0: a token bucket per key
+	burst     int
+	global    *rate.Limiter // caller-owned, shared by all keys
+	shared    Limiter
+
+	concurrency  int // 0: off
+	queue        int // -1: default (= concurrency)
+	queueTimeout time.Duration
+	maxPushback  time.Duration
+
+	obs Observer
+
+	now      func() time.Time
+	newTimer func(d time.Duration) (<-chan time.Time, func() bool)
+}
+
+func newConfig(opts []Option) *config {
+	c := &config{
+		key:          upstream.Key,
+		maxKeys:      DefaultMaxKeys,
+		queue:        -1,
+		queueTimeout: DefaultQueueTimeout,
+		maxPushback:  DefaultMaxPushback,
+		now:          time.Now,
+		newTimer: func(d time.Duration) (<-chan time.Time, func() bool) {
+			t := time.NewTimer(d)
+			return t.C, t.Stop
+		},
+	}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(c)
+		}
+	}
+	if c.queue < 0 {
+		c.queue = c.concurrency
+	}
+	return c
+}
+
+// WithKey sets the function that maps a request to the key its limits belong
+// to. The default is the upstream "scheme://host:port" (ports made explicit),
+// so every host has its own limits. A nil f is ignored. Return a constant to
+// put every request under one limit.
+func WithKey(f func(*http.Request) string) Option {
+	return optionFunc(func(c *config) {
+		if f != nil {
+			c.key = f
+		}
+	})
+}
+
+// WithMaxKeys bounds the number of keys whose state (token bucket,
+// concurrency slots, pushback pause) is kept; the least recently used key is
+// dropped beyond it, so a flood of distinct hosts cannot grow memory without
+// bound. A dropped key starts afresh when it is used again. Default 1024.
+// It panics if n < 1.
+func WithMaxKeys(n int) Option {
+	if n < 1 {
+		panic(fmt.Sprintf("ratelimit: WithMaxKeys(%d): n must be at least 1", n))
+	}
+	return optionFunc(func(c *config) { c.maxKeys = n })
+}
+
+// WithRate limits each key to perSecond requests per second on average, with
+// bursts of up to burst requests, with a token bucket (golang.org/x/time/rate)
+// per key. Off by default. WithRate, WithLimiter and WithSharedLimiter replace
+// one another; the last one given wins. It panics if perSecond is not positive
+// or burst < 1.
+func WithRate(perSecond float64, burst int) Option {
+	if !(perSecond > 0) {
+		panic(fmt.Sprintf("ratelimit: WithRate(%v, %d): perSecond must be positive", perSecond, burst))
+	}
+	if burst < 1 {
+		panic(fmt.Sprintf("ratelimit: WithRate(%v, %d): burst must be at least 1", perSecond, burst))
+	}
+	return optionFunc(func(c *config) {
+		c.perSecond, c.burst, c.global, c.shared = perSecond, burst, nil, nil
+	})
+}
+
+// WithLimiter uses l, a caller-owned token bucket, for every request of the
+// Transport whatever its key: one limit across all upstreams, which the
+// caller may share with other code or change with SetLimit. A nil l is
+// ignored. See WithRate for how rate options combine.
+func WithLimiter(l *rate.Limiter) Option {
+	return optionFunc(func(c *config) {
+		if l != nil {
+			c.perSecond, c.burst, c.global, c.shared = 0, 0, l, nil
+		}
+	})
+}
+
+// WithSharedLimiter uses l, asked with the request's key, instead of a local
+// token bucket: for a quota that many replicas share (redisrate.New). A nil l
+// is ignored. See WithRate for how rate options combine.
+func WithSharedLimiter(l Limiter) Option {
+	return optionFunc(func(c *config) {
+		if l != nil {
+			c.perSecond, c.burst, c.global, c.shared = 0, 0, nil, l
+		}
+	})
+}
+
+// WithConcurrency allows at most max requests per key in flight at once. A
+// request is in flight from the moment it is admitted until the caller closes
+// the response body or reads it to EOF (or the next RoundTripper fails), so a
+// caller still reading a large body keeps its slot. Off by default (0); the
+// standard stack uses the article's 100. Requests beyond max wait in a FIFO
+// queue (WithQueue, WithQueueTimeout). It panics if max < 0.
+func WithConcurrency(max int) Option {
+	if max < 0 {
+		panic(fmt.Sprintf("ratelimit: WithConcurrency(%d): max must not be negative", max))
+	}
+	return optionFunc(func(c *config) { c.concurrency = max })
+}
+
+// WithQueue bounds how many requests per key may wait for a concurrency slot;
+// a request that finds the queue full is refused at once (ReasonQueue). 0
+// means no waiting: refuse as soon as all slots are busy. The default equals
+// the concurrency limit, so a burst of twice the limit is absorbed while a
+// sustained overload is shed instead of piling up goroutines. It panics if
+// n < 0.
+func WithQueue(n int) Option {
+	if n < 0 {
+		panic(fmt.Sprintf("ratelimit: WithQueue(%d): n must not be negative", n))
+	}
+	return optionFunc(func(c *config) { c.queue = n })
+}
+
+// WithQueueTimeout bounds how long a request waits in the queue for a
+// concurrency slot before it is refused (ReasonConcurrency); the request's
+// own deadline cuts the wait shorter. Default 2 s, the reference article's
+// pool timeout. It panics if d is not positive.
+func WithQueueTimeout(d time.Duration) Option {
+	if d <= 0 {
+		panic(fmt.Sprintf("ratelimit: WithQueueTimeout(%v): d must be positive", d))
+	}
+	return optionFunc(func(c *config) { c.queueTimeout = d })
+}
+
+// WithMaxPushback caps how long a 429 or 503 response with Retry-After
+// (RFC 9110 §10.2.3) or RateLimit-Reset may pause its key; a server asking
+// for an hour of quiet gets d. Default 30 s. 0 turns server pushback off. It
+// panics if d < 0.
+func WithMaxPushback(d time.Duration) Option {
+	if d < 0 {
+		panic(fmt.Sprintf("ratelimit: WithMaxPushback(%v): d must not be negative", d))
+	}
+	return optionFunc(func(c *config) { c.maxPushback = d })
+}
+
+// WithObserver sets the functions that receive waits, rejections, in-flight
+// changes, pushback pauses and shared-limiter fallbacks, for metrics.
+func WithObserver(o Observer) Option {
+	return optionFunc(func(c *config) { c.obs = o })
+}
+
+// withClock replaces the clock and timers, for tests.
+func withClock(now func() time.Time, newTimer func(time.Duration) (<-chan time.Time, func() bool)) Option {
+	return optionFunc(func(c *config) { c.now, c.newTimer = now, newTimer })
+}

@@ -1,0 +1,379 @@
+// Package ratelimit protects upstreams with rate and concurrency limits and
+// honours server pushback, as an http.RoundTripper, keyed per upstream.
+//
+// Placed below retry in the chain, every attempt (retries included) takes a
+// token and a concurrency slot, so the limits protect the upstream rather
+// than count logical calls. Waits honour the request's context; a wait that
+// cannot end before the deadline fails at once with an error matching
+// ErrLimited, never by sleeping and then failing.
+//
+//	rt := ratelimit.NewTransport(http.DefaultTransport,
+//		ratelimit.WithRate(50, 10),      // 50 requests/s per upstream, bursts of 10
+//		ratelimit.WithConcurrency(64),   // at most 64 in flight per upstream
+//	)
+//
+// For one quota shared by many replicas, plug in a shared Limiter such as
+// redisrate.New with WithSharedLimiter.
+package ratelimit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/outboundhttp/outbound/internal/body"
+	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/keyed"
+	"github.com/outboundhttp/outbound/internal/pushback"
+)
+
+// Transport is an http.RoundTripper that applies rate limits, concurrency
+// limits and server pushback per upstream key before passing a request to the
+// next RoundTripper. It is safe for concurrent use; its state (token buckets,
+// slots, pauses) lives in the Transport, for at most WithMaxKeys keys. A
+// concurrency slot is released when the caller closes the response body or
+// reads it to EOF, or at once when the next RoundTripper returns an error.
+// Build it with NewTransport; the zero value is not usable.
+type Transport struct {
+	next   http.RoundTripper
+	cfg    *config
+	states *keyed.Map[*keyState]
+}
+
+var _ http.RoundTripper = (*Transport)(nil)
+
+// keyState is the per-key state. Requests keep a pointer to it while in
+// flight, so a key dropped from the map for the bound still releases its
+// slots correctly; its successor starts with fresh limits.
+type keyState struct {
+	rate        *rate.Limiter // per-key token bucket; nil without WithRate
+	sem         *semaphore    // nil without WithConcurrency
+	pausedUntil atomic.Int64  // UnixNano until which the server asked for quiet; 0: none
+}
+
+// NewTransport returns a Transport that limits requests before passing them
+// to next; a nil next means http.DefaultTransport. Without options it only
+// honours server pushback (429/503 with Retry-After or RateLimit-Reset). It
+// panics on invalid options (see each WithX).
+func NewTransport(next http.RoundTripper, opts ...Option) *Transport {
+	return newTransport(next, newConfig(opts))
+}
+
+func newTransport(next http.RoundTripper, cfg *config) *Transport {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	t := &Transport{next: next, cfg: cfg}
+	t.states = keyed.NewMap(cfg.maxKeys, func(string) *keyState {
+		st := &keyState{}
+		if cfg.perSecond > 0 {
+			st.rate = rate.NewLimiter(rate.Limit(cfg.perSecond), cfg.burst)
+		}
+		if cfg.concurrency > 0 {
+			st.sem = newSemaphore(cfg.concurrency, cfg.queue)
+		}
+		return st
+	})
+	return t
+}
+
+// Middleware returns a function that wraps a RoundTripper in a Transport with
+// opts, for outbound.Chain. Options are checked at once (invalid ones panic
+// here); every wrapped RoundTripper gets a Transport, and limits, of its own.
+func Middleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
+	cfg := newConfig(opts)
+	return func(next http.RoundTripper) http.RoundTripper { return newTransport(next, cfg) }
+}
+
+// CloseIdleConnections calls CloseIdleConnections on the next RoundTripper
+// when it has that method.
+func (t *Transport) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// RoundTrip waits for the key's server pushback, a concurrency slot and a
+// rate token, in that order, then sends req through the next RoundTripper.
+// A refused request is not sent, its body is closed, and the error is a
+// *LimitError matching ErrLimited. The slot is taken before the token so that
+// requests leave at the limited rate even after queueing for a slot.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	if err := ctx.Err(); err != nil {
+		body.CloseRequest(req)
+		return nil, fmt.Errorf("ratelimit: %w", err)
+	}
+	key := t.cfg.key(req)
+	st := t.states.Get(key)
+	tracked, err := t.admit(ctx, key, st)
+	if err != nil {
+		body.CloseRequest(req)
+		return nil, err
+	}
+	resp, err := t.next.RoundTrip(req)
+	if err == nil && resp == nil {
+		err = errors.New("ratelimit: next RoundTripper returned a nil response and a nil error")
+	}
+	if err != nil {
+		if tracked {
+			t.done(ctx, key, st)
+		}
+		return nil, err
+	}
+	if (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) && t.cfg.maxPushback > 0 {
+		t.notePushback(ctx, key, st, resp.Header)
+	}
+	if tracked {
+		body.OnDone(resp, func() { t.done(ctx, key, st) })
+	}
+	return resp, nil
+}
+
+// admit makes the request wait for, or refuses it by, each limit of key. It
+// reports whether the request holds a slot or is counted in flight, to be
+// released by done.
+func (t *Transport) admit(ctx context.Context, key string, st *keyState) (tracked bool, err error) {
+	if err := t.waitPushback(ctx, key, st); err != nil {
+		return false, err
+	}
+	if st.sem != nil {
+		queued, err := t.acquire(ctx, key, st.sem)
+		if err != nil {
+			return false, err
+		}
+		if queued {
+			// A pause may have begun while this request queued.
+			if err := t.waitPushback(ctx, key, st); err != nil {
+				st.sem.release()
+				return false, err
+			}
+		}
+	}
+	if err := t.waitRate(ctx, key, st); err != nil {
+		if st.sem != nil {
+			st.sem.release()
+		}
+		return false, err
+	}
+	if t.cfg.obs.InFlight != nil {
+		t.cfg.obs.InFlight(ctx, key, 1)
+		return true, nil
+	}
+	return st.sem != nil, nil
+}
+
+// done releases what admit took, once the caller is done with the response.
+func (t *Transport) done(ctx context.Context, key string, st *keyState) {
+	if st.sem != nil {
+		st.sem.release()
+	}
+	if t.cfg.obs.InFlight != nil {
+		t.cfg.obs.InFlight(ctx, key, -1)
+	}
+}
+
+// acquire takes a concurrency slot, waiting in the FIFO queue for at most the
+// queue timeout and never past ctx. queued reports whether it had to wait.
+func (t *Transport) acquire(ctx context.Context, key string, s *semaphore) (queued bool, err error) {
+	w, ok, full := s.enter()
+	if ok {
+		return false, nil
+	}
+	if full {
+		return false, t.reject(ctx, &LimitError{Key: key, Reason: ReasonQueue, detail: "queue full"})
+	}
+	start := t.cfg.now()
+	timeout, stop := t.cfg.newTimer(t.cfg.queueTimeout)
+	select {
+	case <-ready(w):
+		stop()
+		t.waited(ctx, key, ReasonConcurrency, start)
+		return true, nil
+	case <-timeout:
+		s.leave(w)
+		t.waited(ctx, key, ReasonConcurrency, start)
+		return false, t.reject(ctx, &LimitError{Key: key, Reason: ReasonConcurrency,
+			detail: "no slot free within " + t.cfg.queueTimeout.String()})
+	case <-ctx.Done():
+		stop()
+		s.leave(w)
+		t.waited(ctx, key, ReasonConcurrency, start)
+		return false, fmt.Errorf("ratelimit: waiting for a concurrency slot for %s: %w", key, ctx.Err())
+	}
+}
+
+// waitPushback waits out a pause the upstream asked for, or refuses the
+// request at once when the pause outlasts its deadline.
+func (t *Transport) waitPushback(ctx context.Context, key string, st *keyState) error {
+	for {
+		until := st.pausedUntil.Load()
+		if until == 0 {
+			return nil
+		}
+		now := t.cfg.now()
+		d := time.Unix(0, until).Sub(now)
+		if d <= 0 {
+			return nil
+		}
+		if pastDeadline(ctx, now, d) {
+			return t.reject(ctx, &LimitError{Key: key, Reason: ReasonPushback, RetryAfter: d,
+				detail: "upstream asked for a pause of " + d.String() + ", past the deadline"})
+		}
+		err := t.sleep(ctx, d)
+		t.waited(ctx, key, ReasonPushback, now)
+		if err != nil {
+			return fmt.Errorf("ratelimit: waiting out server pushback for %s: %w", key, err)
+		}
+	}
+}
+
+// notePushback pauses key until the time a 429 or 503 response asks for,
+// capped by WithMaxPushback; a later pause never shortens an earlier one.
+func (t *Transport) notePushback(ctx context.Context, key string, st *keyState, h http.Header) {
+	now := t.cfg.now()
+	d, ok := pushback.Delay(h, now)
+	if !ok || d <= 0 {
+		return
+	}
+	d = min(d, t.cfg.maxPushback)
+	until := now.Add(d).UnixNano()
+	for {
+		old := st.pausedUntil.Load()
+		if old >= until {
+			return
+		}
+		if st.pausedUntil.CompareAndSwap(old, until) {
+			break
+		}
+	}
+	if t.cfg.obs.Pushback != nil {
+		t.cfg.obs.Pushback(ctx, key, d)
+	}
+}
+
+// waitRate takes a token from the key's limiter, waiting for it if the
+// deadline allows.
+func (t *Transport) waitRate(ctx context.Context, key string, st *keyState) error {
+	if t.cfg.shared != nil {
+		return t.waitShared(ctx, key)
+	}
+	lim := st.rate
+	if lim == nil {
+		lim = t.cfg.global
+	}
+	if lim == nil {
+		return nil
+	}
+	now := t.cfg.now()
+	if lim.AllowN(now, 1) { // no allocation on the path that does not wait
+		return nil
+	}
+	// As rate.Limiter.WaitN does: reserve a place in line, and give it back
+	// when the wait would pass the deadline or the context ends.
+	r := lim.ReserveN(now, 1)
+	if !r.OK() {
+		return t.reject(ctx, &LimitError{Key: key, Reason: ReasonRate, detail: "limiter admits no request"})
+	}
+	d := r.DelayFrom(now)
+	if d <= 0 {
+		return nil
+	}
+	if pastDeadline(ctx, now, d) {
+		r.CancelAt(now)
+		return t.reject(ctx, &LimitError{Key: key, Reason: ReasonRate, RetryAfter: d,
+			detail: "wait of " + d.String() + " would pass the deadline"})
+	}
+	err := t.sleep(ctx, d)
+	t.waited(ctx, key, ReasonRate, now)
+	if err != nil {
+		r.CancelAt(t.cfg.now())
+		return fmt.Errorf("ratelimit: waiting for the rate limit of %s: %w", key, err)
+	}
+	return nil
+}
+
+// waitShared asks the shared limiter, waiting its RetryAfter and asking
+// again while the deadline allows.
+func (t *Transport) waitShared(ctx context.Context, key string) error {
+	var start time.Time
+	for {
+		res, err := t.cfg.shared.Allow(ctx, key)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("ratelimit: asking the shared limiter for %s: %w", key, ctx.Err())
+			}
+			return t.reject(ctx, &LimitError{Key: key, Reason: ReasonRate, Err: err,
+				detail: "shared limiter failed"})
+		}
+		if res.Fallback != nil && t.cfg.obs.Fallback != nil {
+			t.cfg.obs.Fallback(ctx, key, res.Fallback)
+		}
+		if res.Allowed {
+			if !start.IsZero() {
+				t.waited(ctx, key, ReasonRate, start)
+			}
+			return nil
+		}
+		now := t.cfg.now()
+		if start.IsZero() {
+			start = now
+		}
+		d := res.RetryAfter
+		if d <= 0 {
+			return t.reject(ctx, &LimitError{Key: key, Reason: ReasonRate, detail: "shared limiter refused"})
+		}
+		if pastDeadline(ctx, now, d) {
+			return t.reject(ctx, &LimitError{Key: key, Reason: ReasonRate, RetryAfter: d,
+				detail: "wait of " + d.String() + " would pass the deadline"})
+		}
+		if err := t.sleep(ctx, d); err != nil {
+			t.waited(ctx, key, ReasonRate, start)
+			return fmt.Errorf("ratelimit: waiting for the shared rate limit of %s: %w", key, err)
+		}
+	}
+}
+
+// sleep waits d or until ctx ends, whichever is first.
+func (t *Transport) sleep(ctx context.Context, d time.Duration) error {
+	c, stop := t.cfg.newTimer(d)
+	select {
+	case <-c:
+		return nil
+	case <-ctx.Done():
+		stop()
+		return ctx.Err()
+	}
+}
+
+// waited reports a wait that began at start.
+func (t *Transport) waited(ctx context.Context, key string, reason Reason, start time.Time) {
+	d := t.cfg.now().Sub(start)
+	callctx.Emit(ctx, callctx.Event{Kind: callctx.KindRateLimitWait, Attempt: callctx.Attempt(ctx),
+		Delay: d, Reason: string(reason), Key: key})
+	if t.cfg.obs.Wait != nil {
+		t.cfg.obs.Wait(ctx, key, reason, d)
+	}
+}
+
+// reject reports a refusal and returns e.
+func (t *Transport) reject(ctx context.Context, e *LimitError) error {
+	callctx.Emit(ctx, callctx.Event{Kind: callctx.KindRateLimitRejected, Attempt: callctx.Attempt(ctx),
+		Delay: e.RetryAfter, Reason: string(e.Reason), Key: e.Key})
+	if t.cfg.obs.Reject != nil {
+		t.cfg.obs.Reject(ctx, e.Key, e.Reason)
+	}
+	return e
+}
+
+// pastDeadline reports whether a wait of d from now would end after ctx's
+// deadline.
+func pastDeadline(ctx context.Context, now time.Time, d time.Duration) bool {
+	dl, ok := ctx.Deadline()
+	return ok && now.Add(d).After(dl)
+}
