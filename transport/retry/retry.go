@@ -140,7 +140,7 @@ func (t *Transport) bodySource(req *http.Request) (bodySource, error) {
 		buf, err := io.ReadAll(io.LimitReader(rb, limit+1))
 		if err != nil {
 			rb.Close()
-			return src, fmt.Errorf("retry: reading request body: %w", err)
+			return src, fmt.Errorf("reading request body: %w", err)
 		}
 		if int64(len(buf)) > limit {
 			// Too long to buffer: send what was read followed by the rest, once.
