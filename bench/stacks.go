@@ -1,0 +1,138 @@
+// Package bench measures outbound against the libraries users would pick
+// instead — hashicorp/go-retryablehttp, failsafe-go's failsafehttp and otelhttp —
+// on the same work, in one run: the cost of each stack on the success path
+// (overhead benchmarks over an in-memory base), keep-alive throughput over
+// loopback, and what each does to an upstream under failure (the chaos
+// comparison in chaos_test.go).
+//
+// It is its own Go module so that the main module never depends on the peers.
+// Run it with `make bench` from the repository root; docs/perf/peers.md has
+// the figures and the commands that produced them.
+package bench
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/bulkhead"
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+	"github.com/failsafe-go/failsafe-go/failsafehttp"
+	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/outboundhttp/outbound"
+	"github.com/outboundhttp/outbound/transport/budget"
+	"github.com/outboundhttp/outbound/transport/circuit"
+	"github.com/outboundhttp/outbound/transport/ratelimit"
+	"github.com/outboundhttp/outbound/transport/requestid"
+	"github.com/outboundhttp/outbound/transport/retry"
+	"github.com/outboundhttp/outbound/transport/tracing"
+)
+
+// The policy every stack is given, so the comparison is of the same work: the
+// reference article's four attempts, exponential backoff from 200 ms capped at
+// 3 s, a 10 s budget per call, at most 100 requests in flight per upstream.
+const (
+	Attempts       = 4
+	BackoffInitial = 200 * time.Millisecond
+	BackoffMax     = 3 * time.Second
+	TotalBudget    = 10 * time.Second
+	Concurrency    = 100
+)
+
+// Limits are the rate limit of the standard stack. The benchmarks use a rate
+// that never binds (Unlimited), so they measure the cost of taking a token, not
+// the wait for one.
+type Limits struct {
+	PerSecond float64
+	Burst     int
+}
+
+// Unlimited is a token bucket too large to ever make a benchmark wait.
+var Unlimited = Limits{PerSecond: 1e9, Burst: 1 << 20}
+
+// Standard is outbound's standard stack without tracing, in the order of
+// docs/ordering.md: request ID, budget, retry, budget propagation, circuit,
+// rate and concurrency limits, then base.
+func Standard(base http.RoundTripper, l Limits) http.RoundTripper {
+	return outbound.Chain(base,
+		requestid.Middleware(),
+		budget.Middleware(budget.WithTotal(TotalBudget)),
+		retry.Middleware(retry.WithMaxAttempts(Attempts), retry.WithBackoff(BackoffInitial, BackoffMax)),
+		budget.PropagateMiddleware(),
+		circuit.Middleware(),
+		ratelimit.Middleware(ratelimit.WithRate(l.PerSecond, l.Burst), ratelimit.WithConcurrency(Concurrency)),
+	)
+}
+
+// Traced is the standard stack with both tracing layers (logical span outside
+// budget, one CLIENT span per attempt just above base), as docs/ordering.md
+// places them.
+func Traced(base http.RoundTripper, l Limits, opts ...tracing.Option) http.RoundTripper {
+	return outbound.Chain(base,
+		requestid.Middleware(),
+		tracing.Middleware(opts...),
+		budget.Middleware(budget.WithTotal(TotalBudget)),
+		retry.Middleware(retry.WithMaxAttempts(Attempts), retry.WithBackoff(BackoffInitial, BackoffMax)),
+		budget.PropagateMiddleware(),
+		circuit.Middleware(),
+		ratelimit.Middleware(ratelimit.WithRate(l.PerSecond, l.Burst), ratelimit.WithConcurrency(Concurrency)),
+		tracing.AttemptMiddleware(opts...),
+	)
+}
+
+// RetryableHTTP is go-retryablehttp's RoundTripper with the same attempts and
+// backoff bounds, and no logger (its default logs every attempt to stderr).
+func RetryableHTTP(base http.RoundTripper) http.RoundTripper {
+	c := retryablehttp.NewClient()
+	c.Logger = nil
+	c.RetryMax = Attempts - 1
+	c.RetryWaitMin = BackoffInitial
+	c.RetryWaitMax = BackoffMax
+	c.HTTPClient = &http.Client{Transport: base}
+	// Without an ErrorHandler, retryablehttp turns the last failed response
+	// into an error ("giving up after N attempt(s)") and throws the response
+	// away; PassthroughErrorHandler hands it back, as outbound does.
+	c.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	return &retryablehttp.RoundTripper{Client: c}
+}
+
+// FailsafeRetryPolicy is failsafe-go's HTTP retry policy (retries errors,
+// 429 and 5xx except 501; Retry-After in seconds through failsafehttp.DelayFunc)
+// with the same attempts, exponential backoff and jitter, returning the last
+// response when attempts run out instead of an ExceededError.
+func FailsafeRetryPolicy() failsafe.Policy[*http.Response] {
+	return failsafehttp.NewRetryPolicyBuilder().
+		WithMaxAttempts(Attempts).
+		WithBackoff(BackoffInitial, BackoffMax).
+		WithJitterFactor(0.5).
+		ReturnLastFailure().
+		Build()
+}
+
+// FailsafeBreaker is failsafe-go's circuit breaker set like outbound's: open
+// when at least half of at least 20 executions in 30 s failed (errors and 5xx),
+// stay open 5 s, one probe.
+func FailsafeBreaker() failsafe.Policy[*http.Response] {
+	return circuitbreaker.NewBuilder[*http.Response]().
+		HandleIf(func(resp *http.Response, err error) bool {
+			return err != nil || (resp != nil && resp.StatusCode >= 500)
+		}).
+		WithFailureRateThreshold(0.5, 20, 30*time.Second).
+		WithDelay(5 * time.Second).
+		Build()
+}
+
+// FailsafeRetry is failsafehttp with the retry policy alone.
+func FailsafeRetry(base http.RoundTripper) http.RoundTripper {
+	return failsafehttp.NewRoundTripper(base, FailsafeRetryPolicy())
+}
+
+// FailsafeFull is failsafehttp with retry, circuit breaker and bulkhead (a
+// concurrency limit), the policies that match outbound's stack. The first
+// policy is the outermost, so every attempt passes the breaker and the
+// bulkhead, as in outbound's order.
+func FailsafeFull(base http.RoundTripper) http.RoundTripper {
+	bh := bulkhead.NewBuilder[*http.Response](Concurrency).WithMaxWaitTime(2 * time.Second).Build()
+	return failsafehttp.NewRoundTripper(base, FailsafeRetryPolicy(), FailsafeBreaker(), bh)
+}
