@@ -1,0 +1,425 @@
+package budget
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/outboundhttp/outbound/internal/callctx"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+type events struct {
+	mu  sync.Mutex
+	evs []callctx.Event
+}
+
+func (e *events) Record(_ context.Context, ev callctx.Event) {
+	e.mu.Lock()
+	e.evs = append(e.evs, ev)
+	e.mu.Unlock()
+}
+
+func (e *events) list() []callctx.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]callctx.Event(nil), e.evs...)
+}
+
+// trackBody records whether it was closed.
+type trackBody struct {
+	io.Reader
+	mu     sync.Mutex
+	closed bool
+}
+
+func (b *trackBody) Close() error { b.mu.Lock(); b.closed = true; b.mu.Unlock(); return nil }
+func (b *trackBody) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+func newReq(t testing.TB, ctx context.Context) (*http.Request, *trackBody) {
+	t.Helper()
+	b := &trackBody{Reader: strings.NewReader("payload")}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://upstream.test/x", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req, b
+}
+
+// ok answers 200 with a body that must be read or closed, and reports the
+// context it was given.
+func ok(got *context.Context) roundTripFunc {
+	return func(r *http.Request) (*http.Response, error) {
+		*got = r.Context()
+		r.Body.Close()
+		return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader("hello")), Request: r}, nil
+	}
+}
+
+func TestDeadlineIsMinOfParentAndTotal(t *testing.T) {
+	start := time.Now()
+	clock := func() time.Time { return start }
+	tests := []struct {
+		name   string
+		parent time.Duration // 0: no parent deadline
+		want   time.Duration
+	}{
+		{"no parent deadline", 0, time.Second},
+		{"parent later", time.Hour, time.Second},
+		{"parent earlier", 300 * time.Millisecond, 300 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			if tt.parent > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithDeadline(ctx, start.Add(tt.parent))
+				defer cancel()
+			}
+			var got context.Context
+			req, _ := newReq(t, ctx)
+			resp, err := NewTransport(ok(&got), WithTotal(time.Second), withClock(clock)).RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			dl, has := got.Deadline()
+			if !has || !dl.Equal(start.Add(tt.want)) {
+				t.Errorf("deadline %v (set %v); want start+%v", dl.Sub(start), has, tt.want)
+			}
+		})
+	}
+}
+
+func TestContextReleasedOnBodyDoneNotBefore(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		done func(*http.Response)
+	}{
+		{"close unread", func(r *http.Response) { r.Body.Close() }},
+		{"read to EOF", func(r *http.Response) { io.ReadAll(r.Body) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got context.Context
+			req, _ := newReq(t, context.Background())
+			resp, err := NewTransport(ok(&got)).RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Err() != nil {
+				t.Fatalf("context done when RoundTrip returned: %v", got.Err())
+			}
+			tc.done(resp)
+			if !errors.Is(got.Err(), context.Canceled) {
+				t.Errorf("after body done, context err = %v; want context.Canceled (timer released)", got.Err())
+			}
+			resp.Body.Close()
+		})
+	}
+}
+
+func TestContextReleasedAtOnceOnErrorAndNoBody(t *testing.T) {
+	var got context.Context
+	rt := NewTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		got = r.Context()
+		r.Body.Close()
+		return nil, errors.New("dial failed")
+	}))
+	req, _ := newReq(t, context.Background())
+	resp, err := rt.RoundTrip(req)
+	if resp != nil || err == nil || err.Error() != "dial failed" {
+		t.Fatalf("got (%v, %v); want (nil, dial failed) unchanged", resp, err)
+	}
+	if errors.Is(err, ErrExhausted) {
+		t.Error("plain error matches ErrExhausted")
+	}
+	if got.Err() == nil {
+		t.Error("context not canceled after an error return")
+	}
+
+	rt = NewTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		got = r.Context()
+		return &http.Response{StatusCode: 204, Body: http.NoBody}, nil
+	}))
+	req, _ = newReq(t, context.Background())
+	resp, err = rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Err() == nil {
+		t.Error("context not canceled for a response without a body")
+	}
+	resp.Body.Close()
+}
+
+func TestFailFast(t *testing.T) {
+	real := time.Now()
+	ctx, cancel := context.WithDeadline(context.Background(), real.Add(time.Hour))
+	defer cancel()
+	rec := &events{}
+	ctx = callctx.WithRecorder(ctx, rec)
+	for _, tc := range []struct {
+		left time.Duration
+		sent bool
+	}{
+		{5 * time.Millisecond, false},
+		{9 * time.Millisecond, false},
+		{10 * time.Millisecond, true},
+		{time.Second, true},
+	} {
+		// The clock says only tc.left remains before the parent's deadline.
+		clock := func() time.Time { return real.Add(time.Hour - tc.left) }
+		sent := false
+		rt := NewTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			sent = true
+			r.Body.Close()
+			return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+		}), withClock(clock))
+		req, b := newReq(t, ctx)
+		resp, err := rt.RoundTrip(req)
+		if sent != tc.sent {
+			t.Errorf("%v left: sent = %v; want %v", tc.left, sent, tc.sent)
+		}
+		if !b.isClosed() {
+			t.Errorf("%v left: request body not closed", tc.left)
+		}
+		if tc.sent {
+			if err != nil {
+				t.Errorf("%v left: %v", tc.left, err)
+			} else {
+				resp.Body.Close()
+			}
+			continue
+		}
+		if resp != nil {
+			t.Errorf("%v left: response with an error", tc.left)
+		}
+		var ee *ExhaustedError
+		if !errors.Is(err, ErrExhausted) || !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &ee) {
+			t.Fatalf("%v left: err %v; want an *ExhaustedError matching ErrExhausted and DeadlineExceeded", tc.left, err)
+		}
+		if !ee.LocalRefusal() || ee.Remaining != tc.left {
+			t.Errorf("%v left: LocalRefusal %v, Remaining %v; want true, %v", tc.left, ee.LocalRefusal(), ee.Remaining, tc.left)
+		}
+		if !strings.HasPrefix(err.Error(), "budget: ") {
+			t.Errorf("error %q lacks the package prefix", err)
+		}
+	}
+	evs := rec.list()
+	if len(evs) != 2 || evs[0].Kind != callctx.KindBudgetExhausted || evs[0].Reason != "min_remaining" || evs[0].Delay != 5*time.Millisecond {
+		t.Errorf("events %+v; want two budget_exhausted/min_remaining, the first with Delay 5ms", evs)
+	}
+}
+
+// blockUntilDone is a next RoundTripper that waits for the context, as a
+// network round trip to a slow upstream does, and returns its cause, as
+// net/http's Transport does.
+func blockUntilDone(r *http.Request) (*http.Response, error) {
+	r.Body.Close()
+	<-r.Context().Done()
+	return nil, context.Cause(r.Context())
+}
+
+func TestDeadlineDuringAttempt(t *testing.T) {
+	rec := &events{}
+	ctx := callctx.WithRecorder(context.Background(), rec)
+	req, _ := newReq(t, ctx)
+	resp, err := NewTransport(roundTripFunc(blockUntilDone), WithTotal(20*time.Millisecond)).RoundTrip(req)
+	var ee *ExhaustedError
+	if resp != nil || !errors.As(err, &ee) || !errors.Is(err, ErrExhausted) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got (%v, %v); want an *ExhaustedError", resp, err)
+	}
+	if ee.LocalRefusal() || ee.Budget != 20*time.Millisecond {
+		t.Errorf("LocalRefusal %v, Budget %v; want false, 20ms", ee.LocalRefusal(), ee.Budget)
+	}
+	if errors.Is(err, context.Canceled) {
+		t.Error("budget exhaustion matches context.Canceled")
+	}
+	if evs := rec.list(); len(evs) != 1 || evs[0].Reason != "deadline" {
+		t.Errorf("events %+v; want one budget_exhausted/deadline", evs)
+	}
+}
+
+func TestCallerContextIsNotOurs(t *testing.T) {
+	t.Run("canceled during attempt", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(10*time.Millisecond, cancel)
+		req, _ := newReq(t, ctx)
+		_, err := NewTransport(roundTripFunc(blockUntilDone)).RoundTrip(req)
+		if !errors.Is(err, context.Canceled) || errors.Is(err, ErrExhausted) {
+			t.Errorf("err %v; want context.Canceled, not ErrExhausted", err)
+		}
+	})
+	t.Run("canceled before", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		sent := false
+		req, b := newReq(t, ctx)
+		_, err := NewTransport(roundTripFunc(func(*http.Request) (*http.Response, error) { sent = true; return nil, nil })).RoundTrip(req)
+		if sent || !b.isClosed() || !errors.Is(err, context.Canceled) || errors.Is(err, ErrExhausted) {
+			t.Errorf("sent %v, body closed %v, err %v; want not sent, closed, context.Canceled", sent, b.isClosed(), err)
+		}
+	})
+	t.Run("canceled with cause", func(t *testing.T) {
+		ctx, cancel := context.WithCancelCause(context.Background())
+		cancel(errors.New("user left"))
+		req, _ := newReq(t, ctx)
+		_, err := NewTransport(nil).RoundTrip(req)
+		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "user left") {
+			t.Errorf("err %v; want context.Canceled mentioning the cause", err)
+		}
+	})
+	t.Run("parent deadline fires first", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		req, _ := newReq(t, ctx)
+		_, err := NewTransport(roundTripFunc(blockUntilDone), WithTotal(time.Hour)).RoundTrip(req)
+		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrExhausted) {
+			t.Errorf("err %v; want plain context.DeadlineExceeded (the caller's deadline)", err)
+		}
+	})
+	t.Run("inner error hides the cancel", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := newReq(t, ctx)
+		_, err := NewTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			cancel()
+			return nil, errors.New("net/http: request canceled")
+		})).RoundTrip(req)
+		if !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "budget: ") {
+			t.Errorf("err %v; want a budget error matching context.Canceled", err)
+		}
+	})
+}
+
+func TestNestedBudgets(t *testing.T) {
+	rec := &events{}
+	ctx := callctx.WithRecorder(context.Background(), rec)
+	inner := NewTransport(roundTripFunc(blockUntilDone), WithTotal(time.Hour))
+	outer := NewTransport(inner, WithTotal(20*time.Millisecond))
+	req, _ := newReq(t, ctx)
+	_, err := outer.RoundTrip(req)
+	var ee *ExhaustedError
+	if !errors.As(err, &ee) || ee.Budget != 20*time.Millisecond || ee.Refused {
+		t.Fatalf("err %v; want the outer 20ms budget exhausted during the attempt", err)
+	}
+	if evs := rec.list(); len(evs) != 1 {
+		t.Errorf("events %+v; want exactly one", evs)
+	}
+
+	// An expired outer budget seen by an inner Transport is a refusal.
+	ctx, cancel := context.WithDeadlineCause(context.Background(), time.Now().Add(-time.Second), &ExhaustedError{Budget: time.Second})
+	defer cancel()
+	req, b := newReq(t, ctx)
+	_, err = inner.RoundTrip(req)
+	if !errors.As(err, &ee) || !ee.Refused || !b.isClosed() {
+		t.Errorf("err %v; want a refusal matching ErrExhausted, body closed", err)
+	}
+}
+
+func TestCallerRequestNotModified(t *testing.T) {
+	ctx := context.Background()
+	req, _ := newReq(t, ctx)
+	req.Header.Set("A", "1")
+	before := req.Header.Clone()
+	var got context.Context
+	for _, rt := range []http.RoundTripper{
+		NewTransport(ok(&got)),
+		NewPropagateTransport(ok(&got)),
+		NewTransport(NewPropagateTransport(ok(&got))),
+	} {
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if req.Context() != ctx || len(req.Header) != len(before) || req.Header.Get("A") != "1" {
+			t.Errorf("caller's request modified: header %v, context replaced %v", req.Header, req.Context() != ctx)
+		}
+	}
+}
+
+func TestRemaining(t *testing.T) {
+	if d, ok := Remaining(context.Background()); ok || d != 0 {
+		t.Errorf("no deadline: got (%v, %v); want (0, false)", d, ok)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	if d, ok := Remaining(ctx); !ok || d <= 59*time.Minute || d > time.Hour {
+		t.Errorf("one hour: got (%v, %v)", d, ok)
+	}
+	ctx, cancel = context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	if d, ok := Remaining(ctx); !ok || d != 0 {
+		t.Errorf("passed deadline: got (%v, %v); want (0, true)", d, ok)
+	}
+}
+
+func TestOptionPanics(t *testing.T) {
+	for name, f := range map[string]func(){
+		"WithTotal(0)":                  func() { WithTotal(0) },
+		"WithTotal(-1)":                 func() { WithTotal(-1) },
+		"WithMinRemaining(-1)":          func() { WithMinRemaining(-1) },
+		"WithSafetyMargin(-1)":          func() { WithSafetyMargin(-1) },
+		"WithMaxInbound(0)":             func() { WithMaxInbound(0) },
+		"WithDeadlineHeader(bad)":       func() { WithDeadlineHeader("a b") },
+		"WithDeadlineHeader(empty)":     func() { WithDeadlineHeader("") },
+		"min not below total":           func() { NewTransport(nil, WithTotal(5*time.Millisecond)) },
+		"min not below total (Handler)": func() { Handler(nil, WithMinRemaining(time.Minute)) },
+	} {
+		func() {
+			defer func() {
+				r := recover()
+				if s, _ := r.(string); !strings.HasPrefix(s, "budget: ") {
+					t.Errorf("%s: recover() = %v; want a budget panic", name, r)
+				}
+			}()
+			f()
+		}()
+	}
+}
+
+func TestNilNextAndCloseIdle(t *testing.T) {
+	if NewTransport(nil).next != http.DefaultTransport || NewPropagateTransport(nil).next != http.DefaultTransport {
+		t.Error("nil next is not http.DefaultTransport")
+	}
+	if Middleware()(nil).(*Transport).next != http.DefaultTransport || PropagateMiddleware()(nil).(*PropagateTransport).next != http.DefaultTransport {
+		t.Error("Middleware: nil next is not http.DefaultTransport")
+	}
+	ci := &closeIdle{}
+	NewTransport(ci).CloseIdleConnections()
+	NewPropagateTransport(ci).CloseIdleConnections()
+	if ci.n != 2 {
+		t.Errorf("CloseIdleConnections forwarded %d times; want 2", ci.n)
+	}
+	NewTransport(roundTripFunc(nil)).CloseIdleConnections()
+	NewPropagateTransport(roundTripFunc(nil)).CloseIdleConnections()
+}
+
+type closeIdle struct{ n int }
+
+func (c *closeIdle) RoundTrip(*http.Request) (*http.Response, error) { return nil, nil }
+func (c *closeIdle) CloseIdleConnections()                           { c.n++ }
+
+func TestNilResponseNilError(t *testing.T) {
+	req, _ := newReq(t, context.Background())
+	resp, err := NewTransport(roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, nil })).RoundTrip(req)
+	if resp != nil || err == nil {
+		t.Errorf("got (%v, %v); want an error", resp, err)
+	}
+}

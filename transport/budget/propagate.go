@@ -1,0 +1,107 @@
+package budget
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// PropagateTransport is an http.RoundTripper that sends the time left before
+// the request context's deadline, minus a safety margin, in a header
+// (Request-Timeout-Ms by default) as whole milliseconds: relative, never a
+// wall-clock time, so clock skew between hosts does not matter (as gRPC's
+// grpc-timeout and Envoy's x-envoy-expected-rq-timeout-ms). Handler on the
+// upstream turns it back into a deadline.
+//
+// Place it inside the retry layer (after retry.Middleware in a Chain), so
+// each attempt recomputes the value: a resend carries less time than the
+// first attempt did. A request without a deadline goes out without the
+// header. A header the caller set explicitly is sent unchanged: the caller's
+// value wins. A remaining time below the margin is sent as 0.
+//
+// A PropagateTransport is safe for concurrent use and holds no per-request
+// resources. Its zero value is not usable: build one with NewPropagateTransport.
+type PropagateTransport struct {
+	next   http.RoundTripper
+	header string
+	margin time.Duration
+	now    func() time.Time
+}
+
+var _ http.RoundTripper = (*PropagateTransport)(nil)
+
+// NewPropagateTransport returns a PropagateTransport that passes requests to
+// next (nil means http.DefaultTransport). It uses the options
+// WithDeadlineHeader and WithSafetyMargin.
+func NewPropagateTransport(next http.RoundTripper, opts ...Option) *PropagateTransport {
+	return newPropagate(next, newConfig(opts))
+}
+
+// PropagateMiddleware returns a middleware for outbound.Chain that wraps its
+// argument in a PropagateTransport. Place it inside (after) retry.
+func PropagateMiddleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
+	cfg := newConfig(opts)
+	return func(next http.RoundTripper) http.RoundTripper { return newPropagate(next, cfg) }
+}
+
+func newPropagate(next http.RoundTripper, cfg config) *PropagateTransport {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	return &PropagateTransport{next: next, header: cfg.header, margin: cfg.margin, now: cfg.now}
+}
+
+// RoundTrip implements http.RoundTripper. It never modifies req: the header
+// is set on a copy.
+func (p *PropagateTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	dl, ok := req.Context().Deadline()
+	if !ok {
+		return p.next.RoundTrip(req)
+	}
+	if _, set := req.Header[p.header]; set {
+		return p.next.RoundTrip(req)
+	}
+	// Milliseconds() truncates, which only rounds the sent budget down.
+	ms := max((dl.Sub(p.now()) - p.margin).Milliseconds(), 0)
+	return p.next.RoundTrip(withHeader(req, p.header, strconv.FormatInt(ms, 10)))
+}
+
+// CloseIdleConnections forwards to the wrapped RoundTripper when it has the method.
+func (p *PropagateTransport) CloseIdleConnections() {
+	if c, ok := p.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// withHeader returns a shallow copy of req whose header is a copy of req's
+// with key set to v: http.Request.Clone cut down to the one thing that
+// changes. The header values are copied into one backing array with room for
+// v, as http.Header.Clone does.
+func withHeader(req *http.Request, key, v string) *http.Request {
+	r2 := new(http.Request)
+	*r2 = *req
+	nv := 1
+	for k, vv := range req.Header {
+		if k != key {
+			nv += len(vv)
+		}
+	}
+	sv := make([]string, nv)
+	h := make(http.Header, len(req.Header)+1)
+	for k, vv := range req.Header {
+		if k == key {
+			continue
+		}
+		if vv == nil {
+			h[k] = nil
+			continue
+		}
+		n := copy(sv, vv)
+		h[k] = sv[:n:n]
+		sv = sv[n:]
+	}
+	sv[0] = v
+	h[key] = sv[:1:1]
+	r2.Header = h
+	return r2
+}
