@@ -1,0 +1,211 @@
+package outbound
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/outboundhttp/outbound/transport/budget"
+	"github.com/outboundhttp/outbound/transport/ratelimit"
+)
+
+// fastConfig is DefaultConfig with waits short enough for tests.
+func fastConfig() Config {
+	cfg := DefaultConfig()
+	cfg.BackoffInitial = 5 * time.Millisecond
+	cfg.BackoffMax = 20 * time.Millisecond
+	cfg.TracingEnabled = false
+	return cfg
+}
+
+func newTestClient(t *testing.T, cfg Config, opts ...ClientOption) *http.Client {
+	t.Helper()
+	c, err := NewClient(cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	return c
+}
+
+func TestNewClientDefaultConfig(t *testing.T) {
+	var seen http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = r.Header.Clone()
+		io.WriteString(w, `{"ok":true}`)
+	}))
+	defer srv.Close()
+	cfg := DefaultConfig()
+	cfg.APIKey = "sk-test"
+	c := newTestClient(t, cfg)
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != `{"ok":true}` {
+		t.Fatalf("body %q", b)
+	}
+	if seen.Get("X-Request-ID") == "" || seen.Get("User-Agent") != "outbound/1" || seen.Get("Authorization") != "Bearer sk-test" {
+		t.Fatalf("upstream saw headers %v; want a request ID, the user agent and the key", seen)
+	}
+}
+
+func TestNewClientReportsEveryProblem(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxAttempts = 0
+	cfg.TotalBudget = -1
+	cfg.QueueTimeout = -1
+	_, err := NewClient(cfg, WithoutLayer(Layer(99)))
+	var ce *ConfigError
+	if !errors.As(err, &ce) || len(ce.Problems) < 3 {
+		t.Fatalf("err = %v; want a ConfigError listing every problem", err)
+	}
+	if _, err := NewClient(DefaultConfig(), WithoutLayer(Layer(99))); err == nil || !strings.Contains(err.Error(), "unknown layer") {
+		t.Fatalf("err = %v; want unknown layer", err)
+	}
+}
+
+// The order is checked by behaviour: the request ID sits outside retry (one
+// ID on every attempt), the budget outside retry (it bounds all attempts),
+// the rate limit inside it (every attempt takes a token).
+func TestNewClientOrderByBehaviour(t *testing.T) {
+	var mu sync.Mutex
+	var ids []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		ids = append(ids, r.Header.Get("X-Request-ID"))
+		mu.Unlock()
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+
+	t.Run("one request ID across attempts", func(t *testing.T) {
+		ids = nil
+		cfg := fastConfig()
+		cfg.CircuitEnabled = false
+		c := newTestClient(t, cfg)
+		resp, err := c.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if len(ids) != 4 {
+			t.Fatalf("attempts = %d; want 4", len(ids))
+		}
+		for _, id := range ids {
+			if id != ids[0] || id == "" {
+				t.Fatalf("request IDs %v; want one ID on every attempt", ids)
+			}
+		}
+	})
+
+	t.Run("budget covers retries", func(t *testing.T) {
+		cfg := fastConfig()
+		cfg.CircuitEnabled = false
+		cfg.TotalBudget = 150 * time.Millisecond
+		cfg.BackoffInitial = 100 * time.Millisecond
+		cfg.BackoffMax = 100 * time.Millisecond
+		cfg.MaxAttempts = 10
+		cfg.RetryBudgetRatio = 0
+		cfg.CircuitWindow = time.Second
+		slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-time.After(60 * time.Millisecond):
+			case <-r.Context().Done():
+			}
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}))
+		defer slow.Close()
+		c, err := NewClient(cfg, WithBase(http.DefaultTransport))
+		if err == nil {
+			t.Fatal("a budget shorter than the backoff sum was accepted")
+		}
+		cfg.MaxAttempts = 2
+		c = newTestClient(t, cfg)
+		start := time.Now()
+		resp, err := c.Get(slow.URL)
+		elapsed := time.Since(start)
+		if err == nil {
+			resp.Body.Close()
+		}
+		if elapsed > time.Second {
+			t.Fatalf("call took %v; the 150ms budget did not bound the retries", elapsed)
+		}
+	})
+
+	t.Run("rate limit applies per attempt", func(t *testing.T) {
+		ids = nil
+		cfg := fastConfig()
+		cfg.CircuitEnabled = false
+		cfg.RatePerSecond = 0.1 // no refill during the test
+		cfg.RateBurst = 2
+		c := newTestClient(t, cfg)
+		resp, err := c.Get(srv.URL)
+		if err == nil {
+			resp.Body.Close()
+			t.Fatalf("got %v; want the rate limit to refuse the third attempt", resp.Status)
+		}
+		if !errors.Is(err, ratelimit.ErrLimited) {
+			t.Fatalf("err = %v; want ErrLimited", err)
+		}
+		if len(ids) != 2 {
+			t.Fatalf("attempts reaching the server = %d; want 2 (the burst)", len(ids))
+		}
+		if got := StatusFor(err); got != http.StatusServiceUnavailable {
+			t.Fatalf("StatusFor = %d; want 503", got)
+		}
+	})
+}
+
+func TestNewClientLayerOptions(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("X-Seen", r.Header.Get("X-Extra"))
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	extra := func(next http.RoundTripper) http.RoundTripper {
+		return RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			r2 := r.Clone(r.Context())
+			r2.Header.Set("X-Extra", "yes")
+			return next.RoundTrip(r2)
+		})
+	}
+	c := newTestClient(t, fastConfig(), WithoutLayer(LayerRetry), WithMiddlewareAfter(LayerHeader, extra))
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if hits.Load() != 1 || resp.Header.Get("X-Seen") != "yes" {
+		t.Fatalf("hits %d, extra header %q; want 1 attempt (no retry layer) and the extra middleware", hits.Load(), resp.Header.Get("X-Seen"))
+	}
+}
+
+func TestNewClientBudgetExhaustedMapsTo504(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	cfg := fastConfig()
+	cfg.TotalBudget = 100 * time.Millisecond
+	cfg.CircuitWindow = time.Second
+	c := newTestClient(t, cfg)
+	_, err := c.Get(srv.URL)
+	if !errors.Is(err, budget.ErrExhausted) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v; want ErrExhausted and DeadlineExceeded", err)
+	}
+	if got := StatusFor(err); got != http.StatusGatewayTimeout {
+		t.Fatalf("StatusFor = %d; want 504", got)
+	}
+}
