@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -230,7 +231,9 @@ func TestPropagators(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := p.Fields(); strings.Join(got, ",") != strings.Join(tc.want, ",") {
+		got := p.Fields()
+		sort.Strings(got)
+		if strings.Join(got, ",") != strings.Join(tc.want, ",") {
 			t.Errorf("OTEL_PROPAGATORS=%q fields %q; want %q", tc.env, got, tc.want)
 		}
 	}
