@@ -80,7 +80,7 @@ func printTree(ended []sdktrace.ReadOnlySpan) {
 		for _, k := range show {
 			for _, kv := range s.Attributes() {
 				if kv.Key == k {
-					parts = append(parts, fmt.Sprintf("%s=%s", k, kv.Value.Emit()))
+					parts = append(parts, fmt.Sprintf("%s=%s", k, kv.Value.String()))
 				}
 			}
 		}
@@ -94,7 +94,7 @@ func printTree(ended []sdktrace.ReadOnlySpan) {
 			var kv []string
 			for _, a := range ev.Attributes {
 				if a.Key != "outbound.upstream" {
-					kv = append(kv, fmt.Sprintf("%s=%s", a.Key, a.Value.Emit()))
+					kv = append(kv, fmt.Sprintf("%s=%s", a.Key, a.Value.String()))
 				}
 			}
 			fmt.Println(indent + "  event " + ev.Name + " " + strings.Join(kv, " "))

@@ -34,7 +34,7 @@ func everything(t *testing.T, te *telemetry) []string {
 	var out []string
 	kvs := func(where string, kv []attribute.KeyValue) {
 		for _, a := range kv {
-			out = append(out, fmt.Sprintf("%s %s=%s", where, a.Key, a.Value.Emit()))
+			out = append(out, fmt.Sprintf("%s %s=%s", where, a.Key, a.Value.String()))
 		}
 	}
 	for _, s := range te.spans.Ended() {

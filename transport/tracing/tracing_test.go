@@ -77,10 +77,10 @@ func TestRetriedCall(t *testing.T) {
 		t.Errorf("logical name = %q; want %q", got, want)
 	}
 	if v, _ := attr(logical, AttrAttempts); v.AsInt64() != 3 {
-		t.Errorf("logical %s = %v; want 3", AttrAttempts, v.Emit())
+		t.Errorf("logical %s = %v; want 3", AttrAttempts, v.String())
 	}
 	if v, _ := attr(logical, AttrStatusCode); v.AsInt64() != 200 {
-		t.Errorf("logical %s = %v; want 200", AttrStatusCode, v.Emit())
+		t.Errorf("logical %s = %v; want 200", AttrStatusCode, v.String())
 	}
 	for _, kv := range logical.Attributes() {
 		if strings.HasPrefix(string(kv.Key), "http.") {
@@ -97,10 +97,10 @@ func TestRetriedCall(t *testing.T) {
 		}
 		s := attribute.NewSet(ev.Attributes...)
 		if v, _ := s.Value(AttrAttempt); v.AsInt64() != int64(i+1) {
-			t.Errorf("event %d attempt = %v; want %d", i, v.Emit(), i+1)
+			t.Errorf("event %d attempt = %v; want %d", i, v.String(), i+1)
 		}
 		if v, _ := s.Value(AttrDelay); v.AsFloat64() != float64(i+1)*0.1 {
-			t.Errorf("event %d delay = %v; want %v", i, v.Emit(), float64(i+1)*0.1)
+			t.Errorf("event %d delay = %v; want %v", i, v.String(), float64(i+1)*0.1)
 		}
 		if v, _ := s.Value(AttrReason); v.AsString() != "status_503" {
 			t.Errorf("event %d reason = %q; want status_503", i, v.AsString())
@@ -117,9 +117,9 @@ func TestRetriedCall(t *testing.T) {
 		v, ok := attr(s, semconv.HTTPRequestResendCountKey)
 		switch {
 		case i == 0 && ok:
-			t.Errorf("first attempt has %s = %v; want absent", semconv.HTTPRequestResendCountKey, v.Emit())
+			t.Errorf("first attempt has %s = %v; want absent", semconv.HTTPRequestResendCountKey, v.String())
 		case i > 0 && (!ok || v.AsInt64() != int64(i)):
-			t.Errorf("attempt %d %s = %v (present %v); want %d", i, semconv.HTTPRequestResendCountKey, v.Emit(), ok, i)
+			t.Errorf("attempt %d %s = %v (present %v); want %d", i, semconv.HTTPRequestResendCountKey, v.String(), ok, i)
 		}
 		if v, _ := attr(s, semconv.URLTemplateKey); v.AsString() != "/v1/users/{id}" {
 			t.Errorf("attempt %d url.template = %q", i, v.AsString())
@@ -129,7 +129,7 @@ func TestRetriedCall(t *testing.T) {
 			wantCode = 200
 		}
 		if v, _ := attr(s, semconv.HTTPResponseStatusCodeKey); v.AsInt64() != wantCode {
-			t.Errorf("attempt %d status = %v; want %d", i, v.Emit(), wantCode)
+			t.Errorf("attempt %d status = %v; want %d", i, v.String(), wantCode)
 		}
 	}
 	for _, s := range spans {
@@ -158,8 +158,8 @@ func TestRetriedCall(t *testing.T) {
 	for name, m := range ms {
 		forEachAttrSet(m, func(s attribute.Set) {
 			for _, kv := range s.ToSlice() {
-				if strings.Contains(kv.Value.Emit(), "/v1/users") {
-					t.Errorf("metric %s has attribute %s=%q", name, kv.Key, kv.Value.Emit())
+				if strings.Contains(kv.Value.String(), "/v1/users") {
+					t.Errorf("metric %s has attribute %s=%q", name, kv.Key, kv.Value.String())
 				}
 			}
 		})
