@@ -131,7 +131,7 @@ func DefaultConfig() Config {
 		RetryStatuses:    []int{408, 429, 502, 503, 504},
 
 		MaxConcurrency: 100,
-		QueueLength:    1000,
+		QueueLength:    100,
 		QueueTimeout:   2 * time.Second,
 
 		CircuitEnabled:       true,

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/outboundhttp/outbound"
@@ -118,4 +120,63 @@ func ExampleLoadConfig() {
 	cfg.APIKey = "sk-live-123"
 	fmt.Println(cfg.TotalBudget, cfg.MaxAttempts, cfg.APIKey)
 	// Output: 10s 4 [REDACTED]
+}
+
+func ExampleNewClient() {
+	var attempts atomic.Int32
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if attempts.Add(1) < 3 {
+			w.WriteHeader(http.StatusServiceUnavailable) // transient
+			return
+		}
+		fmt.Fprint(w, `{"id":7}`)
+	}))
+	defer upstream.Close()
+
+	cfg := outbound.DefaultConfig()
+	cfg.BackoffInitial = 10 * time.Millisecond // keep the example quick
+	cfg.TracingEnabled = false
+	client, err := outbound.NewClient(cfg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer client.CloseIdleConnections()
+
+	resp, err := client.Get(upstream.URL + "/v1/users/7")
+	if err != nil {
+		fmt.Println(outbound.StatusFor(err), err)
+		return
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	fmt.Println(resp.StatusCode, string(b), "after", attempts.Load(), "attempts")
+	// Output: 200 {"id":7} after 3 attempts
+}
+
+func ExamplePerHost() {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, r.Header.Values("X-Layers"))
+	}))
+	defer upstream.Close()
+	host := strings.TrimPrefix(upstream.URL, "http://")
+
+	client := outbound.Wrap(http.DefaultClient, outbound.PerHost(map[string]outbound.Middleware{
+		host: tag("stack-for-this-upstream"),
+	}, tag("fallback-stack")))
+
+	for _, u := range []string{upstream.URL, "http://localhost:" + upstream.URL[strings.LastIndex(upstream.URL, ":")+1:]} {
+		resp, err := client.Get(u)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Println(string(b))
+	}
+	http.DefaultClient.CloseIdleConnections()
+	// Output:
+	// [stack-for-this-upstream]
+	// [fallback-stack]
 }
