@@ -46,6 +46,13 @@ func errReason(err error) (reason string, retryable, unsent bool) {
 	dial := errors.As(err, &opErr) && opErr.Op == "dial"
 	msg := err.Error()
 	switch {
+	case isProtocolViolation(msg):
+		// The upstream answered, but not in valid HTTP/1.1 (headers over the
+		// transport's limit, a malformed status line or header, bad framing).
+		// net/http reports these as a broken connection, yet the same upstream
+		// sends the same answer again: retrying only repeats the waste (up to
+		// the header limit per attempt).
+		return "protocol_error", false, false
 	case errors.Is(err, syscall.ECONNREFUSED):
 		// Refused at connect: nothing was sent.
 		return "connection_refused", true, true
@@ -78,4 +85,23 @@ func isTimeout(err error) bool {
 	}
 	var t interface{ Timeout() bool }
 	return errors.As(err, &t) && t.Timeout()
+}
+
+// isProtocolViolation reports whether msg is one of net/http's errors for a
+// response that is not valid HTTP/1.1. net/http exports no sentinels for
+// them, so they are matched by text, like its own errServerClosedIdle above.
+func isProtocolViolation(msg string) bool {
+	for _, s := range []string{
+		"server response headers exceeded", // Transport.MaxResponseHeaderBytes
+		"malformed HTTP",                   // status line, version or status code
+		"malformed MIME header",            // textproto: a header line
+		"bad Content-Length",
+		"multiple Content-Length",
+		"unsupported transfer encoding",
+	} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }

@@ -223,6 +223,10 @@ func TestErrorClasses(t *testing.T) {
 		{"goaway", errors.New("http2: server sent GOAWAY and closed the connection"), 4, "http2_goaway", ErrAttempts},
 		{"refused stream", errors.New("stream error: stream ID 1; REFUSED_STREAM"), 4, "http2_refused_stream", ErrAttempts},
 		{"other", errors.New("x509: certificate signed by unknown authority"), 1, "", nil},
+		{"broken connection", errors.New("net/http: HTTP/1.x transport connection broken: read: connection closed"), 4, "eof", ErrAttempts},
+		{"headers too large", errors.New("net/http: HTTP/1.x transport connection broken: net/http: server response headers exceeded 1048576 bytes; aborted"), 1, "", nil},
+		{"malformed response", errors.New(`net/http: HTTP/1.x transport connection broken: malformed HTTP response "garbage"`), 1, "", nil},
+		{"bad framing", errors.New(`net/http: HTTP/1.x transport connection broken: http: message cannot contain multiple Content-Length headers; got ["5" "6"]`), 1, "", nil},
 		{"local refusal", refusal{}, 1, "", nil},
 		{"wrapped local refusal", fmt.Errorf("circuit: %w", refusal{}), 1, "", nil},
 	}
