@@ -26,6 +26,13 @@ const (
 	DefaultMaxConnsPerHost       = 100
 	DefaultMaxIdleConnsPerHost   = 20
 	DefaultMaxIdleConns          = 100
+	// DefaultMaxResponseHeaderBytes caps the response headers (1xx
+	// informational responses included) at 1 MiB, net/http's own cap on
+	// request headers (http.DefaultMaxHeaderBytes). net/http's Transport
+	// otherwise allows 10 MiB per response, so an upstream sending huge
+	// headers or an endless flood of 103 Early Hints could hold 1 GiB across
+	// a full pool of 100 connections.
+	DefaultMaxResponseHeaderBytes = 1 << 20
 )
 
 // ErrBodyIdle is returned by a response body read when no byte of the body
@@ -198,8 +205,9 @@ func WithTransportFunc(f func(*http.Transport)) TransportOption {
 // explicit, as the reference article asks — connect 2 s with TCP keep-alive,
 // TLS handshake 5 s, response headers 8 s, expect-continue 1 s, idle
 // connections 90 s, at most 100 connections and 20 idle ones per host, HTTP/2
-// on, proxy from the environment — plus a body idle-read timeout of 8 s, which
-// net/http lacks.
+// on, proxy from the environment, response headers of at most 1 MiB — plus a
+// body idle-read timeout of 8 s, which net/http lacks. WithTransportFunc
+// changes any of the *http.Transport's fields.
 //
 // The result is safe for concurrent use and forwards CloseIdleConnections.
 func NewTransport(opts ...TransportOption) http.RoundTripper {
@@ -211,16 +219,17 @@ func NewTransport(opts ...TransportOption) http.RoundTripper {
 	}
 	dialer := &net.Dialer{Timeout: cfg.connectTimeout, KeepAlive: cfg.keepAlive}
 	t := &http.Transport{
-		Proxy:                 cfg.proxy,
-		DialContext:           dialer.DialContext,
-		TLSClientConfig:       cfg.tlsConfig,
-		TLSHandshakeTimeout:   cfg.tlsHandshakeTimeout,
-		ResponseHeaderTimeout: cfg.responseHeaderTimeout,
-		ExpectContinueTimeout: cfg.expectContinueTimeout,
-		IdleConnTimeout:       cfg.idleConnTimeout,
-		MaxConnsPerHost:       cfg.maxConnsPerHost,
-		MaxIdleConnsPerHost:   cfg.maxIdleConnsPerHost,
-		MaxIdleConns:          cfg.maxIdleConns,
+		Proxy:                  cfg.proxy,
+		DialContext:            dialer.DialContext,
+		TLSClientConfig:        cfg.tlsConfig,
+		TLSHandshakeTimeout:    cfg.tlsHandshakeTimeout,
+		ResponseHeaderTimeout:  cfg.responseHeaderTimeout,
+		ExpectContinueTimeout:  cfg.expectContinueTimeout,
+		IdleConnTimeout:        cfg.idleConnTimeout,
+		MaxConnsPerHost:        cfg.maxConnsPerHost,
+		MaxIdleConnsPerHost:    cfg.maxIdleConnsPerHost,
+		MaxIdleConns:           cfg.maxIdleConns,
+		MaxResponseHeaderBytes: DefaultMaxResponseHeaderBytes,
 		// A custom DialContext or TLS config turns net/http's automatic HTTP/2
 		// off; ask for it explicitly.
 		ForceAttemptHTTP2: cfg.http2,

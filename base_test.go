@@ -48,6 +48,9 @@ func TestNewTransportIsNewAndTuned(t *testing.T) {
 	if tr.MaxConnsPerHost != 100 || tr.MaxIdleConnsPerHost != 20 {
 		t.Errorf("pool = %d/%d; want 100/20", tr.MaxConnsPerHost, tr.MaxIdleConnsPerHost)
 	}
+	if tr.MaxResponseHeaderBytes != 1<<20 {
+		t.Errorf("MaxResponseHeaderBytes = %d; want 1 MiB", tr.MaxResponseHeaderBytes)
+	}
 	if !tr.ForceAttemptHTTP2 || tr.Proxy == nil || tr.DialContext == nil {
 		t.Errorf("HTTP/2 %v, proxy set %v, dialer set %v; want all true", tr.ForceAttemptHTTP2, tr.Proxy != nil, tr.DialContext != nil)
 	}
