@@ -226,7 +226,10 @@ func (c Config) layers(tracingOpts []tracing.Option) [numLayers]Middleware {
 		l[LayerCircuit] = circuit.Middleware(circuitOpts...)
 	}
 
-	var limitOpts []ratelimit.Option
+	// The limiter pauses an upstream for its Retry-After no longer than the
+	// retry layer waits for it: with a longer pause, the limiter would refuse
+	// the very retry the retry layer scheduled after its capped wait.
+	limitOpts := []ratelimit.Option{ratelimit.WithMaxPushback(c.MaxRetryAfter)}
 	if c.RatePerSecond > 0 {
 		limitOpts = append(limitOpts, ratelimit.WithRate(c.RatePerSecond, c.RateBurst))
 	}

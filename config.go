@@ -73,7 +73,9 @@ type Config struct {
 
 	// Retries (transport/retry). MaxAttempts counts the first attempt;
 	// 1 turns retries off. AttemptTimeout 0 means no per-attempt bound.
-	// RetryBudgetRatio 0 turns the retry budget off.
+	// RetryBudgetRatio 0 turns the retry budget off. MaxRetryAfter caps both
+	// the retry layer's wait for a Retry-After and the rate limiter's pause of
+	// the upstream (ratelimit.WithMaxPushback); 0 ignores Retry-After.
 	MaxAttempts      int           `env:"MAX_ATTEMPTS"`
 	BackoffInitial   time.Duration `env:"BACKOFF_INITIAL"`
 	BackoffMax       time.Duration `env:"BACKOFF_MAX"`
