@@ -42,6 +42,9 @@ type Transport struct {
 	tracer trace.Tracer
 	ins    *instruments
 	redact bool
+	// startOpts is built once: boxing the span kind option on every call
+	// would cost an allocation per request.
+	startOpts []trace.SpanStartOption
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -63,6 +66,8 @@ func NewTransport(next http.RoundTripper, opts ...Option) *Transport {
 		tracer: tp.Tracer(ScopeName),
 		ins:    newInstruments(c.mp),
 		redact: c.redactQuery,
+
+		startOpts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)},
 	}
 }
 
@@ -85,7 +90,7 @@ func (t *Transport) CloseIdleConnections() {
 // its context.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
-	ctx, span := t.tracer.Start(req.Context(), spanName(req), trace.WithSpanKind(trace.SpanKindInternal))
+	ctx, span := t.tracer.Start(req.Context(), spanName(req), t.startOpts...)
 	if !span.IsRecording() && !t.ins.callMetricsEnabled(ctx) {
 		// Nothing to record (no-op or sampled-out tracer, no-op meter):
 		// pass the call through, keeping only the span context for the
