@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/outboundhttp/outbound/transport/budget"
+	"github.com/outboundhttp/outbound/transport/chaos"
+	"github.com/outboundhttp/outbound/transport/circuit"
+	"github.com/outboundhttp/outbound/transport/ratelimit"
+	"github.com/outboundhttp/outbound/transport/tracing"
+)
+
+// abandonFactor × budget is how long the drill waits for one call before it
+// gives up on it (a client without a deadline would wait forever on a hang).
+const abandonFactor = 2
+
+// overBudgetSlack is how far past the budget a call may end and still count
+// as within it: the time to notice the deadline and unwind.
+const overBudgetSlack = 100 * time.Millisecond
+
+// drillConfig is what every drill of one run shares.
+type drillConfig struct {
+	calls       int
+	concurrency int
+	seed        int64
+	budget      time.Duration
+	timescale   scale
+	tracing     []tracing.Option
+	progress    *progress
+}
+
+// Result is the scorecard row of one client in one scenario.
+type Result struct {
+	Client string `json:"client"`
+	// Calls is the number of logical calls made; Succeeded those that got a
+	// 2xx answer whose body was read to the end.
+	Calls       int     `json:"calls"`
+	Succeeded   int     `json:"succeeded"`
+	SuccessRate float64 `json:"success_rate"`
+	// Requests is the number of requests the upstream servers received;
+	// RequestsPerCall = Requests / Calls (amplification).
+	Requests        int     `json:"upstream_requests"`
+	RequestsPerCall float64 `json:"requests_per_call"`
+	// Latency of the calls, from the first byte sent to the end of the body
+	// (or the error), in milliseconds.
+	P50MS float64 `json:"p50_ms"`
+	P99MS float64 `json:"p99_ms"`
+	MaxMS float64 `json:"max_ms"`
+	// OverBudget counts calls that took longer than the budget plus 100 ms;
+	// Abandoned those the drill gave up on after abandonFactor × budget
+	// (also counted in OverBudget).
+	OverBudget int `json:"over_budget"`
+	Abandoned  int `json:"abandoned"`
+	// PolitenessViolations counts requests that came back to the upstream
+	// before the Retry-After it had given the same call elapsed.
+	PolitenessViolations int `json:"politeness_violations"`
+	// DuplicateDeliveries counts extra deliveries of the same POST (no
+	// Idempotency-Key) to the upstream.
+	DuplicateDeliveries int `json:"duplicate_post_deliveries"`
+	// Outcomes counts the calls by how they ended ("ok", "status 503",
+	// "circuit open", "timeout", ...).
+	Outcomes map[string]int `json:"outcomes"`
+	// Answers counts the upstream's answers by status or fault ("200",
+	// "503", "reset", "hang", "canceled").
+	Answers map[string]int `json:"upstream_answers"`
+}
+
+// runDrill plays sc against a fresh set of chaos Servers with the client cs
+// and returns its scorecard row.
+func runDrill(ctx context.Context, sc scenario, cs clientSpec, cfg drillConfig) (Result, error) {
+	servers := make([]*chaos.Server, sc.hosts)
+	urls := make([]string, sc.hosts)
+	defer func() {
+		for _, s := range servers {
+			if s != nil {
+				s.Close()
+			}
+		}
+	}()
+	for h := range servers {
+		servers[h] = chaos.NewServer(chaos.Scenario{Name: sc.name, Seed: cfg.seed, Faults: sc.faults(h, cfg.timescale)})
+		u, err := servers[h].Start()
+		if err != nil {
+			return Result{}, fmt.Errorf("%s: starting upstream %d: %w", sc.name, h, err)
+		}
+		urls[h] = u
+	}
+
+	c, err := cs.build(clientEnv{budget: cfg.budget, seed: cfg.seed, tracing: cfg.tracing})
+	if err != nil {
+		return Result{}, fmt.Errorf("%s: %w", cs.name, err)
+	}
+	calls := make([]callResult, cfg.calls)
+	abandon := abandonFactor * cfg.budget
+	interval := cfg.timescale.d(sc.span) / time.Duration(max(cfg.calls, 1))
+	slots := make(chan struct{}, max(cfg.concurrency, 1))
+	var wg sync.WaitGroup
+	start := time.Now()
+	made := 0
+issue:
+	for k := range calls {
+		// Calls arrive evenly over the scenario's span, like requests of
+		// users to a service that makes one outbound call each; a call waits
+		// for a slot when -concurrency calls are already in flight.
+		if err := sleepUntil(ctx, start.Add(time.Duration(k)*interval)); err != nil {
+			break
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			break issue
+		}
+		made++
+		cfg.progress.started()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			id := fmt.Sprintf("%s-%s-%04d", sc.name, cs.name, k)
+			calls[k] = makeCall(ctx, c, sc.method, urls[k%len(urls)], id, k, abandon)
+			cfg.progress.done()
+		}()
+	}
+	wg.Wait()
+	c.close()
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+
+	res := Result{
+		Client:   cs.name,
+		Calls:    made,
+		Outcomes: map[string]int{},
+		Answers:  map[string]int{},
+	}
+	lat := make([]time.Duration, 0, made)
+	for _, cr := range calls[:made] {
+		lat = append(lat, cr.latency)
+		res.Outcomes[cr.outcome]++
+		if cr.outcome == outcomeOK {
+			res.Succeeded++
+		}
+		if cr.latency > cfg.budget+overBudgetSlack {
+			res.OverBudget++
+		}
+		if cr.outcome == outcomeAbandoned {
+			res.Abandoned++
+		}
+	}
+	for _, s := range servers {
+		rep := chaos.Analyze(s.Records(), made)
+		res.Requests += rep.Requests
+		res.PolitenessViolations += rep.PolitenessViolations
+		res.DuplicateDeliveries += rep.DuplicateDeliveries
+		for k, v := range rep.Answers {
+			res.Answers[k] += v
+		}
+	}
+	if made > 0 {
+		res.SuccessRate = float64(res.Succeeded) / float64(made)
+		res.RequestsPerCall = float64(res.Requests) / float64(made)
+	}
+	slices.Sort(lat)
+	res.P50MS = ms(percentile(lat, 0.50))
+	res.P99MS = ms(percentile(lat, 0.99))
+	res.MaxMS = ms(percentile(lat, 1))
+	return res, nil
+}
+
+// callResult is how one call ended.
+type callResult struct {
+	latency time.Duration
+	outcome string
+}
+
+const (
+	outcomeOK        = "ok"
+	outcomeAbandoned = "abandoned"
+)
+
+// makeCall makes call number k with request ID id and classifies its end.
+func makeCall(ctx context.Context, c caller, method, base, id string, k int, abandon time.Duration) callResult {
+	cctx, cancel := context.WithTimeout(ctx, abandon)
+	defer cancel()
+	var body io.Reader
+	url := base + "/v1/orders/" + strconv.Itoa(k)
+	if method == http.MethodPost {
+		url = base + "/v1/orders"
+		body = bytes.NewReader([]byte(`{"order":` + strconv.Itoa(k) + `}`))
+	}
+	req, err := http.NewRequestWithContext(cctx, method, url, body)
+	if err != nil {
+		return callResult{outcome: "error"}
+	}
+	req.Header.Set("X-Request-ID", id)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	t0 := time.Now()
+	status, err := c.do(req)
+	cr := callResult{latency: time.Since(t0), outcome: outcomeOK}
+	switch {
+	case err == nil:
+	case cctx.Err() != nil && ctx.Err() == nil:
+		cr.outcome = outcomeAbandoned
+	default:
+		cr.outcome = classify(status, err)
+	}
+	return cr
+}
+
+// classify names why a call failed, from the most specific cause.
+func classify(status int, err error) string {
+	var se statusError
+	var ne net.Error
+	switch {
+	case errors.As(err, &se):
+		return "status " + strconv.Itoa(se.code)
+	case errors.Is(err, circuit.ErrOpen):
+		return "circuit open"
+	case errors.Is(err, ratelimit.ErrLimited):
+		return "rate limited"
+	case errors.Is(err, budget.ErrExhausted):
+		return "budget exhausted"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, errReadTimeout),
+		errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection reset"
+	case status != 0:
+		return "status " + strconv.Itoa(status)
+	}
+	return "error"
+}
+
+// sleepUntil waits until t or until ctx ends.
+func sleepUntil(ctx context.Context, t time.Time) error {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// percentile returns the nearest-rank q-quantile of sorted (0 when empty).
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted))+0.999999) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// sortedKeys returns m's keys in order, for stable output.
+func sortedKeys(m map[string]int) []string { return slices.Sorted(maps.Keys(m)) }

@@ -1,0 +1,280 @@
+// Command outbound-chaos drills HTTP client stacks against failing upstreams
+// and prints a scorecard: what each client did to its callers (success,
+// latency, calls over the time budget) and to the upstream (requests per
+// call, requests sent before a Retry-After elapsed, POSTs delivered twice).
+//
+// Every scenario runs against chaos Servers on loopback, started fresh for
+// each client, so nothing external is needed and every client meets the same
+// seeded faults:
+//
+//	go run ./cmd/outbound-chaos                      # all scenarios, ~30 s
+//	go run ./cmd/outbound-chaos -scenario 429-burst  # one of them
+//	go run ./cmd/outbound-chaos -json | jq .         # machine-readable
+//	go run ./cmd/outbound-chaos -scenario transient-5xx -trace
+//
+// Spans of outbound's stack are exported with OTLP/HTTP when
+// OTEL_EXPORTER_OTLP_ENDPOINT is set.
+//
+// The clients: a bare http.Client with the budget as its Timeout;
+// go-retryablehttp with its defaults; the reference article's policy (4
+// attempts, exponential backoff from 200 ms to 3 s with additive jitter,
+// retry on 429/502/503/504 and network errors, no budget, Retry-After
+// ignored); and outbound's standard stack.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "outbound-chaos:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// options are the command-line flags.
+type options struct {
+	scenario    string
+	calls       int
+	concurrency int
+	seed        int64
+	budget      time.Duration
+	timescale   float64
+	json        bool
+	trace       bool
+	sequential  bool
+	clients     string
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("outbound-chaos", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.scenario, "scenario", "all", "scenario to run: all, or a comma-separated list of "+scenarioNames())
+	fs.IntVar(&o.calls, "calls", 120, "calls per client per scenario, arriving evenly over the scenario's span")
+	fs.IntVar(&o.concurrency, "concurrency", 128, "at most this many calls of one client in flight; later arrivals wait")
+	fs.Int64Var(&o.seed, "seed", 1, "seed of the faults (and of the article policy's jitter)")
+	fs.DurationVar(&o.budget, "budget", 10*time.Second, "time budget per call: outbound's total budget, the bare client's Timeout, the over-budget threshold; calls are abandoned after twice this")
+	fs.Float64Var(&o.timescale, "timescale", 1, "multiplies the scenarios' time windows, latencies and spans (Retry-After stays 1 s)")
+	fs.BoolVar(&o.json, "json", false, "print the results as JSON instead of tables")
+	fs.BoolVar(&o.trace, "trace", false, "print the span tree of one retried call of outbound's stack")
+	fs.BoolVar(&o.sequential, "sequential", false, "run the scenarios one after another instead of side by side")
+	fs.StringVar(&o.clients, "clients", "all", "clients to compare: all, or a comma-separated list of bare, retryablehttp, article, outbound")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: outbound-chaos [flags]\n\nRuns failure scenarios against embedded flaky upstreams and prints a scorecard per scenario.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	case o.calls < 1:
+		return o, fmt.Errorf("-calls %d: want at least 1", o.calls)
+	case o.concurrency < 1:
+		return o, fmt.Errorf("-concurrency %d: want at least 1", o.concurrency)
+	case o.budget <= 0:
+		return o, fmt.Errorf("-budget %v: want a positive duration", o.budget)
+	case !(o.timescale > 0):
+		return o, fmt.Errorf("-timescale %v: want a positive factor", o.timescale)
+	}
+	return o, nil
+}
+
+// Report is the -json output.
+type Report struct {
+	Seed        int64            `json:"seed"`
+	Calls       int              `json:"calls"`
+	Concurrency int              `json:"concurrency"`
+	BudgetMS    float64          `json:"budget_ms"`
+	Timescale   float64          `json:"timescale"`
+	ElapsedMS   float64          `json:"elapsed_ms"`
+	Scenarios   []ScenarioResult `json:"scenarios"`
+}
+
+// ScenarioResult is one scenario's scorecard.
+type ScenarioResult struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Hosts       int      `json:"hosts"`
+	Method      string   `json:"method"`
+	Clients     []Result `json:"clients"`
+}
+
+// run is the program: it parses args, runs the drills and writes the
+// scorecard to stdout and progress to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	scs, err := selectScenarios(o.scenario)
+	if err != nil {
+		return err
+	}
+	cls, err := selectClients(o.clients)
+	if err != nil {
+		return err
+	}
+	// An invalid stack configuration (a budget too short for the backoff
+	// waits of four attempts) is reported before any drill starts.
+	hc, err := outboundClient(o.budget, nil)
+	if err != nil {
+		return err
+	}
+	hc.CloseIdleConnections()
+	tel, err := setupTelemetry(ctx, o.trace)
+	if err != nil {
+		return err
+	}
+
+	prog := newProgress(stderr, len(scs)*len(cls)*o.calls)
+	go prog.run()
+	start := time.Now()
+	cfg := drillConfig{
+		calls: o.calls, concurrency: o.concurrency, seed: o.seed, budget: o.budget,
+		timescale: scale(o.timescale), tracing: tel.opts, progress: prog,
+	}
+	rep := Report{Seed: o.seed, Calls: o.calls, Concurrency: o.concurrency,
+		BudgetMS: ms(o.budget), Timescale: o.timescale, Scenarios: make([]ScenarioResult, len(scs))}
+	errs := make([]error, len(scs))
+	var wg sync.WaitGroup
+	for i, sc := range scs {
+		rep.Scenarios[i] = ScenarioResult{Name: sc.name, Description: sc.desc, Hosts: sc.hosts,
+			Method: sc.method, Clients: make([]Result, len(cls))}
+		one := func() {
+			// The clients of a scenario run side by side, each against its
+			// own servers, so they see the same faults at the same times.
+			var cwg sync.WaitGroup
+			cerrs := make([]error, len(cls))
+			for j, cs := range cls {
+				cwg.Go(func() {
+					rep.Scenarios[i].Clients[j], cerrs[j] = runDrill(ctx, sc, cs, cfg)
+				})
+			}
+			cwg.Wait()
+			errs[i] = errors.Join(cerrs...)
+		}
+		if o.sequential {
+			one()
+		} else {
+			wg.Go(one)
+		}
+	}
+	wg.Wait()
+	prog.finish()
+	rep.ElapsedMS = ms(time.Since(start))
+	if err := errors.Join(errs...); err != nil {
+		tel.close()
+		return err
+	}
+
+	if o.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		printScorecard(stdout, rep, cls)
+	}
+	if o.trace {
+		out := stdout
+		if o.json {
+			out = stderr // keep stdout valid JSON
+		}
+		prefixes := make([]string, len(scs))
+		for i, sc := range scs {
+			prefixes[i] = sc.name + "-outbound-"
+		}
+		spans, id := retriedTrace(tel.recorder.Ended(), prefixes)
+		if spans == nil {
+			fmt.Fprintln(out, "\n-trace: no call of outbound's stack was retried in these scenarios.")
+		} else {
+			fmt.Fprintf(out, "\nSpan tree of one retried call of outbound's stack (request ID %s):\n\n", id)
+			printTree(out, spans)
+		}
+	}
+	return tel.close()
+}
+
+func selectClients(spec string) ([]clientSpec, error) {
+	all := allClients()
+	if spec == "" || spec == "all" {
+		return all, nil
+	}
+	var out []clientSpec
+	for _, name := range strings.Split(spec, ",") {
+		name = strings.TrimSpace(name)
+		i := -1
+		for j, c := range all {
+			if c.name == name {
+				i = j
+			}
+		}
+		if i < 0 {
+			return nil, fmt.Errorf("unknown client %q (want all or bare, retryablehttp, article, outbound)", name)
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}
+
+// printScorecard writes one table per scenario.
+func printScorecard(w io.Writer, rep Report, cls []clientSpec) {
+	label := map[string]string{}
+	for _, c := range cls {
+		label[c.name] = c.label
+	}
+	budget := time.Duration(rep.BudgetMS * float64(time.Millisecond))
+	fmt.Fprintf(w, "outbound-chaos: %d calls per client per scenario, seed %d, budget %v, time scale %g (%.1f s)\n",
+		rep.Calls, rep.Seed, budget, rep.Timescale, rep.ElapsedMS/1000)
+	for _, sc := range rep.Scenarios {
+		fmt.Fprintf(w, "\n%s: %s\n", sc.Name, sc.Description)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "client\tsuccess\treq/call\tp50\tp99\tmax\tover %v\timpolite\tdup POST\t\n", budget)
+		var notes []string
+		for _, r := range sc.Clients {
+			fmt.Fprintf(tw, "%s\t%.1f%%\t%.2f\t%s\t%s\t%s\t%d\t%d\t%d\t\n", label[r.Client],
+				100*r.SuccessRate, r.RequestsPerCall, fmtMS(r.P50MS), fmtMS(r.P99MS), fmtMS(r.MaxMS),
+				r.OverBudget, r.PolitenessViolations, r.DuplicateDeliveries)
+			if r.Abandoned > 0 {
+				notes = append(notes, fmt.Sprintf("%s: %d calls still running after %v were abandoned",
+					label[r.Client], r.Abandoned, abandonFactor*budget))
+			}
+		}
+		tw.Flush()
+		for _, n := range notes {
+			fmt.Fprintf(w, "  (%s)\n", n)
+		}
+	}
+	fmt.Fprintln(w, "\nColumns are explained in docs/chaos.md, section Scorecard.")
+}
+
+// fmtMS formats milliseconds compactly: 0.4ms, 12ms, 1.25s.
+func fmtMS(v float64) string {
+	switch {
+	case v < 10:
+		return fmt.Sprintf("%.1fms", v)
+	case v < 1000:
+		return fmt.Sprintf("%.0fms", v)
+	}
+	return fmt.Sprintf("%.2fs", v/1000)
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/outboundhttp/outbound/transport/chaos"
+)
+
+// scenario is one named failure drill: the faults each upstream host plays,
+// the method of the calls and the window over which calls arrive.
+//
+// Durations are given at time scale 1 and multiplied by -timescale, except
+// Retry-After, which HTTP only carries in whole seconds (RFC 9110 §10.2.3).
+type scenario struct {
+	name string // the -scenario name
+	desc string // one line for the scorecard
+	// hosts is the number of upstream servers; call k goes to host k % hosts.
+	hosts  int
+	method string
+	// span is the window over which the calls arrive, evenly spaced.
+	span time.Duration
+	// faults returns the faults of host h, with durations multiplied by s.
+	faults func(h int, s scale) []chaos.Fault
+}
+
+// scale multiplies the durations of a scenario's timeline.
+type scale float64
+
+func (s scale) d(d time.Duration) time.Duration { return time.Duration(float64(d) * float64(s)) }
+
+// allScenarios returns the drills in the order they are run and printed: the
+// reference article's "timeouts, 429 bursts, partial outages" and the
+// failures that make naive retry policies harmful.
+func allScenarios() []scenario {
+	return []scenario{
+		{
+			name: "transient-5xx", desc: "10 % of attempts answered 503",
+			hosts: 1, method: http.MethodGet, span: 4 * time.Second,
+			faults: func(int, scale) []chaos.Fault {
+				return []chaos.Fault{chaos.Status(http.StatusServiceUnavailable).WithProbability(0.10)}
+			},
+		},
+		{
+			name: "429-burst", desc: "every attempt answered 429 with Retry-After: 1 from 1 s to 3 s",
+			hosts: 1, method: http.MethodGet, span: 5 * time.Second,
+			faults: func(_ int, s scale) []chaos.Fault {
+				return []chaos.Fault{chaos.Burst(0, time.Second).During(s.d(time.Second), s.d(3*time.Second))}
+			},
+		},
+		{
+			name: "full-outage", desc: "every attempt answered 503 for the whole drill",
+			hosts: 1, method: http.MethodGet, span: 5 * time.Second,
+			faults: func(int, scale) []chaos.Fault {
+				return []chaos.Fault{chaos.Outage(0, 0)}
+			},
+		},
+		{
+			name: "partial-outage", desc: "one host of three resets every connection; calls round-robin",
+			hosts: 3, method: http.MethodGet, span: 5 * time.Second,
+			faults: func(h int, _ scale) []chaos.Fault {
+				if h != 2 {
+					return nil
+				}
+				return []chaos.Fault{chaos.ConnReset()}
+			},
+		},
+		{
+			name: "latency", desc: "5-50 ms latency, 5 % spikes of 2 s, 2 % of attempts hang",
+			hosts: 1, method: http.MethodGet, span: 5 * time.Second,
+			faults: func(_ int, s scale) []chaos.Fault {
+				return []chaos.Fault{
+					chaos.LatencyUniform(s.d(5*time.Millisecond), s.d(50*time.Millisecond)),
+					chaos.Latency(s.d(2 * time.Second)).WithProbability(0.05),
+					chaos.Hang().WithProbability(0.02),
+				}
+			},
+		},
+		{
+			name: "resets", desc: "POST without Idempotency-Key; 20 % of attempts reset after the request arrived",
+			hosts: 1, method: http.MethodPost, span: 4 * time.Second,
+			faults: func(int, scale) []chaos.Fault {
+				return []chaos.Fault{chaos.ConnReset().WithProbability(0.20)}
+			},
+		},
+		{
+			name: "stalls", desc: "10 % of bodies stall after 4 bytes, 10 % trickle 1 byte per 50 ms",
+			hosts: 1, method: http.MethodGet, span: 4 * time.Second,
+			faults: func(_ int, s scale) []chaos.Fault {
+				return []chaos.Fault{
+					chaos.Stall(4).WithProbability(0.10),
+					chaos.Trickle(1, s.d(50*time.Millisecond)).WithProbability(0.10),
+				}
+			},
+		},
+	}
+}
+
+// selectScenarios resolves the -scenario flag: "all", or a comma-separated
+// list of names.
+func selectScenarios(spec string) ([]scenario, error) {
+	all := allScenarios()
+	if spec == "" || spec == "all" {
+		return all, nil
+	}
+	var out []scenario
+	for _, name := range strings.Split(spec, ",") {
+		name = strings.TrimSpace(name)
+		found := false
+		for _, sc := range all {
+			if sc.name == name {
+				out = append(out, sc)
+				found = true
+				break
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("unknown scenario %q (want all or one of %s)", name, scenarioNames())
+		}
+	}
+	return out, nil
+}
+
+func scenarioNames() string {
+	all := allScenarios()
+	names := make([]string, len(all))
+	for i, sc := range all {
+		names[i] = sc.name
+	}
+	return strings.Join(names, ", ")
+}
