@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -271,6 +270,3 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// sortedKeys returns m's keys in order, for stable output.
-func sortedKeys(m map[string]int) []string { return slices.Sorted(maps.Keys(m)) }

@@ -107,7 +107,7 @@ func retriedTrace(spans []sdktrace.ReadOnlySpan, prefixes []string) ([]sdktrace.
 func attr(kvs []attribute.KeyValue, k attribute.Key) string {
 	for _, kv := range kvs {
 		if kv.Key == k {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""
@@ -185,7 +185,7 @@ func offset(t, t0 time.Time) time.Duration { return t.Sub(t0).Round(10 * time.Mi
 func kvs(attrs []attribute.KeyValue) string {
 	var b strings.Builder
 	for _, kv := range attrs {
-		fmt.Fprintf(&b, " %s=%s", kv.Key, kv.Value.Emit())
+		fmt.Fprintf(&b, " %s=%s", kv.Key, kv.Value.String())
 	}
 	return b.String()
 }
