@@ -12,7 +12,7 @@ import (
 	"github.com/outboundhttp/outbound/transport/ratelimit"
 )
 
-// Rate and concurrency limits per upstream: at most 10 requests per second
+// Rate and concurrency limits per upstream: at most 1 request per second
 // (bursts of 2) and 4 in flight. A request whose wait for a token would pass
 // its deadline fails at once with ErrLimited instead of sleeping.
 func Example() {
@@ -22,12 +22,12 @@ func Example() {
 	defer srv.Close()
 
 	client := &http.Client{Transport: ratelimit.NewTransport(srv.Client().Transport,
-		ratelimit.WithRate(10, 2),
+		ratelimit.WithRate(1, 2),
 		ratelimit.WithConcurrency(4),
 	)}
 	defer client.CloseIdleConnections()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	for i := range 3 {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
@@ -35,7 +35,7 @@ func Example() {
 		var le *ratelimit.LimitError
 		switch {
 		case errors.As(err, &le):
-			fmt.Printf("request %d: refused by the %s limit (retry in about %v)\n", i, le.Reason, le.RetryAfter.Round(50*time.Millisecond))
+			fmt.Printf("request %d: refused by the %s limit (retry in about %v)\n", i, le.Reason, le.RetryAfter.Round(time.Second))
 		case err != nil:
 			fmt.Println(err)
 		default:
@@ -47,5 +47,5 @@ func Example() {
 	// Output:
 	// request 0: hello
 	// request 1: hello
-	// request 2: refused by the rate limit (retry in about 100ms)
+	// request 2: refused by the rate limit (retry in about 1s)
 }
