@@ -252,4 +252,3 @@ func TestLoad(t *testing.T) {
 		t.Errorf("live heap grew by %.1f MiB; want at most 16 MiB", float64(growth)/mib)
 	}
 }
-
