@@ -93,6 +93,7 @@ func overheadCases() []overheadCase {
 		{"base", func(_ testing.TB, b http.RoundTripper) http.RoundTripper { return b }},
 
 		{"outbound/stack", func(_ testing.TB, b http.RoundTripper) http.RoundTripper { return Standard(b, Unlimited) }},
+		{"outbound/default-client", func(_ testing.TB, b http.RoundTripper) http.RoundTripper { return DefaultClient(b) }},
 		{"outbound/stack+tracing-noop", func(_ testing.TB, b http.RoundTripper) http.RoundTripper {
 			return Traced(b, Unlimited, noopProviders().tracing()...)
 		}},
@@ -102,7 +103,7 @@ func overheadCases() []overheadCase {
 
 		{"outbound/requestid", func(_ testing.TB, b http.RoundTripper) http.RoundTripper { return requestid.NewTransport(b) }},
 		{"outbound/budget", func(_ testing.TB, b http.RoundTripper) http.RoundTripper {
-			return budget.NewTransport(budget.NewPropagateTransport(b), budget.WithTotal(TotalBudget))
+			return budget.NewTransport(b, budget.WithTotal(TotalBudget))
 		}},
 		{"outbound/retry", func(_ testing.TB, b http.RoundTripper) http.RoundTripper {
 			return retry.NewTransport(b, retry.WithMaxAttempts(Attempts), retry.WithBackoff(BackoffInitial, BackoffMax))

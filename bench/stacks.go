@@ -21,17 +21,13 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/outboundhttp/outbound"
-	"github.com/outboundhttp/outbound/transport/budget"
-	"github.com/outboundhttp/outbound/transport/circuit"
-	"github.com/outboundhttp/outbound/transport/ratelimit"
-	"github.com/outboundhttp/outbound/transport/requestid"
-	"github.com/outboundhttp/outbound/transport/retry"
 	"github.com/outboundhttp/outbound/transport/tracing"
 )
 
-// The policy every stack is given, so the comparison is of the same work: the
-// reference article's four attempts, exponential backoff from 200 ms capped at
-// 3 s, a 10 s budget per call, at most 100 requests in flight per upstream.
+// The policy every peer is given, the same as outbound.DefaultConfig's, so the
+// comparison is of the same work: the reference article's four attempts,
+// exponential backoff from 200 ms capped at 3 s, a 10 s budget per call, at
+// most 100 requests in flight per upstream.
 const (
 	Attempts       = 4
 	BackoffInitial = 200 * time.Millisecond
@@ -51,34 +47,47 @@ type Limits struct {
 // Unlimited is a token bucket too large to ever make a benchmark wait.
 var Unlimited = Limits{PerSecond: 1e9, Burst: 1 << 20}
 
-// Standard is outbound's standard stack without tracing, in the order of
-// docs/ordering.md: request ID, budget, retry, budget propagation, circuit,
-// rate and concurrency limits, then base.
+// Config is outbound.DefaultConfig (the article's numbers: 10 s budget, 4
+// attempts with full-jitter backoff from 200 ms to 3 s, 20 % retry budget,
+// breaker, 100 concurrent calls per upstream) with the layers issue 11 names —
+// request ID, budget, retry, circuit, rate and concurrency limits — and no
+// others: the token bucket is set to l, and the User-Agent header layer is off
+// (no peer sets one; outbound/default-client measures the defaults as they are).
+func Config(l Limits, traced bool) outbound.Config {
+	cfg := outbound.DefaultConfig()
+	cfg.RatePerSecond, cfg.RateBurst = l.PerSecond, l.Burst
+	cfg.UserAgent = ""
+	cfg.TracingEnabled = traced
+	return cfg
+}
+
+// Standard is outbound's standard stack without tracing, built by
+// outbound.NewClient on base (the order of docs/ordering.md).
 func Standard(base http.RoundTripper, l Limits) http.RoundTripper {
-	return outbound.Chain(base,
-		requestid.Middleware(),
-		budget.Middleware(budget.WithTotal(TotalBudget)),
-		retry.Middleware(retry.WithMaxAttempts(Attempts), retry.WithBackoff(BackoffInitial, BackoffMax)),
-		budget.PropagateMiddleware(),
-		circuit.Middleware(),
-		ratelimit.Middleware(ratelimit.WithRate(l.PerSecond, l.Burst), ratelimit.WithConcurrency(Concurrency)),
-	)
+	return newClient(Config(l, false), base)
 }
 
 // Traced is the standard stack with both tracing layers (logical span outside
-// budget, one CLIENT span per attempt just above base), as docs/ordering.md
-// places them.
+// budget, one CLIENT span per attempt just above base), on the given providers.
 func Traced(base http.RoundTripper, l Limits, opts ...tracing.Option) http.RoundTripper {
-	return outbound.Chain(base,
-		requestid.Middleware(),
-		tracing.Middleware(opts...),
-		budget.Middleware(budget.WithTotal(TotalBudget)),
-		retry.Middleware(retry.WithMaxAttempts(Attempts), retry.WithBackoff(BackoffInitial, BackoffMax)),
-		budget.PropagateMiddleware(),
-		circuit.Middleware(),
-		ratelimit.Middleware(ratelimit.WithRate(l.PerSecond, l.Burst), ratelimit.WithConcurrency(Concurrency)),
-		tracing.AttemptMiddleware(opts...),
-	)
+	return newClient(Config(l, true), base, outbound.WithTracingOptions(opts...))
+}
+
+// DefaultClient is outbound.NewClient(outbound.DefaultConfig()) on base with
+// tracing off: the stack a user gets without choosing anything (it adds the
+// User-Agent header layer and has no token bucket).
+func DefaultClient(base http.RoundTripper) http.RoundTripper {
+	cfg := outbound.DefaultConfig()
+	cfg.TracingEnabled = false
+	return newClient(cfg, base)
+}
+
+func newClient(cfg outbound.Config, base http.RoundTripper, opts ...outbound.ClientOption) http.RoundTripper {
+	c, err := outbound.NewClient(cfg, append(opts, outbound.WithBase(base))...)
+	if err != nil {
+		panic(err) // a programmer error in this file
+	}
+	return c.Transport
 }
 
 // RetryableHTTP is go-retryablehttp's RoundTripper with the same attempts and
