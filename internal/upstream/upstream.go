@@ -5,6 +5,7 @@ package upstream
 import (
 	"net/http"
 	"strings"
+	"sync"
 )
 
 // Key returns "scheme://host:port" for req, with the scheme and host in lower
@@ -36,4 +37,48 @@ func Key(req *http.Request) string {
 func hasPort(host string) bool {
 	i := strings.LastIndexByte(host, ':')
 	return i >= 0 && i > strings.LastIndexByte(host, ']')
+}
+
+// hostKey is what Key depends on: the URL's scheme and host (or req.Host when
+// the URL has none).
+type hostKey struct{ scheme, host string }
+
+// Cache remembers Key results so the success path of a keyed layer does not
+// build the same "scheme://host:port" string for every request (two
+// allocations saved per layer and request). It holds at most Max entries
+// (1024 when Max < 1) and starts over when full. The zero value is ready to
+// use; it is safe for concurrent use.
+type Cache struct {
+	Max int
+	mu  sync.RWMutex
+	m   map[hostKey]string
+}
+
+// Key returns Key(req), from the cache when it can.
+func (c *Cache) Key(req *http.Request) string {
+	if req.URL == nil {
+		return Key(req)
+	}
+	hk := hostKey{req.URL.Scheme, req.URL.Host}
+	if hk.host == "" {
+		hk.host = req.Host
+	}
+	c.mu.RLock()
+	k, ok := c.m[hk]
+	c.mu.RUnlock()
+	if ok {
+		return k
+	}
+	k = Key(req)
+	max := c.Max
+	if max < 1 {
+		max = 1024
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= max {
+		c.m = make(map[hostKey]string)
+	}
+	c.m[hk] = k
+	c.mu.Unlock()
+	return k
 }

@@ -78,6 +78,7 @@ import (
 	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/callctx"
 	"github.com/outboundhttp/outbound/internal/keyed"
+	"github.com/outboundhttp/outbound/internal/upstream"
 )
 
 // Transport is an http.RoundTripper that keeps one circuit breaker per
@@ -90,6 +91,7 @@ type Transport struct {
 	next     http.RoundTripper
 	cfg      config
 	breakers *keyed.Map[*breaker]
+	keys     upstream.Cache // default keys, when WithKey is not used
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -169,7 +171,7 @@ func (t *Transport) newBreaker(key string) *breaker {
 // sent, its body is closed, and the error is an *OpenError matching ErrOpen.
 // The response is returned unchanged, whatever its status.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	key := t.cfg.key(req)
+	key := t.keyFor(req)
 	b := t.breakers.Get(key)
 	done, err := b.cb.Allow()
 	if err != nil {
@@ -242,4 +244,13 @@ func (t *Transport) CloseIdleConnections() {
 	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
+}
+
+// keyFor returns the upstream key of req: the WithKey function's, or the
+// default upstream key, cached so the success path does not rebuild it.
+func (t *Transport) keyFor(req *http.Request) string {
+	if t.cfg.key != nil {
+		return t.cfg.key(req)
+	}
+	return t.keys.Key(req)
 }

@@ -5,8 +5,6 @@ import (
 	"math"
 	"net/http"
 	"time"
-
-	"github.com/outboundhttp/outbound/internal/upstream"
 )
 
 // Defaults of the trip rule. They are justified in the package documentation.
@@ -52,7 +50,6 @@ func newConfig(opts []Option) config {
 		breakFor:    DefaultBreakDuration,
 		probes:      DefaultHalfOpenProbes,
 		maxKeys:     DefaultMaxKeys,
-		key:         upstream.Key,
 		isFailure:   DefaultIsFailure,
 	}
 	for _, o := range opts {

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
-
-	"github.com/outboundhttp/outbound/internal/upstream"
 )
 
 // Defaults. DefaultQueueTimeout is the reference article's 2 s pool timeout:
@@ -48,7 +46,6 @@ type config struct {
 
 func newConfig(opts []Option) *config {
 	c := &config{
-		key:          upstream.Key,
 		maxKeys:      DefaultMaxKeys,
 		queue:        -1,
 		queueTimeout: DefaultQueueTimeout,

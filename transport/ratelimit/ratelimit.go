@@ -30,6 +30,7 @@ import (
 	"github.com/outboundhttp/outbound/internal/callctx"
 	"github.com/outboundhttp/outbound/internal/keyed"
 	"github.com/outboundhttp/outbound/internal/pushback"
+	"github.com/outboundhttp/outbound/internal/upstream"
 )
 
 // Transport is an http.RoundTripper that applies rate limits, concurrency
@@ -43,6 +44,7 @@ type Transport struct {
 	next   http.RoundTripper
 	cfg    *config
 	states *keyed.Map[*keyState]
+	keys   upstream.Cache // default keys, when WithKey is not used
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -109,7 +111,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		body.CloseRequest(req)
 		return nil, fmt.Errorf("ratelimit: %w", err)
 	}
-	key := t.cfg.key(req)
+	key := t.keyFor(req)
 	st := t.states.Get(key)
 	tracked, err := t.admit(ctx, key, st)
 	if err != nil {
@@ -376,4 +378,13 @@ func (t *Transport) reject(ctx context.Context, e *LimitError) error {
 func pastDeadline(ctx context.Context, now time.Time, d time.Duration) bool {
 	dl, ok := ctx.Deadline()
 	return ok && now.Add(d).After(dl)
+}
+
+// keyFor returns the upstream key of req: the WithKey function's, or the
+// default upstream key, cached so the success path does not rebuild it.
+func (t *Transport) keyFor(req *http.Request) string {
+	if t.cfg.key != nil {
+		return t.cfg.key(req)
+	}
+	return t.keys.Key(req)
 }

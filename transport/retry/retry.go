@@ -36,6 +36,7 @@ import (
 	"github.com/outboundhttp/outbound/internal/callctx"
 	"github.com/outboundhttp/outbound/internal/keyed"
 	"github.com/outboundhttp/outbound/internal/pushback"
+	"github.com/outboundhttp/outbound/internal/upstream"
 )
 
 // Transport is an http.RoundTripper that retries failed attempts of idempotent
@@ -53,7 +54,7 @@ type Transport struct {
 	next    http.RoundTripper
 	cfg     config
 	budgets *keyed.Map[*retryBudget] // nil when the budget is off
-	keys    keyCache                 // default keys, when WithKey is not used
+	keys    upstream.Cache           // default keys, when WithKey is not used
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -73,7 +74,7 @@ func NewTransport(next http.RoundTripper, opts ...Option) *Transport {
 	if t.cfg.budget {
 		c := &t.cfg
 		t.budgets = keyed.NewMap(c.maxKeys, func(string) *retryBudget { return newRetryBudget(c) })
-		t.keys.max = c.maxKeys
+		t.keys.Max = c.maxKeys
 	}
 	return t
 }
@@ -203,7 +204,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if c.keyFunc != nil {
 			key = c.keyFunc(req)
 		} else {
-			key = t.keys.key(req)
+			key = t.keys.Key(req)
 		}
 		bud = t.budgets.Get(key)
 		bud.request(c.now())

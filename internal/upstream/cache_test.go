@@ -1,20 +1,18 @@
-package retry
+package upstream
 
 import (
 	"net/http"
 	"testing"
-
-	"github.com/outboundhttp/outbound/internal/upstream"
 )
 
-func TestKeyCache(t *testing.T) {
-	c := keyCache{max: 2}
+func TestCache(t *testing.T) {
+	c := Cache{Max: 2}
 	for _, u := range []string{
 		"https://API.example.com/a", "https://api.example.com:443/b", "http://api.example.com/",
 		"http://[::1]:8080/", "https://API.example.com/c", "http://other/",
 	} {
 		req, _ := http.NewRequest("GET", u, nil)
-		if got, want := c.key(req), upstream.Key(req); got != want {
+		if got, want := c.Key(req), Key(req); got != want {
 			t.Errorf("key(%s) = %q; want %q", u, got, want)
 		}
 		if len(c.m) > 2 {
@@ -24,7 +22,7 @@ func TestKeyCache(t *testing.T) {
 	// A request with no URL host uses req.Host, as upstream.Key does.
 	req, _ := http.NewRequest("GET", "http://a.example/", nil)
 	req.URL.Host, req.Host = "", "b.example"
-	if got, want := c.key(req), upstream.Key(req); got != want {
+	if got, want := c.Key(req), Key(req); got != want {
 		t.Errorf("key with req.Host = %q; want %q", got, want)
 	}
 }
