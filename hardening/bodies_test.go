@@ -268,4 +268,3 @@ func faults(ds []delivery) []string {
 	}
 	return s
 }
-
