@@ -119,25 +119,26 @@ func TestNewClientOrderByBehaviour(t *testing.T) {
 		cfg.CircuitWindow = time.Second
 		slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			select {
-			case <-time.After(60 * time.Millisecond):
+			case <-time.After(400 * time.Millisecond):
 			case <-r.Context().Done():
 			}
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}))
 		defer slow.Close()
-		c, err := NewClient(cfg, WithBase(http.DefaultTransport))
-		if err == nil {
+		if _, err := NewClient(cfg, WithBase(http.DefaultTransport)); err == nil {
 			t.Fatal("a budget shorter than the backoff sum was accepted")
 		}
+		// Two attempts of 400 ms each would take 800 ms or more without the
+		// budget; with it the call ends near 150 ms.
 		cfg.MaxAttempts = 2
-		c = newTestClient(t, cfg)
+		c := newTestClient(t, cfg)
 		start := time.Now()
 		resp, err := c.Get(slow.URL)
 		elapsed := time.Since(start)
 		if err == nil {
 			resp.Body.Close()
 		}
-		if elapsed > time.Second {
+		if elapsed > 700*time.Millisecond {
 			t.Fatalf("call took %v; the 150ms budget did not bound the retries", elapsed)
 		}
 	})

@@ -174,8 +174,10 @@ func TestCloseIdleConnectionsForwarded(t *testing.T) {
 
 type idleCloser struct{ closed *bool }
 
-func (c *idleCloser) RoundTrip(*http.Request) (*http.Response, error) { return nil, errors.New("unused") }
-func (c *idleCloser) CloseIdleConnections()                          { *c.closed = true }
+func (c *idleCloser) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errors.New("unused")
+}
+func (c *idleCloser) CloseIdleConnections() { *c.closed = true }
 
 func Example() {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
