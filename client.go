@@ -187,6 +187,9 @@ func (c Config) layers(tracingOpts []tracing.Option) [numLayers]Middleware {
 		retry.WithMaxRetryAfter(c.MaxRetryAfter),
 		retry.WithStatuses(c.RetryStatuses...),
 	}
+	if c.AttemptHeader != "" {
+		retryOpts = append(retryOpts, retry.WithAttemptHeader(c.AttemptHeader))
+	}
 	if c.AttemptTimeout > 0 {
 		retryOpts = append(retryOpts, retry.WithAttemptTimeout(c.AttemptTimeout))
 	}

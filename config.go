@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Secret is a string that never shows in formatted output: String, GoString,
@@ -83,6 +85,10 @@ type Config struct {
 	MaxRetryAfter    time.Duration `env:"MAX_RETRY_AFTER"`
 	RetryBudgetRatio float64       `env:"RETRY_BUDGET_RATIO"`
 	RetryStatuses    []int         `env:"RETRY_STATUSES"`
+	// AttemptHeader, when not empty, sends the attempt number (0 for the
+	// first) to the upstream on every attempt, as Envoy's
+	// x-envoy-attempt-count and gRPC's grpc-previous-rpc-attempts do.
+	AttemptHeader string `env:"ATTEMPT_HEADER"`
 
 	// Limits (transport/ratelimit). RatePerSecond 0 means no rate limit;
 	// MaxConcurrency 0 means no concurrency limit.
@@ -164,9 +170,40 @@ func LoadConfig(prefix string) (Config, error) {
 		return Config{}, configEnvError(prefix, err)
 	}
 	if err := cfg.Validate(); err != nil {
-		return Config{}, err
+		return Config{}, withVariableNames(prefix, err)
 	}
 	return cfg, nil
+}
+
+// fieldWord matches a word that may be a Config field name.
+var fieldWord = regexp.MustCompile(`\b[A-Z][A-Za-z0-9]*\b`)
+
+// withVariableNames rewrites the Config field names in Validate's problems
+// as the environment variables that set them ("MaxAttempts must be at least
+// 1" becomes "APP_MAX_ATTEMPTS must be at least 1"): whoever configured the
+// service through the environment knows the variables, not the Go fields.
+func withVariableNames(prefix string, err error) error {
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	t := reflect.TypeOf(Config{})
+	vars := make(map[string]string, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		if tag := strings.Split(t.Field(i).Tag.Get("env"), ",")[0]; tag != "" {
+			vars[t.Field(i).Name] = prefix + tag
+		}
+	}
+	out := &ConfigError{Problems: make([]string, len(ce.Problems))}
+	for i, p := range ce.Problems {
+		out.Problems[i] = fieldWord.ReplaceAllStringFunc(p, func(w string) string {
+			if v, ok := vars[w]; ok {
+				return v
+			}
+			return w
+		})
+	}
+	return out
 }
 
 // configEnvError rewrites env's errors, which name the Go field, to name the
@@ -249,8 +286,24 @@ func (c Config) Validate() error {
 	if c.MaxIdleConnsPerHost > c.MaxConnsPerHost && c.MaxConnsPerHost >= 1 {
 		add("MaxIdleConnsPerHost (%d) must not exceed MaxConnsPerHost (%d)", c.MaxIdleConnsPerHost, c.MaxConnsPerHost)
 	}
-	if c.RequestIDHeader == "" {
-		add("RequestIDHeader must not be empty")
+	// The header values and names are checked here, where a bad value from
+	// the environment is reported with every other problem, rather than by the
+	// layers' options, which panic on them (programmer errors there).
+	if !httpguts.ValidHeaderFieldName(c.RequestIDHeader) {
+		add("RequestIDHeader %q is not a valid header field name", c.RequestIDHeader)
+	}
+	if c.DeadlineHeader != "" && !httpguts.ValidHeaderFieldName(c.DeadlineHeader) {
+		add("DeadlineHeader %q is not a valid header field name", c.DeadlineHeader)
+	}
+	if c.AttemptHeader != "" && !httpguts.ValidHeaderFieldName(c.AttemptHeader) {
+		add("AttemptHeader %q is not a valid header field name", c.AttemptHeader)
+	}
+	if c.UserAgent != "" && !httpguts.ValidHeaderFieldValue(c.UserAgent) {
+		add("UserAgent %q is not a valid header value", c.UserAgent)
+	}
+	if k := c.APIKey.Reveal(); k != "" && (!httpguts.ValidHeaderFieldValue(k) || strings.ContainsAny(k, " \t")) {
+		// Never quote the key itself, not even a bad one.
+		add("APIKey is not a valid bearer token: it holds spaces or control characters")
 	}
 	if c.MaxAttempts < 1 {
 		add("MaxAttempts must be at least 1 (got %d)", c.MaxAttempts)

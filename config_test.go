@@ -96,6 +96,7 @@ func TestValidateCrossFieldRules(t *testing.T) {
 		{"idle above max", func(c *Config) { c.MaxIdleConnsPerHost = 200 }, "MaxIdleConnsPerHost"},
 		{"rate without burst", func(c *Config) { c.RatePerSecond = 10; c.RateBurst = 0 }, "RateBurst"},
 		{"bad status", func(c *Config) { c.RetryStatuses = []int{42} }, "42"},
+		{"bad header name", func(c *Config) { c.AttemptHeader = "X Attempt" }, "AttemptHeader"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()
