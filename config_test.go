@@ -139,3 +139,24 @@ func TestAPIKeyNeverFormatted(t *testing.T) {
 		t.Errorf("Validate error leaks the key: %v", err)
 	}
 }
+
+func TestLoadConfigBadHeaderValuesAreConfigErrors(t *testing.T) {
+	t.Setenv("APP_API_KEY", "sk-live secret\r\n")
+	t.Setenv("APP_USER_AGENT", "agent\r\nX-Evil: 1")
+	t.Setenv("APP_REQUEST_ID_HEADER", "X-ID:")
+	t.Setenv("APP_DEADLINE_HEADER", "bad name")
+	t.Setenv("APP_MAX_ATTEMPTS", "0")
+	_, err := LoadConfig("APP_")
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("err = %v; want a *ConfigError, not a panic in NewClient later", err)
+	}
+	for _, want := range []string{"APP_API_KEY", "APP_USER_AGENT", "APP_REQUEST_ID_HEADER", "APP_DEADLINE_HEADER", "APP_MAX_ATTEMPTS must be at least 1"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "sk-live") {
+		t.Errorf("error %q shows the API key", err)
+	}
+}
