@@ -208,14 +208,14 @@ func connLimit(cfg outbound.Config, calls int64) int64 {
 // connections, and the next rise dials new ones (measured: 344 connections
 // for 20 000 calls, at a third of the throughput; see docs/reliability.md).
 //
-// Under the race detector, which slows the stack about tenfold, the run is
-// 5 000 calls (still 500 callers), so `make test` stays well under a minute
-// on two cores; without it, the full 20 000.
+// Under the race detector, which slows the stack three- to tenfold, the run
+// is 10 000 calls (still 500 callers), so `make test` stays well under a
+// minute on two busy cores; without it, the full 20 000.
 func TestLoad(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	p := loadParams{calls: 20000, callers: 500, failRate: 0.05, seed: 12}
 	if raceEnabled {
-		p.calls = 5000
+		p.calls = 10000
 	}
 	if testing.Short() {
 		p.calls = 2000
