@@ -210,3 +210,24 @@ func TestNewClientBudgetExhaustedMapsTo504(t *testing.T) {
 		t.Fatalf("StatusFor = %d; want 504", got)
 	}
 }
+
+// An attempt that runs out of its own time (AttemptTimeout) is a timeout for
+// the caller: it matches context.DeadlineExceeded and maps to 504.
+func TestNewClientAttemptTimeoutIsATimeout(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	cfg := fastConfig()
+	cfg.AttemptTimeout = 50 * time.Millisecond
+	cfg.MaxAttempts = 2
+	cfg.CircuitWindow = time.Second
+	c := newTestClient(t, cfg)
+	_, err := c.Get(srv.URL)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v; want it to match context.DeadlineExceeded", err)
+	}
+	if got := StatusFor(err); got != http.StatusGatewayTimeout {
+		t.Fatalf("StatusFor(%v) = %d; want 504", err, got)
+	}
+}

@@ -8,7 +8,6 @@ package callctx
 
 import (
 	"context"
-	"errors"
 	"time"
 )
 
@@ -148,4 +147,15 @@ func Emit(ctx context.Context, ev Event) {
 // upstream was too slow: the circuit breaker counts a failure) from a caller
 // that gave up or whose total budget ran out (which says nothing about the
 // upstream) with errors.Is(context.Cause(ctx), ErrAttemptTimeout).
-var ErrAttemptTimeout = errors.New("attempt timed out")
+//
+// It is a timeout like the context's own: errors.Is(err,
+// context.DeadlineExceeded) holds and its Timeout method reports true, so an
+// attempt that timed out maps to 504, not 502, and net.Error checks see it.
+var ErrAttemptTimeout error = attemptTimeoutError{}
+
+type attemptTimeoutError struct{}
+
+func (attemptTimeoutError) Error() string        { return "retry: attempt timeout" }
+func (attemptTimeoutError) Timeout() bool        { return true }
+func (attemptTimeoutError) Temporary() bool      { return true }
+func (attemptTimeoutError) Is(target error) bool { return target == context.DeadlineExceeded }

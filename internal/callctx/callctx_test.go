@@ -2,6 +2,8 @@ package callctx
 
 import (
 	"context"
+	"errors"
+	"net"
 	"testing"
 )
 
@@ -36,5 +38,22 @@ func TestEmitReachesOuterAndInnerRecorders(t *testing.T) {
 	}
 	if KindRetry.String() != "retry" || Kind(200).String() != "unknown" {
 		t.Fatal("Kind names")
+	}
+}
+
+func TestErrAttemptTimeoutIsATimeout(t *testing.T) {
+	ctx, cancel := context.WithTimeoutCause(context.Background(), 0, ErrAttemptTimeout)
+	defer cancel()
+	<-ctx.Done()
+	cause := context.Cause(ctx)
+	if !errors.Is(cause, ErrAttemptTimeout) || !errors.Is(cause, context.DeadlineExceeded) {
+		t.Fatalf("cause %v; want ErrAttemptTimeout matching context.DeadlineExceeded", cause)
+	}
+	var ne net.Error
+	if !errors.As(cause, &ne) || !ne.Timeout() {
+		t.Fatalf("cause %v is not a net.Error timeout", cause)
+	}
+	if errors.Is(context.DeadlineExceeded, ErrAttemptTimeout) {
+		t.Fatal("a plain deadline must not read as an attempt timeout")
 	}
 }

@@ -215,6 +215,14 @@ func (t *Transport) outcome(req *http.Request, resp *http.Response, err error) e
 		// this layer, marked by its cause, is the upstream being slow.
 		return errExcluded
 	}
+	var refusal interface{ LocalRefusal() bool }
+	if err != nil && errors.As(err, &refusal) && refusal.LocalRefusal() {
+		// A layer below refused to send (a rate or concurrency limit, server
+		// pushback, an exhausted budget): the upstream was not even asked,
+		// so the attempt says nothing about its health. Counting it would
+		// open the breaker on a healthy upstream during a burst.
+		return errExcluded
+	}
 	if resp == nil && err == nil {
 		// A broken next RoundTripper; net/http will report it. Count it
 		// against the upstream path rather than as a success.

@@ -8,6 +8,7 @@ package circuit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -728,6 +729,29 @@ func TestAttemptTimeoutCauseCounts(t *testing.T) {
 		}
 		if s := tr.State("http://a.example:80"); s != Open {
 			t.Fatalf("attempt timeouts: got %v; want open", s)
+		}
+	})
+}
+
+// localRefusal is an error like ratelimit's LimitError or budget's refusal.
+type localRefusal struct{}
+
+func (localRefusal) Error() string      { return "ratelimit: queue full" }
+func (localRefusal) LocalRefusal() bool { return true }
+
+// A layer below that refuses to send (rate limit, pushback, budget) says
+// nothing about the upstream: it must not open the breaker.
+func TestLocalRefusalsBelowAreExcluded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		refusing := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			return nil, fmt.Errorf("wrapped: %w", localRefusal{})
+		})
+		tr := NewTransport(refusing, WithMinRequests(1))
+		if err := do(t, tr, hostA, 50); err == nil || errors.Is(err, ErrOpen) {
+			t.Fatalf("last error %v; want the refusal itself, not ErrOpen", err)
+		}
+		if s := tr.State("http://a.example:80"); s != Closed {
+			t.Fatalf("after 50 local refusals the breaker is %v; want closed", s)
 		}
 	})
 }
