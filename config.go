@@ -3,6 +3,7 @@ package outbound
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"regexp"
 	"strings"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/caarlos0/env/v11"
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/outboundhttp/outbound/transport/budget"
 )
 
 // Secret is a string that never shows in formatted output: String, GoString,
@@ -274,8 +277,9 @@ func (c Config) Validate() error {
 			add("%s must not be negative (got %v)", d.name, d.v)
 		}
 	}
-	if c.TotalBudget <= 0 {
-		add("TotalBudget must be positive (got %v)", c.TotalBudget)
+	if c.TotalBudget <= budget.DefaultMinRemaining {
+		// Below the budget layer's minimum every call would be refused unsent.
+		add("TotalBudget must be more than %v (got %v)", budget.DefaultMinRemaining, c.TotalBudget)
 	}
 	if c.MaxConnsPerHost < 1 {
 		add("MaxConnsPerHost must be at least 1 (got %d)", c.MaxConnsPerHost)
@@ -311,7 +315,9 @@ func (c Config) Validate() error {
 	if c.BackoffMax < c.BackoffInitial {
 		add("BackoffMax (%v) must not be less than BackoffInitial (%v)", c.BackoffMax, c.BackoffInitial)
 	}
-	if c.RetryBudgetRatio < 0 || c.RetryBudgetRatio > 1 {
+	// Written as !(in range) so NaN, for which every comparison is false, is
+	// reported instead of silently turning the feature off.
+	if !(c.RetryBudgetRatio >= 0 && c.RetryBudgetRatio <= 1) {
 		add("RetryBudgetRatio must be within [0, 1] (got %v)", c.RetryBudgetRatio)
 	}
 	for _, s := range c.RetryStatuses {
@@ -319,8 +325,8 @@ func (c Config) Validate() error {
 			add("RetryStatuses: %d is not an HTTP status", s)
 		}
 	}
-	if c.RatePerSecond < 0 {
-		add("RatePerSecond must not be negative (got %v)", c.RatePerSecond)
+	if !(c.RatePerSecond >= 0) || math.IsInf(c.RatePerSecond, 0) {
+		add("RatePerSecond must be a finite number, 0 or more (got %v)", c.RatePerSecond)
 	}
 	if c.RatePerSecond > 0 && c.RateBurst < 1 {
 		add("RateBurst must be at least 1 when RatePerSecond is set (got %d)", c.RateBurst)
@@ -328,11 +334,14 @@ func (c Config) Validate() error {
 	if c.MaxConcurrency < 0 {
 		add("MaxConcurrency must not be negative (got %d)", c.MaxConcurrency)
 	}
+	if c.MaxConcurrency > 0 && c.QueueTimeout <= 0 {
+		add("QueueTimeout must be positive when MaxConcurrency is set (got %v)", c.QueueTimeout)
+	}
 	if c.QueueLength < 0 {
 		add("QueueLength must not be negative (got %d)", c.QueueLength)
 	}
 	if c.CircuitEnabled {
-		if c.CircuitFailureRatio <= 0 || c.CircuitFailureRatio > 1 {
+		if !(c.CircuitFailureRatio > 0 && c.CircuitFailureRatio <= 1) {
 			add("CircuitFailureRatio must be within (0, 1] (got %v)", c.CircuitFailureRatio)
 		}
 		if c.CircuitMinRequests < 1 {

@@ -3,6 +3,7 @@ package outbound
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +97,11 @@ func TestValidateCrossFieldRules(t *testing.T) {
 		{"idle above max", func(c *Config) { c.MaxIdleConnsPerHost = 200 }, "MaxIdleConnsPerHost"},
 		{"rate without burst", func(c *Config) { c.RatePerSecond = 10; c.RateBurst = 0 }, "RateBurst"},
 		{"bad status", func(c *Config) { c.RetryStatuses = []int{42} }, "42"},
+		{"zero queue timeout", func(c *Config) { c.QueueTimeout = 0 }, "QueueTimeout must be positive"},
+		{"budget below the minimum", func(c *Config) { c.TotalBudget = 10 * time.Millisecond; c.MaxAttempts = 1 }, "TotalBudget must be more than"},
+		{"NaN failure ratio", func(c *Config) { c.CircuitFailureRatio = math.NaN() }, "CircuitFailureRatio"},
+		{"NaN retry budget", func(c *Config) { c.RetryBudgetRatio = math.NaN() }, "RetryBudgetRatio"},
+		{"NaN rate", func(c *Config) { c.RatePerSecond = math.NaN() }, "RatePerSecond"},
 		{"bad header name", func(c *Config) { c.AttemptHeader = "X Attempt" }, "AttemptHeader"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
