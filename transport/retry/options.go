@@ -195,10 +195,11 @@ func WithoutRetryBudget() Option {
 	return optionFunc(func(c *config) { c.budget = false })
 }
 
-// WithMaxRetryAfter caps the wait before a retry (default 30 s), however long
-// the server's Retry-After or RateLimit-Reset asks for. Independently of the
-// cap, a wait that would end after the request context's deadline is never
-// started: the response is returned at once instead. d must not be negative.
+// WithMaxRetryAfter caps how long a server's Retry-After or RateLimit-Reset
+// can make the wait before a retry (default 30 s); 0 ignores them. It caps the
+// pushback only, never the backoff. Independently of the cap, a wait that
+// would end after the request context's deadline is never started: the
+// response is returned at once instead. d must not be negative.
 func WithMaxRetryAfter(d time.Duration) Option {
 	if d < 0 {
 		panic(fmt.Sprintf("retry: WithMaxRetryAfter(%v): d must not be negative", d))

@@ -389,27 +389,29 @@ func reason(actx context.Context, resp *http.Response, err error) string {
 }
 
 // delay is the wait before retrying attempt n: the backoff, lengthened to the
-// server's pushback when it asks for more, capped by WithMaxRetryAfter.
+// server's pushback when it asks for more. WithMaxRetryAfter caps the
+// pushback only, so a small cap (or 0, which ignores Retry-After) never
+// shortens the backoff itself.
 func (t *Transport) delay(n int, resp *http.Response, now time.Time) time.Duration {
 	c := &t.cfg
 	var d time.Duration
 	if c.backoffFunc != nil {
 		d = c.backoffFunc(c.initial, c.max, n, resp)
+		// A go-retryablehttp Backoff may return the Retry-After itself
+		// (DefaultBackoff does): bound it like our own pushback.
+		if ceil := max(c.max, c.maxRetryAfter); d > ceil {
+			d = ceil
+		}
 	} else {
 		d = fullJitter(c.initial, c.max, n, c.randN)
 	}
 	if resp != nil {
-		if p, ok := pushback.Delay(resp.Header, now); ok && p > d {
-			d = p
+		if p, ok := pushback.Delay(resp.Header, now); ok {
+			p = min(p, c.maxRetryAfter)
+			d = max(d, p)
 		}
 	}
-	if d > c.maxRetryAfter {
-		d = c.maxRetryAfter
-	}
-	if d < 0 {
-		d = 0
-	}
-	return d
+	return max(d, 0)
 }
 
 // fullJitter returns a wait uniform in [0, min(max, initial·2^n)] ("Exponential

@@ -455,6 +455,10 @@ func TestPushback(t *testing.T) {
 		{"X-RateLimit-Reset epoch", http.Header{"X-Ratelimit-Reset": {fmt.Sprint(clk.now().Unix() + 9)}}, nil, 9 * time.Second},
 		{"capped", http.Header{"Retry-After": {"3600"}}, nil, 30 * time.Second},
 		{"capped by option", http.Header{"Retry-After": {"3600"}}, []Option{WithMaxRetryAfter(5 * time.Second)}, 5 * time.Second},
+		// The cap bounds the pushback, never the backoff: 0 ignores Retry-After
+		// and still waits the backoff.
+		{"zero cap ignores Retry-After, keeps backoff", http.Header{"Retry-After": {"3600"}}, []Option{WithMaxRetryAfter(0)}, 200 * time.Millisecond},
+		{"cap below backoff keeps backoff", http.Header{"Retry-After": {"3600"}}, []Option{WithMaxRetryAfter(50 * time.Millisecond)}, 200 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
