@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Option configures a Transport. Options are applied in order after the
@@ -243,8 +244,8 @@ func WithBufferBodies(limit int64) Option {
 // upstream can see resends, as Envoy's x-envoy-attempt-count does. Default: no
 // header.
 func WithAttemptHeader(name string) Option {
-	if name == "" {
-		panic("retry: WithAttemptHeader(\"\"): name must not be empty")
+	if !httpguts.ValidHeaderFieldName(name) {
+		panic(fmt.Sprintf("retry: WithAttemptHeader(%q): not a valid header field name", name))
 	}
 	name = http.CanonicalHeaderKey(name)
 	return optionFunc(func(c *config) { c.attemptHeader = name })

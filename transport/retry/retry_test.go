@@ -922,6 +922,7 @@ func TestOptionPanics(t *testing.T) {
 		{"retry-after", func() { WithMaxRetryAfter(-1) }, "retry: WithMaxRetryAfter(-1ns)"},
 		{"buffer", func() { WithBufferBodies(0) }, "retry: WithBufferBodies(0)"},
 		{"header", func() { WithAttemptHeader("") }, "retry: WithAttemptHeader"},
+		{"header with a space", func() { WithAttemptHeader("X Attempt") }, "retry: WithAttemptHeader(\"X Attempt\")"},
 		{"keys", func() { WithMaxKeys(0) }, "retry: WithMaxKeys(0)"},
 	}
 	for _, tt := range tests {
