@@ -118,13 +118,24 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		body.CloseRequest(req)
 		return nil, err
 	}
+	// Until the slot is handed to the response body, this call owns it: the
+	// deferred release also covers a panic in next (net/http's server
+	// recovers handler panics, so a leaked slot would refuse the key for good).
+	handedOff := false
+	if tracked {
+		defer func() {
+			if !handedOff {
+				t.done(ctx, key, st)
+			}
+		}()
+	}
 	resp, err := t.next.RoundTrip(req)
 	if err == nil && resp == nil {
 		err = errors.New("ratelimit: next RoundTripper returned a nil response and a nil error")
 	}
 	if err != nil {
-		if tracked {
-			t.done(ctx, key, st)
+		if resp != nil && resp.Body != nil {
+			resp.Body.Close() // a next that broke the contract: keep ours
 		}
 		return nil, err
 	}
@@ -132,7 +143,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.notePushback(ctx, key, st, resp.Header)
 	}
 	if tracked {
+		handedOff = true
 		body.OnDone(resp, func() { t.done(ctx, key, st) })
+	} else if resp.Body == nil {
+		resp.Body = http.NoBody
 	}
 	return resp, nil
 }

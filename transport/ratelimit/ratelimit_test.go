@@ -924,3 +924,30 @@ func TestLimitErrorMessage(t *testing.T) {
 		}
 	}
 }
+
+// A panic in next must not keep the concurrency slot: net/http's server
+// recovers handler panics, so a leaked slot would refuse the key for good.
+func TestPanicInNextReleasesSlot(t *testing.T) {
+	calls := 0
+	next := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		calls++
+		if calls == 1 {
+			panic("boom")
+		}
+		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
+	})
+	tr := NewTransport(next, WithConcurrency(1), WithQueue(0))
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the panic did not propagate")
+			}
+		}()
+		tr.RoundTrip(httptest.NewRequest("GET", "http://x.test/", nil))
+	}()
+	resp, err := tr.RoundTrip(httptest.NewRequest("GET", "http://x.test/", nil))
+	if err != nil {
+		t.Fatalf("second request refused after a panic: %v", err)
+	}
+	resp.Body.Close()
+}
