@@ -39,16 +39,6 @@ func (a *attemptCounter) next(r *http.Request) int {
 	return n
 }
 
-func (a *attemptCounter) total() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	t := 0
-	for _, n := range a.n {
-		t += n
-	}
-	return t
-}
-
 // endless writes buf until the client goes away or 10 s pass, and returns
 // how much it wrote.
 func endless(w http.ResponseWriter, r *http.Request) int64 {
@@ -304,18 +294,15 @@ func TestHostileRetryAfterGarbage(t *testing.T) {
 func TestHostileCloseMidBody(t *testing.T) {
 	var n atomic.Int32
 	srv := newRawServer(t, func(c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			if _, ok := readRequest(br); !ok {
-				return
-			}
-			status := "200 OK"
-			if n.Add(1)%2 == 1 {
-				status = "503 Service Unavailable"
-			}
-			fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Length: 1000\r\n\r\n%s", status, strings.Repeat("x", 100))
-			return // close mid-body
+		if _, ok := readRequest(bufio.NewReader(c)); !ok {
+			return
 		}
+		status := "200 OK"
+		if n.Add(1)%2 == 1 {
+			status = "503 Service Unavailable"
+		}
+		fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Length: 1000\r\n\r\n%s", status, strings.Repeat("x", 100))
+		// Returning closes the connection mid-body.
 	})
 	c := newClient(t, testConfig())
 	for i := 0; i < 3; i++ {
@@ -356,7 +343,7 @@ func TestHostileTrickle(t *testing.T) {
 			}
 		})
 	}
-	read := func(t *testing.T, cfg outbound.Config, h http.Handler) (int, error, time.Duration) {
+	read := func(t *testing.T, cfg outbound.Config, h http.Handler) (int, time.Duration, error) {
 		srv := httptest.NewServer(h)
 		defer srv.Close()
 		c := newClient(t, cfg)
@@ -367,11 +354,11 @@ func TestHostileTrickle(t *testing.T) {
 		}
 		b, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		return len(b), err, time.Since(start)
+		return len(b), time.Since(start), err
 	}
 
 	t.Run("steady", func(t *testing.T) {
-		n, err, _ := read(t, testConfig(), trickle(10*time.Millisecond, 30))
+		n, _, err := read(t, testConfig(), trickle(10*time.Millisecond, 30))
 		if err != nil || n != 30 {
 			t.Fatalf("read %d bytes, %v; want all 30", n, err)
 		}
@@ -379,7 +366,7 @@ func TestHostileTrickle(t *testing.T) {
 	t.Run("gap-beyond-idle-timeout", func(t *testing.T) {
 		cfg := testConfig()
 		cfg.BodyIdleTimeout = 100 * time.Millisecond
-		n, err, d := read(t, cfg, trickle(time.Second, 5))
+		n, d, err := read(t, cfg, trickle(time.Second, 5))
 		if !errors.Is(err, outbound.ErrBodyIdle) || n != 1 || d > time.Second {
 			t.Fatalf("read %d bytes, %v after %v; want 1 byte then ErrBodyIdle after ~100ms", n, err, d)
 		}
@@ -387,7 +374,7 @@ func TestHostileTrickle(t *testing.T) {
 	t.Run("never-ends", func(t *testing.T) {
 		cfg := testConfig()
 		cfg.TotalBudget = 500 * time.Millisecond
-		n, err, d := read(t, cfg, trickle(20*time.Millisecond, 0))
+		n, d, err := read(t, cfg, trickle(20*time.Millisecond, 0))
 		if err == nil || !errors.Is(err, context.DeadlineExceeded) || d > 1500*time.Millisecond {
 			t.Fatalf("read %d bytes, %v after %v; want the budget's deadline after ~500ms", n, err, d)
 		}

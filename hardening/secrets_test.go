@@ -111,7 +111,7 @@ func spanTexts(s sdktrace.ReadOnlySpan) []string {
 	out := []string{"name=" + s.Name(), "status=" + s.Status().Description}
 	attrs := func(prefix string, kvs []attribute.KeyValue) {
 		for _, kv := range kvs {
-			out = append(out, prefix+string(kv.Key)+"="+kv.Value.Emit())
+			out = append(out, prefix+string(kv.Key)+"="+kv.Value.String())
 		}
 	}
 	attrs("attr:", s.Attributes())
@@ -130,7 +130,7 @@ func metricTexts(rm metricdata.ResourceMetrics) []string {
 	var out []string
 	set := func(name string, s attribute.Set) {
 		for _, kv := range s.ToSlice() {
-			out = append(out, name+":"+string(kv.Key)+"="+kv.Value.Emit())
+			out = append(out, name+":"+string(kv.Key)+"="+kv.Value.String())
 		}
 	}
 	for _, sm := range rm.ScopeMetrics {
