@@ -149,17 +149,22 @@ func TestNewClientOrderByBehaviour(t *testing.T) {
 		cfg.CircuitEnabled = false
 		cfg.RatePerSecond = 0.1 // no refill during the test
 		cfg.RateBurst = 2
+		cfg.TotalBudget = 2 * time.Second // a 10 s wait for a token cannot fit
 		c := newTestClient(t, cfg)
+		// The third attempt is refused by the limiter: the caller gets the
+		// second attempt's 503, and only the burst reached the server.
 		resp, err := c.Get(srv.URL)
-		if err == nil {
-			resp.Body.Close()
-			t.Fatalf("got %v; want the rate limit to refuse the third attempt", resp.Status)
+		if err != nil {
+			t.Fatalf("err = %v; want the last 503", err)
 		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || len(ids) != 2 {
+			t.Fatalf("got %v after %d attempts; want 503 after 2 (the burst)", resp.Status, len(ids))
+		}
+		// A call whose first attempt is refused gets the refusal.
+		_, err = c.Get(srv.URL)
 		if !errors.Is(err, ratelimit.ErrLimited) {
 			t.Fatalf("err = %v; want ErrLimited", err)
-		}
-		if len(ids) != 2 {
-			t.Fatalf("attempts reaching the server = %d; want 2 (the burst)", len(ids))
 		}
 		if got := StatusFor(err); got != http.StatusServiceUnavailable {
 			t.Fatalf("StatusFor = %d; want 503", got)

@@ -5,6 +5,7 @@
 package body
 
 import (
+	"bytes"
 	"io"
 	"net/http"
 	"sync"
@@ -86,4 +87,30 @@ func CloseRequest(req *http.Request) {
 	if req != nil && req.Body != nil {
 		req.Body.Close()
 	}
+}
+
+// Keep reads resp.Body into memory when it is at most DrainLimit bytes long
+// and arrives within DrainTimeout, closes the original (so its connection is
+// reused, as with Discard) and gives resp an in-memory body instead; it
+// reports whether it did. Otherwise the body is closed and resp must not be
+// used. The retry layer keeps the response it retried this way, so it can
+// still hand it to the caller if the next attempt is refused locally.
+func Keep(resp *http.Response) bool {
+	if resp == nil || resp.Body == nil || resp.Body == http.NoBody {
+		if resp != nil {
+			resp.Body = http.NoBody
+		}
+		return resp != nil
+	}
+	rc := resp.Body
+	t := time.AfterFunc(DrainTimeout, func() { rc.Close() })
+	buf, err := io.ReadAll(io.LimitReader(rc, DrainLimit+1))
+	stopped := t.Stop()
+	rc.Close()
+	if err != nil || !stopped || len(buf) > DrainLimit {
+		return false
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(buf))
+	resp.ContentLength = int64(len(buf))
+	return true
 }

@@ -149,3 +149,29 @@ func TestOnDoneRunsOnReadError(t *testing.T) {
 		t.Fatalf("done ran %d times after a read error; want 1", n)
 	}
 }
+
+func TestKeepSmallBody(t *testing.T) {
+	src := &rc{Reader: strings.NewReader("retry later")}
+	resp := &http.Response{StatusCode: 503, Body: src, ContentLength: -1}
+	if !Keep(resp) {
+		t.Fatal("Keep refused a short body")
+	}
+	if src.closed != 1 {
+		t.Fatalf("original closed %d times; want 1", src.closed)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if string(b) != "retry later" || resp.ContentLength != int64(len(b)) {
+		t.Fatalf("kept body %q (length %d)", b, resp.ContentLength)
+	}
+}
+
+func TestKeepRefusesLongBody(t *testing.T) {
+	src := &rc{Reader: strings.NewReader(strings.Repeat("x", DrainLimit+1))}
+	resp := &http.Response{Body: src}
+	if Keep(resp) {
+		t.Fatal("Keep kept a body longer than DrainLimit")
+	}
+	if src.closed == 0 {
+		t.Fatal("the long body was not closed")
+	}
+}

@@ -14,8 +14,8 @@ import (
 )
 
 // A breaker under a retry layer: the first call retries a failing upstream
-// until the breaker opens; the next call fails at once without reaching it,
-// and retry does not retry the refusal.
+// until the breaker opens and gets the last 503 it saw; the next call fails at
+// once without reaching the upstream, and retry does not retry the refusal.
 func Example_withRetry() {
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -46,7 +46,7 @@ func Example_withRetry() {
 		fmt.Printf("upstream saw %d requests\n", hits.Load())
 	}
 	// Output:
-	// call 1: refused, breaker open, next probe within a minute: true
+	// call 1: 503
 	// upstream saw 3 requests
 	// call 2: refused, breaker open, next probe within a minute: true
 	// upstream saw 3 requests

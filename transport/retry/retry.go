@@ -211,6 +211,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 
 	attemptBody := src.first
+	// kept is the last retried response, held in memory (bounded) so that it
+	// can still be returned if the next attempt is refused by a layer below
+	// (an open breaker, a rate limit): the caller then gets the upstream's
+	// answer, as the contract promises, rather than the refusal.
+	var kept *http.Response
 	for n := 0; ; n++ {
 		actx := callctx.WithAttempt(ctx, n)
 		var cancel context.CancelFunc
@@ -260,6 +265,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 
 		retryable, unsent := t.retryable(ctx, actx, resp, err)
+		if kept != nil && err != nil && isLocalRefusal(err) && ctx.Err() == nil {
+			if cancel != nil {
+				cancel()
+			}
+			callctx.Emit(ctx, callctx.Event{Kind: callctx.KindRetryRefused, Attempt: n, Reason: "refused_below", Key: key})
+			return kept, nil
+		}
+		kept = nil
 		if !retryable {
 			return finish(resp, err, n, nil, cancel)
 		}
@@ -281,7 +294,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		if stop == nil {
 			info.Delay = t.delay(n, resp, now)
-			if dl, ok := ctx.Deadline(); ok && !now.Add(info.Delay).Before(dl) {
+			if dl, ok := ctx.Deadline(); ok && !now.Add(info.Delay+minAttemptTime).Before(dl) {
 				// Sleeping would outlive the caller: hand back what we have now
 				// (go-retryablehttp sleeps through the deadline instead).
 				info.Refused, stop = "deadline", ErrDeadline
@@ -305,8 +318,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if c.onRetry != nil {
 			c.onRetry(info)
 		}
-		if resp != nil {
-			body.Discard(resp) // before the wait, so the connection goes back to the pool
+		if resp != nil && body.Keep(resp) {
+			// Read before the wait, so the connection goes back to the pool.
+			kept = resp
 		}
 		if cancel != nil {
 			cancel()
@@ -319,6 +333,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 }
+
+// minAttemptTime is the least time worth starting another attempt with: a
+// wait that would leave less before the deadline returns the response in hand
+// instead of trading it for a certain deadline error.
+const minAttemptTime = 10 * time.Millisecond
 
 // finish returns the outcome of attempt n to the caller.
 func finish(resp *http.Response, err error, n int, stop error, cancel context.CancelFunc) (*http.Response, error) {

@@ -968,3 +968,33 @@ func TestMiddleware(t *testing.T) {
 	}
 	_ = bytes.MinRead
 }
+
+type refusedBelow struct{}
+
+func (refusedBelow) Error() string      { return "circuit: breaker open" }
+func (refusedBelow) LocalRefusal() bool { return true }
+
+// When the next attempt is refused by a layer below (breaker, limiter), the
+// caller gets the previous attempt's response, body intact, not the refusal.
+func TestRefusedRetryReturnsLastResponse(t *testing.T) {
+	clk := newFakeClock()
+	calls := 0
+	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		calls++
+		if calls == 1 {
+			return &http.Response{StatusCode: 503, Header: http.Header{}, Request: r,
+				Body: io.NopCloser(strings.NewReader("upstream busy"))}, nil
+		}
+		return nil, refusedBelow{}
+	})
+	rt := NewTransport(base, clk.option())
+	resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
+	if err != nil {
+		t.Fatalf("err = %v; want the last 503", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 503 || string(b) != "upstream busy" || calls != 2 {
+		t.Fatalf("got %d %q after %d attempts; want 503 \"upstream busy\" after 2", resp.StatusCode, b, calls)
+	}
+}
