@@ -66,7 +66,9 @@ const (
 	KindRetry Kind = iota + 1
 	// KindRetryRefused: a failed attempt was not retried. Reason says why:
 	// "budget" (retry budget spent), "deadline" (the wait would pass the
-	// deadline), "attempts", "not_idempotent", "body_not_rewindable".
+	// deadline), "attempts", "not_idempotent", "body_not_rewindable",
+	// "refused_below" (a layer below refused the next attempt; the previous
+	// response is returned).
 	KindRetryRefused
 	// KindBudgetExhausted: the total time budget of the call ran out.
 	KindBudgetExhausted
