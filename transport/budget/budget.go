@@ -92,6 +92,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	now := t.cfg.now()
 	deadline := now.Add(t.cfg.total)
+	if rd, ok := redirectDeadline(req); ok && rd.Before(deadline) {
+		deadline = rd
+	}
 	pd, hasParent := parent.Deadline()
 	parentFirst := hasParent && !deadline.Before(pd)
 	if parentFirst {
@@ -131,6 +134,19 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	body.OnDone(resp, cancel)
 	return resp, nil
+}
+
+// redirectDeadline returns the deadline of the previous hop when req follows
+// a redirect. http.Client sends each hop through the Transport as a new
+// request (req.Response is the redirect that caused it), so without this
+// every hop would get a fresh budget and a chain of redirects could run far
+// past it. req.Response.Request is the request the previous hop sent, whose
+// context carried that hop's deadline — already bounded by the hops before.
+func redirectDeadline(req *http.Request) (time.Time, bool) {
+	if req.Response == nil || req.Response.Request == nil {
+		return time.Time{}, false
+	}
+	return req.Response.Request.Context().Deadline()
 }
 
 // budgetOf reports the budget a refusal ran into: the parent's when its

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -421,5 +422,30 @@ func TestNilResponseNilError(t *testing.T) {
 	resp, err := NewTransport(roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, nil })).RoundTrip(req)
 	if resp != nil || err == nil {
 		t.Errorf("got (%v, %v); want an error", resp, err)
+	}
+}
+
+// A redirect hop (req.Response set by http.Client) inherits the previous
+// hop's deadline instead of starting a fresh budget.
+func TestRedirectHopInheritsDeadline(t *testing.T) {
+	var seen time.Time
+	next := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		seen, _ = r.Context().Deadline()
+		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
+	})
+	tr := NewTransport(next, WithTotal(10*time.Second))
+	prevCtx, cancel := context.WithDeadline(context.Background(), time.Now().Add(time.Second))
+	defer cancel()
+	prev := httptest.NewRequest("GET", "http://a.test/start", nil).WithContext(prevCtx)
+	hop := httptest.NewRequest("GET", "http://a.test/next", nil)
+	hop.Response = &http.Response{StatusCode: 302, Request: prev}
+	resp, err := tr.RoundTrip(hop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want, _ := prevCtx.Deadline()
+	if !seen.Equal(want) {
+		t.Fatalf("hop deadline %v; want the previous hop's %v", seen, want)
 	}
 }
