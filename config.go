@@ -244,6 +244,7 @@ type ConfigError struct {
 	Problems []string
 }
 
+// Error lists the problems on one line.
 func (e *ConfigError) Error() string {
 	return "outbound: invalid config: " + strings.Join(e.Problems, "; ")
 }

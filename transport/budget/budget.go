@@ -119,6 +119,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, t.attemptErr(parent, err)
 		}
+		if resp == nil {
+			return nil, errors.New("budget: next RoundTripper returned no response and no error")
+		}
 		return resp, nil
 	}
 	ctx, cancel := context.WithDeadlineCause(parent, deadline, t.cause)

@@ -38,6 +38,7 @@ type ExhaustedError struct {
 	cause bool
 }
 
+// Error describes the exhausted budget on one line.
 func (e *ExhaustedError) Error() string {
 	switch {
 	case e.Refused:

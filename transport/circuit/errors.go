@@ -27,6 +27,7 @@ type OpenError struct {
 	RetryIn time.Duration
 }
 
+// Error names the upstream key and when the next probe may go.
 func (e *OpenError) Error() string {
 	if e.State == HalfOpen {
 		return "circuit: breaker half-open for " + e.Key + ": probe in flight"

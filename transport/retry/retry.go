@@ -255,7 +255,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// Defend against RoundTrippers that break the contract, as net/http's
 		// Client.send does.
 		if err != nil && resp != nil {
-			resp.Body.Close()
+			if resp.Body != nil {
+				resp.Body.Close()
+			}
 			resp = nil
 		} else if err == nil && resp == nil {
 			err = errors.New("retry: RoundTripper returned a nil *Response with a nil error")

@@ -51,9 +51,11 @@ const (
 	MetricInFlight            = "outbound.requests.in_flight"
 )
 
-// durationBuckets are otelhttp's boundaries for http.client.request.duration,
+// durationBuckets returns otelhttp's boundaries for http.client.request.duration,
 // so call and attempt durations can be compared bucket for bucket.
-var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+func durationBuckets() []float64 {
+	return []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+}
 
 type instruments struct {
 	attempts        metric.Int64Histogram
@@ -88,7 +90,7 @@ func newInstruments(mp metric.MeterProvider) *instruments {
 	if ins.duration, err = m.Float64Histogram(MetricCallDuration,
 		metric.WithUnit("s"),
 		metric.WithDescription("Duration of logical calls, all attempts and waits included, until the response headers of the last attempt."),
-		metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
+		metric.WithExplicitBucketBoundaries(durationBuckets()...)); err != nil {
 		ins.duration, _ = nm.Float64Histogram(MetricCallDuration)
 	}
 	if ins.retries, err = m.Int64Counter(MetricRetries,
@@ -109,7 +111,7 @@ func newInstruments(mp metric.MeterProvider) *instruments {
 	if ins.rlWait, err = m.Float64Histogram(MetricRateLimitWait,
 		metric.WithUnit("s"),
 		metric.WithDescription("Time attempts waited for a rate-limit token, a concurrency slot or the end of server pushback."),
-		metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
+		metric.WithExplicitBucketBoundaries(durationBuckets()...)); err != nil {
 		ins.rlWait, _ = nm.Float64Histogram(MetricRateLimitWait)
 	}
 	if ins.rlRejections, err = m.Int64Counter(MetricRateLimitRejections,
