@@ -196,23 +196,39 @@ func Setup(ctx context.Context, opts ...Option) (*Providers, error) {
 		return nil, err
 	}
 	if len(traceExp) > 0 {
-		topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+		// Exporters first, processors (which start goroutines) only once
+		// every exporter was built, so a failure leaves nothing running.
+		var batched, synced []sdktrace.SpanExporter
+		closeAll := func() {
+			for _, e := range append(batched, synced...) {
+				e.Shutdown(ctx)
+			}
+		}
 		for _, name := range traceExp {
 			switch name {
 			case "otlp":
 				e, err := otlptracehttp.New(ctx)
 				if err != nil {
+					closeAll()
 					return fail(fmt.Errorf("otelsetup: OTLP trace exporter: %w", err))
 				}
-				topts = append(topts, sdktrace.WithBatcher(e))
+				batched = append(batched, e)
 			case "console":
 				e, err := stdouttrace.New(stdouttrace.WithWriter(c.writer))
 				if err != nil {
+					closeAll()
 					return fail(fmt.Errorf("otelsetup: console trace exporter: %w", err))
 				}
-				// Synchronous, so a developer sees each span as it ends.
-				topts = append(topts, sdktrace.WithSyncer(e))
+				synced = append(synced, e)
 			}
+		}
+		topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+		for _, e := range batched {
+			topts = append(topts, sdktrace.WithBatcher(e))
+		}
+		for _, e := range synced {
+			// Synchronous, so a developer sees each span as it ends.
+			topts = append(topts, sdktrace.WithSyncer(e))
 		}
 		tp := sdktrace.NewTracerProvider(topts...)
 		p.TracerProvider = tp
@@ -224,19 +240,31 @@ func Setup(ctx context.Context, opts ...Option) (*Providers, error) {
 		return fail(err)
 	}
 	if len(metricExp) > 0 {
-		mopts := []sdkmetric.Option{sdkmetric.WithResource(res)}
+		var exps []sdkmetric.Exporter
+		closeAll := func() {
+			for _, e := range exps {
+				e.Shutdown(ctx)
+			}
+		}
 		for _, name := range metricExp {
 			var e sdkmetric.Exporter
 			switch name {
 			case "otlp":
 				if e, err = otlpmetrichttp.New(ctx); err != nil {
+					closeAll()
 					return fail(fmt.Errorf("otelsetup: OTLP metric exporter: %w", err))
 				}
 			case "console":
 				if e, err = stdoutmetric.New(stdoutmetric.WithWriter(c.writer)); err != nil {
+					closeAll()
 					return fail(fmt.Errorf("otelsetup: console metric exporter: %w", err))
 				}
 			}
+			exps = append(exps, e)
+		}
+		mopts := []sdkmetric.Option{sdkmetric.WithResource(res)}
+		for _, e := range exps {
+			// NewPeriodicReader starts a goroutine: only after every exporter exists.
 			mopts = append(mopts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(e)))
 		}
 		mp := sdkmetric.NewMeterProvider(mopts...)
