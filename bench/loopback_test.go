@@ -5,9 +5,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/outboundhttp/outbound"
+	"github.com/outboundhttp/outbound/transport/budget"
 )
 
 // loopbackServer answers every request with a small 200 over a real loopback
@@ -53,6 +58,9 @@ func loopbackStacks() []struct {
 	}{
 		{"bare", func(b http.RoundTripper) http.RoundTripper { return b }},
 		{"stack", func(b http.RoundTripper) http.RoundTripper { return Standard(b, Unlimited) }},
+		// The budget layer alone: what a deadline on the context costs
+		// net/http itself (it must then watch the context of every request).
+		{"budget", func(b http.RoundTripper) http.RoundTripper { return budget.NewTransport(b, budget.WithTotal(TotalBudget)) }},
 		{"stack+tracing-noop", func(b http.RoundTripper) http.RoundTripper {
 			return Traced(b, Unlimited, noopProviders().tracing()...)
 		}},
@@ -111,4 +119,66 @@ func itoa(n int) string {
 		return string(rune('0' + n))
 	}
 	return itoa(n/10) + string(rune('0'+n%10))
+}
+
+// batch makes n calls with `callers` goroutines and returns the wall time.
+func batch(tb testing.TB, c *http.Client, url string, callers, n int) time.Duration {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range callers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				if err := loopbackCall(c, url); err != nil {
+					tb.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start)
+}
+
+// TestLoopbackRatio measures the throughput of the standard stack relative to
+// the bare base transport in paired rounds: each round runs one batch through
+// each (alternating which goes first), so a change of load on a shared
+// machine affects both sides of a pair alike; the median of the per-round
+// ratios is reported and checked against the target (>= 0.95 at 64 callers).
+// It takes about 15 s; -short skips it.
+func TestLoopbackRatio(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loopback throughput rounds; run without -short")
+	}
+	srv := loopbackServer(t)
+	for _, callers := range []int{1, 64} {
+		for _, s := range loopbackStacks()[1:] {
+			bareBase := outbound.NewTransport(outbound.WithMaxIdleConnsPerHost(Concurrency))
+			stackBase := outbound.NewTransport(outbound.WithMaxIdleConnsPerHost(Concurrency))
+			bare := &http.Client{Transport: bareBase}
+			stack := &http.Client{Transport: s.build(stackBase)}
+			n := 400
+			batch(t, bare, srv.URL, callers, 2*callers) // warm both pools
+			batch(t, stack, srv.URL, callers, 2*callers)
+			var ratios []float64
+			for r := range 21 {
+				var tb, ts time.Duration
+				if r%2 == 0 {
+					tb, ts = batch(t, bare, srv.URL, callers, n), batch(t, stack, srv.URL, callers, n)
+				} else {
+					ts, tb = batch(t, stack, srv.URL, callers, n), batch(t, bare, srv.URL, callers, n)
+				}
+				ratios = append(ratios, tb.Seconds()/ts.Seconds())
+			}
+			bareBase.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+			stackBase.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+			slices.Sort(ratios)
+			med := ratios[len(ratios)/2]
+			t.Logf("loopback %2d callers: %s throughput / bare = %.2f (median of %d paired rounds of %d calls; quartiles %.2f-%.2f)",
+				callers, s.name, med, len(ratios), n, ratios[len(ratios)/4], ratios[3*len(ratios)/4])
+			if callers == 64 && s.name == "stack" && med < 0.95 {
+				t.Errorf("target not met: %s at %d callers runs at %.2f of bare throughput (want >= 0.95)", s.name, callers, med)
+			}
+		}
+	}
 }

@@ -45,5 +45,10 @@ files=("$out/peers.txt")
 [ -f "$out/loopback.txt" ] && files+=("$out/loopback.txt")
 cat "${files[@]}" >"$out/summary-input.txt"
 (cd bench && go run ./cmd/benchsummary "$out/summary-input.txt")
+if [ "${BENCH_LOOPBACK:-1}" != 0 ]; then
+	echo
+	echo "Loopback throughput in paired rounds (the ratio to quote on a shared machine):"
+	(cd bench && "$out/bench.test" -test.run '^TestLoopbackRatio$' -test.v) | grep -E 'callers:|target not met' | sed 's/^ *loopback_test.go:[0-9]*: /  /' || true
+fi
 echo
 echo "raw results in $out ($(($(date +%s) - start)) s)"
