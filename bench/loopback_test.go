@@ -60,7 +60,9 @@ func loopbackStacks() []struct {
 		{"stack", func(b http.RoundTripper) http.RoundTripper { return Standard(b, Unlimited) }},
 		// The budget layer alone: what a deadline on the context costs
 		// net/http itself (it must then watch the context of every request).
-		{"budget", func(b http.RoundTripper) http.RoundTripper { return budget.NewTransport(b, budget.WithTotal(TotalBudget)) }},
+		{"budget", func(b http.RoundTripper) http.RoundTripper {
+			return budget.NewTransport(b, budget.WithTotal(TotalBudget))
+		}},
 		{"stack+tracing-noop", func(b http.RoundTripper) http.RoundTripper {
 			return Traced(b, Unlimited, noopProviders().tracing()...)
 		}},
