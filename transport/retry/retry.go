@@ -217,7 +217,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// answer, as the contract promises, rather than the refusal.
 	var kept *http.Response
 	for n := 0; ; n++ {
-		actx := callctx.WithAttempt(ctx, n)
+		actx := ctx
+		if n > 0 { // absent reads as attempt 0
+			actx = callctx.WithAttempt(ctx, n)
+		}
 		var cancel context.CancelFunc
 		if c.attemptTO > 0 {
 			// The cause tells layers below (and this one) that the attempt ran
@@ -231,7 +234,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// shares the caller's read-only header map, as net/http's own
 		// Client.send does.
 		var areq *http.Request
-		if idemKey == "" && c.attemptHeader == "" {
+		if idemKey == "" && c.attemptHeader == "" && actx == ctx && attemptBody == req.Body &&
+			src.length == req.ContentLength && !src.buffered {
+			areq = req // nothing to change: the caller's request, read-only
+		} else if idemKey == "" && c.attemptHeader == "" {
 			areq = req.WithContext(actx)
 		} else {
 			areq = req.Clone(actx)
@@ -245,10 +251,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				areq.Header.Set(c.attemptHeader, strconv.Itoa(n))
 			}
 		}
-		areq.Body = attemptBody
-		areq.ContentLength = src.length
-		if src.buffered {
-			areq.GetBody = src.getBody // lets net/http rewind the buffer too
+		if areq != req {
+			areq.Body = attemptBody
+			areq.ContentLength = src.length
+			if src.buffered {
+				areq.GetBody = src.getBody // lets net/http rewind the buffer too
+			}
 		}
 
 		resp, err := t.next.RoundTrip(areq)
