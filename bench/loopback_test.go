@@ -179,7 +179,7 @@ func TestLoopbackRatio(t *testing.T) {
 			t.Logf("loopback %2d callers: %s throughput / bare = %.2f (median of %d paired rounds of %d calls; quartiles %.2f-%.2f)",
 				callers, s.name, med, len(ratios), n, ratios[len(ratios)/4], ratios[3*len(ratios)/4])
 			if callers == 64 && s.name == "stack" && med < 0.95 {
-				t.Errorf("target not met: %s at %d callers runs at %.2f of bare throughput (want >= 0.95)", s.name, callers, med)
+				targetMissed(t, "%s at %d callers runs at %.2f of bare throughput (want >= 0.95)", s.name, callers, med)
 			}
 		}
 	}
