@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/outboundhttp/outbound/internal/reqheader"
 )
 
 // PropagateTransport is an http.RoundTripper that sends the time left before
@@ -63,7 +65,7 @@ func (p *PropagateTransport) RoundTrip(req *http.Request) (*http.Response, error
 	}
 	// Milliseconds() truncates, which only rounds the sent budget down.
 	ms := max((dl.Sub(p.now()) - p.margin).Milliseconds(), 0)
-	return p.next.RoundTrip(withHeader(req, p.header, strconv.FormatInt(ms, 10)))
+	return p.next.RoundTrip(reqheader.With(req, req.Context(), p.header, strconv.FormatInt(ms, 10)))
 }
 
 // CloseIdleConnections forwards to the wrapped RoundTripper when it has the method.
@@ -71,37 +73,4 @@ func (p *PropagateTransport) CloseIdleConnections() {
 	if c, ok := p.next.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}
-}
-
-// withHeader returns a shallow copy of req whose header is a copy of req's
-// with key set to v: http.Request.Clone cut down to the one thing that
-// changes. The header values are copied into one backing array with room for
-// v, as http.Header.Clone does.
-func withHeader(req *http.Request, key, v string) *http.Request {
-	r2 := new(http.Request)
-	*r2 = *req
-	nv := 1
-	for k, vv := range req.Header {
-		if k != key {
-			nv += len(vv)
-		}
-	}
-	sv := make([]string, nv)
-	h := make(http.Header, len(req.Header)+1)
-	for k, vv := range req.Header {
-		if k == key {
-			continue
-		}
-		if vv == nil {
-			h[k] = nil
-			continue
-		}
-		n := copy(sv, vv)
-		h[k] = sv[:n:n]
-		sv = sv[n:]
-	}
-	sv[0] = v
-	h[key] = sv[:1:1]
-	r2.Header = h
-	return r2
 }

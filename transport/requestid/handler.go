@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/reqheader"
 )
 
 // Handler returns an http.Handler that gives every inbound request a request
@@ -41,7 +42,7 @@ func Handler(next http.Handler, opts ...Option) http.Handler {
 		}
 		// A malformed inbound value was replaced: next must not see it either
 		// (it may copy inbound headers into logs or outbound calls).
-		next.ServeHTTP(w, withHeader(r, ctx, cfg.header, id))
+		next.ServeHTTP(w, reqheader.With(r, ctx, cfg.header, id))
 	})
 }
 

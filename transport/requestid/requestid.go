@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/reqheader"
 )
 
 // NewContext returns a copy of ctx carrying the request ID id. Transport
@@ -102,7 +103,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		ctx = callctx.WithRequestID(ctx, id)
 	}
 	t.span(ctx, id)
-	return t.next.RoundTrip(withHeader(req, ctx, t.cfg.header, id))
+	return t.next.RoundTrip(reqheader.With(req, ctx, t.cfg.header, id))
 }
 
 // CloseIdleConnections forwards to the wrapped RoundTripper when it has the method.
@@ -129,37 +130,4 @@ func (c *config) newID() string {
 		return id
 	}
 	return UUIDv4()
-}
-
-// withHeader returns a shallow copy of req with context ctx and a copy of its
-// header in which key is set to id. It is http.Request.Clone cut down to what
-// changes: the URL, body and the rest stay shared (no layer may modify them),
-// and the header values are copied into one backing array, with room for id,
-// as http.Header.Clone does — two allocations for the whole header.
-func withHeader(req *http.Request, ctx context.Context, key, id string) *http.Request {
-	r2 := req.WithContext(ctx)
-	nv := 1
-	for k, vv := range req.Header {
-		if k != key {
-			nv += len(vv)
-		}
-	}
-	sv := make([]string, nv)
-	h := make(http.Header, len(req.Header)+1)
-	for k, vv := range req.Header {
-		if k == key || vv == nil {
-			// key is replaced below; a nil slice stays nil, as Header.Clone keeps it.
-			if vv == nil && k != key {
-				h[k] = nil
-			}
-			continue
-		}
-		n := copy(sv, vv)
-		h[k] = sv[:n:n]
-		sv = sv[n:]
-	}
-	sv[0] = id
-	h[key] = sv[:1:1]
-	r2.Header = h
-	return r2
 }
