@@ -3,6 +3,7 @@ package budget
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -447,5 +448,18 @@ func TestRedirectHopInheritsDeadline(t *testing.T) {
 	want, _ := prevCtx.Deadline()
 	if !seen.Equal(want) {
 		t.Fatalf("hop deadline %v; want the previous hop's %v", seen, want)
+	}
+}
+
+// The cause a layer below hands back inside its own error is not repeated.
+func TestExhaustedMessageSaysItOnce(t *testing.T) {
+	cause := &ExhaustedError{Budget: 300 * time.Millisecond, cause: true}
+	e := &ExhaustedError{Budget: 300 * time.Millisecond, Err: fmt.Errorf("retry: 1 attempt: %w", cause)}
+	if got, want := e.Error(), "budget: 300ms budget exhausted (retry: 1 attempt)"; got != want {
+		t.Fatalf("Error() = %q; want %q", got, want)
+	}
+	other := &ExhaustedError{Budget: time.Second, Err: errors.New("read tcp: i/o timeout")}
+	if got, want := other.Error(), "budget: 1s budget exhausted: read tcp: i/o timeout"; got != want {
+		t.Fatalf("Error() = %q; want %q", got, want)
 	}
 }

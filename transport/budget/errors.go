@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -44,7 +45,16 @@ func (e *ExhaustedError) Error() string {
 	case e.Refused:
 		return fmt.Sprintf("budget: %v budget exhausted: %v left, request not sent", e.Budget, e.Remaining.Round(time.Microsecond))
 	case e.Err != nil:
-		return fmt.Sprintf("budget: %v budget exhausted: %v", e.Budget, e.Err)
+		base := fmt.Sprintf("budget: %v budget exhausted", e.Budget)
+		inner := e.Err.Error()
+		// Layers below often return the deadline's cause (this same text)
+		// wrapped in their own words: "retry: 1 attempt: budget: 300ms budget
+		// exhausted". Say it once: "budget: 300ms budget exhausted (retry: 1
+		// attempt)".
+		if trimmed, ok := strings.CutSuffix(inner, ": "+base); ok {
+			return base + " (" + trimmed + ")"
+		}
+		return base + ": " + inner
 	}
 	return fmt.Sprintf("budget: %v budget exhausted", e.Budget)
 }
