@@ -39,10 +39,11 @@ func NewAttemptTransport(next http.RoundTripper, opts ...Option) *AttemptTranspo
 		next = http.DefaultTransport
 	}
 	c := newConfig(opts)
+	names := new(nameCache)
 	oo := append([]otelhttp.Option(nil), c.otelhttpOpts...)
 	oo = append(oo,
 		otelhttp.WithTracerProvider(&attemptTP{tp: c.tp, redact: c.redactQuery}),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return spanName(r) }),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return spanName(r, names) }),
 	)
 	if c.mp != nil {
 		oo = append(oo, otelhttp.WithMeterProvider(c.mp))

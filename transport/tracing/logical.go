@@ -45,6 +45,7 @@ type Transport struct {
 	// startOpts is built once: boxing the span kind option on every call
 	// would cost an allocation per request.
 	startOpts []trace.SpanStartOption
+	names     nameCache
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -90,7 +91,7 @@ func (t *Transport) CloseIdleConnections() {
 // its context.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
-	ctx, span := t.tracer.Start(req.Context(), spanName(req), t.startOpts...)
+	ctx, span := t.tracer.Start(req.Context(), spanName(req, &t.names), t.startOpts...)
 	if !span.IsRecording() && !t.ins.callMetricsEnabled(ctx) {
 		// Nothing to record (no-op or sampled-out tracer, no-op meter):
 		// pass the call through, keeping only the span context for the

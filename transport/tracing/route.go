@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"net/http"
+	"sync"
 
 	"github.com/outboundhttp/outbound/internal/callctx"
 )
@@ -19,14 +20,48 @@ func WithRoute(ctx context.Context, route string) context.Context {
 
 // spanName follows the HTTP client span name convention: "{method}" or
 // "{method} {url.template}", with "HTTP" for a method the conventions do not
-// know (whose name may be anything and must not reach the span name).
-func spanName(req *http.Request) string {
+// know (whose name may be anything and must not reach the span name). Names
+// with a route come from names, so the common case builds no string.
+func spanName(req *http.Request, names *nameCache) string {
 	m := methodAttr(req.Method).Value.AsString()
 	if m == "_OTHER" {
 		m = "HTTP"
 	}
 	if r, ok := callctx.Route(req.Context()); ok {
-		return m + " " + r
+		return names.get(m, r)
 	}
 	return m
+}
+
+// maxNames bounds a nameCache. Routes are low-cardinality by contract; a
+// caller that passes concrete paths anyway gets correct names, only uncached
+// beyond the bound.
+const maxNames = 1024
+
+// nameCache remembers "{method} {route}" span names, so a call with a route
+// does not concatenate the same string in both layers on every request. The
+// zero value is ready to use; it is safe for concurrent use.
+type nameCache struct {
+	mu sync.RWMutex
+	m  map[[2]string]string
+}
+
+func (c *nameCache) get(method, route string) string {
+	k := [2]string{method, route}
+	c.mu.RLock()
+	n, ok := c.m[k]
+	c.mu.RUnlock()
+	if ok {
+		return n
+	}
+	n = method + " " + route
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = make(map[[2]string]string)
+	}
+	if len(c.m) < maxNames {
+		c.m[k] = n
+	}
+	c.mu.Unlock()
+	return n
 }
