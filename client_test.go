@@ -236,3 +236,59 @@ func TestNewClientAttemptTimeoutIsATimeout(t *testing.T) {
 		t.Fatalf("StatusFor(%v) = %d; want 504", err, got)
 	}
 }
+
+// A redirect hop keeps the call's budget, not what is left of the previous
+// attempt's AttemptTimeout.
+func TestNewClientRedirectKeepsBudgetWithAttemptTimeout(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/start" {
+			<-time.After(400 * time.Millisecond)
+			http.Redirect(w, r, "/next", http.StatusFound)
+			return
+		}
+		<-time.After(200 * time.Millisecond)
+		io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	cfg := fastConfig()
+	cfg.AttemptTimeout = 500 * time.Millisecond
+	c := newTestClient(t, cfg)
+	resp, err := c.Get(srv.URL + "/start")
+	if err != nil {
+		t.Fatalf("redirected call failed: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "ok" {
+		t.Fatalf("body %q", b)
+	}
+}
+
+// MaxAttempts 1 turns retries off but keeps the attempt timeout and header.
+func TestNewClientOneAttemptKeepsAttemptSettings(t *testing.T) {
+	var hits atomic.Int32
+	var header atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		header.Store(r.Header.Get("X-Attempt"))
+		select {
+		case <-time.After(600 * time.Millisecond):
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	cfg := fastConfig()
+	cfg.MaxAttempts = 1
+	cfg.AttemptTimeout = 100 * time.Millisecond
+	cfg.AttemptHeader = "X-Attempt"
+	cfg.CircuitWindow = time.Second
+	c := newTestClient(t, cfg)
+	start := time.Now()
+	_, err := c.Get(srv.URL)
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 500*time.Millisecond {
+		t.Fatalf("err %v after %v; want the 100ms attempt timeout", err, time.Since(start))
+	}
+	if hits.Load() != 1 || header.Load() != "0" {
+		t.Fatalf("hits %d, X-Attempt %v; want 1 attempt carrying X-Attempt: 0", hits.Load(), header.Load())
+	}
+}

@@ -124,7 +124,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return resp, nil
 	}
-	ctx, cancel := context.WithDeadlineCause(parent, deadline, t.cause)
+	dctx, cancel := context.WithDeadlineCause(parent, deadline, t.cause)
+	ctx := &budgetCtx{Context: dctx, deadline: deadline}
 	resp, err := t.next.RoundTrip(req.WithContext(ctx))
 	if err != nil {
 		err = t.attemptErr(ctx, err) // before cancel, which would change the cause
@@ -139,18 +140,44 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
-// redirectDeadline returns the deadline of the previous hop when req follows
-// a redirect. http.Client sends each hop through the Transport as a new
-// request (req.Response is the redirect that caused it), so without this
+// redirectDeadline returns the budget deadline of the previous hop when req
+// follows a redirect. http.Client sends each hop through the Transport as a
+// new request (req.Response is the redirect that caused it), so without this
 // every hop would get a fresh budget and a chain of redirects could run far
-// past it. req.Response.Request is the request the previous hop sent, whose
-// context carried that hop's deadline — already bounded by the hops before.
+// past it. req.Response.Request is the request the innermost layer sent; its
+// context descends from the previous hop's budget context, whose deadline is
+// read through budgetCtx rather than Deadline(), which would give a shorter
+// per-attempt timeout set below (retry.WithAttemptTimeout) instead.
 func redirectDeadline(req *http.Request) (time.Time, bool) {
 	if req.Response == nil || req.Response.Request == nil {
 		return time.Time{}, false
 	}
-	return req.Response.Request.Context().Deadline()
+	if b, ok := req.Response.Request.Context().Value(budgetCtxKey{}).(*budgetCtx); ok {
+		return b.deadline, true
+	}
+	return time.Time{}, false
 }
+
+// budgetCtxKey finds the nearest budgetCtx in a context chain.
+type budgetCtxKey struct{}
+
+// budgetCtx marks the context of a call under a budget with the budget's
+// deadline, so a later redirect hop can find it below any per-attempt
+// deadline. It adds nothing else: Done, Err and Deadline are the embedded
+// context's.
+type budgetCtx struct {
+	context.Context
+	deadline time.Time
+}
+
+func (c *budgetCtx) Value(k any) any {
+	if k == (budgetCtxKey{}) {
+		return c
+	}
+	return c.Context.Value(k)
+}
+
+func (c *budgetCtx) String() string { return "budget.context" }
 
 // budgetOf reports the budget a refusal ran into: the parent's when its
 // deadline was the binding one and is a budget deadline, else ours.
