@@ -198,7 +198,9 @@ func (c Config) layers(tracingOpts []tracing.Option) [numLayers]Middleware {
 	} else {
 		retryOpts = append(retryOpts, retry.WithoutRetryBudget())
 	}
-	if c.MaxAttempts > 1 {
+	// With one attempt the layer is still needed for what it does per
+	// attempt: the attempt timeout and the attempt header.
+	if c.MaxAttempts > 1 || c.AttemptTimeout > 0 || c.AttemptHeader != "" {
 		l[LayerRetry] = retry.Middleware(retryOpts...)
 	}
 

@@ -46,8 +46,10 @@ import (
 //
 // RoundTrip returns the last response with a nil error whenever an attempt
 // obtained one (whatever its status), or a *Error wrapping the last attempt's
-// error. Every response it does not return is drained (bounded) and closed, so
-// its connection is reused. Resources of the returned attempt (the attempt
+// error. Every response it retries is read (at most 64 KiB within 100 ms)
+// and closed, so its connection is reused; it is kept in memory, and returned
+// if a layer below then refuses the next attempt (a longer or slower body
+// cannot be kept, and the refusal is returned instead). Resources of the returned attempt (the attempt
 // timeout's timer) are released when the caller closes the response body or
 // reads it to the end.
 type Transport struct {
@@ -177,8 +179,9 @@ func (s *bodySource) next() (io.ReadCloser, bool) {
 }
 
 // RoundTrip sends req, retrying as configured. See Transport for what it
-// returns. req is never modified; each attempt is a clone whose context carries
-// the attempt number.
+// returns. req is never modified: the first attempt sends req itself when
+// this layer has nothing to change, every other attempt a copy whose context
+// carries the attempt number (Attempt reads 0 when none is carried).
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	c := &t.cfg
 	ctx := req.Context()
@@ -218,7 +221,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var kept *http.Response
 	for n := 0; ; n++ {
 		actx := ctx
-		if n > 0 { // absent reads as attempt 0
+		// An absent number reads as 0, so the first attempt needs none —
+		// unless an outer retry layer's number is in ctx, which must not show
+		// through as ours.
+		if n > 0 || callctx.Attempt(ctx) != 0 {
 			actx = callctx.WithAttempt(ctx, n)
 		}
 		var cancel context.CancelFunc

@@ -998,3 +998,24 @@ func TestRefusedRetryReturnsLastResponse(t *testing.T) {
 		t.Fatalf("got %d %q after %d attempts; want 503 \"upstream busy\" after 2", resp.StatusCode, b, calls)
 	}
 }
+
+// Nested retry layers: the inner layer's first attempt reads as attempt 0,
+// not as the outer layer's attempt number.
+func TestNestedAttemptNumbers(t *testing.T) {
+	var seen []int
+	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		seen = append(seen, Attempt(r.Context()))
+		return &http.Response{StatusCode: 503, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+	})
+	clk := newFakeClock()
+	inner := NewTransport(base, WithMaxAttempts(1), clk.option())
+	outer := NewTransport(inner, WithMaxAttempts(3), clk.option(), WithoutRetryBudget())
+	resp, err := outer.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if fmt.Sprint(seen) != "[0 0 0]" {
+		t.Fatalf("inner attempts read %v; want [0 0 0]", seen)
+	}
+}
