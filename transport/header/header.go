@@ -106,10 +106,10 @@ func Middleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
 
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	var missing []field
+	missing := 0
 	for _, f := range t.static {
 		if _, ok := req.Header[f.name]; !ok {
-			missing = append(missing, f)
+			missing++
 		}
 	}
 	var auth string
@@ -129,7 +129,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		auth = "Bearer " + tok
 	}
-	if len(missing) == 0 && auth == "" {
+	if missing == 0 && auth == "" {
 		return t.next.RoundTrip(req)
 	}
 	// Copy the header map only; the rest of the request is shared, as
@@ -138,10 +138,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	*r2 = *req
 	r2.Header = req.Header.Clone()
 	if r2.Header == nil {
-		r2.Header = make(http.Header, len(missing)+1)
+		r2.Header = make(http.Header, missing+1)
 	}
-	for _, f := range missing {
-		r2.Header[f.name] = []string{f.value}
+	if missing > 0 {
+		for _, f := range t.static {
+			// Checked against the caller's header, not the copy being filled.
+			if _, ok := req.Header[f.name]; !ok {
+				r2.Header[f.name] = []string{f.value}
+			}
+		}
 	}
 	if auth != "" {
 		r2.Header["Authorization"] = []string{auth}
