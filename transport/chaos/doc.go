@@ -1,7 +1,8 @@
 // Package chaos injects failures into outbound HTTP calls so a client stack
 // can be drilled before launch: added latency, error statuses, 429 bursts with
 // Retry-After, connection resets, hanging attempts, stalled and trickling
-// bodies, and outage windows, per host and reproducible from a seed.
+// bodies, outage windows, and an upstream of fixed capacity that queues and
+// sheds under overload, per host and reproducible from a seed.
 //
 // It has two halves that play the same Scenario:
 //

@@ -1,9 +1,11 @@
 package chaos
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +15,7 @@ import (
 // Transport and Server so both play a Scenario identically.
 type engine struct {
 	faults []Fault
+	caps   []*capacity // per fault: the state of a KindCapacity fault, else nil
 
 	mu       sync.Mutex
 	rng      *rand.Rand // guarded by mu
@@ -24,9 +27,27 @@ type engine struct {
 // decision is what happens to one request.
 type decision struct {
 	delay time.Duration
-	// answer is the fault that decides the answer (Status, Reset, Hang),
-	// body the one that slows the body (Stall, Trickle); nil when none fired.
+	// answer is the fault that decides the answer (Status, Reset, Hang, or
+	// Capacity when it sheds), body the one that slows the body (Stall,
+	// Trickle); nil when none fired.
 	answer, body *Fault
+	// queue is the capacity that admitted the request: it is in that
+	// capacity's flight until wait returns.
+	queue *capacity
+}
+
+// capacity is the state of one KindCapacity fault, shared by every request
+// it matches: the upstream's workers and the count of requests in flight.
+type capacity struct {
+	work time.Duration
+	most int // requests in flight at most (ShedAbove)
+	// workers holds a token per request being worked. A buffered channel is
+	// the queue too: the runtime serves blocked senders in the order they
+	// blocked, and a freed slot goes to the longest waiter, not to a
+	// newcomer, so the queue is FIFO; a sender that gives up leaves the
+	// queue having taken nothing.
+	workers  chan struct{}
+	inflight int // admitted and not yet worked; guarded by engine.mu
 }
 
 func newEngine(pkgFunc string, faults []Fault, seed int64, start time.Time) *engine {
@@ -38,7 +59,16 @@ func newEngine(pkgFunc string, faults []Fault, seed int64, start time.Time) *eng
 		}
 		fs[i].Header = f.Header.Clone() // the scenario may be reused and changed
 	}
-	e := &engine{faults: fs, fired: make([]int, len(fs)), start: start}
+	e := &engine{faults: fs, caps: make([]*capacity, len(fs)), fired: make([]int, len(fs)), start: start}
+	for i, f := range fs {
+		if f.Kind != KindCapacity {
+			continue
+		}
+		if f.Status == 0 {
+			fs[i].Status = http.StatusServiceUnavailable
+		}
+		e.caps[i] = &capacity{work: f.Work, most: f.ShedAbove, workers: make(chan struct{}, f.Workers)}
+	}
 	e.rng = rand.New(rand.NewPCG(uint64(seed), 0x9e3779b97f4a7c15))
 	return e
 }
@@ -65,6 +95,9 @@ func (e *engine) decide(host string, now time.Time) decision {
 	r := rand.New(rand.NewPCG(e.rng.Uint64(), e.rng.Uint64()))
 	elapsed := now.Sub(e.start)
 	var d decision
+	shed := -1
+	var buf [8]int
+	hits := buf[:0] // the faults that fire, counted once the request is not shed
 	for i := range e.faults {
 		f := &e.faults[i]
 		roll := r.Float64()
@@ -76,6 +109,17 @@ func (e *engine) decide(host string, now time.Time) decision {
 			continue
 		}
 		switch {
+		case f.Kind == KindCapacity:
+			// The first capacity that matches takes the request in or sheds it.
+			if d.queue == nil && shed < 0 {
+				if c := e.caps[i]; c.inflight < c.most {
+					c.inflight++
+					d.queue = c
+				} else {
+					shed = i
+				}
+			}
+			continue // counted only when it sheds
 		case f.Kind == KindLatency:
 			d.delay += f.latency(r)
 		case f.Kind.decides() && d.answer == nil:
@@ -85,9 +129,49 @@ func (e *engine) decide(host string, now time.Time) decision {
 		default:
 			continue // a fault of the same class already fired: not counted
 		}
+		hits = append(hits, i)
+	}
+	if shed >= 0 {
+		// Shed at once, as an overloaded server does: nothing else plays on
+		// the request, so nothing else counts. The draws were made all the
+		// same, so the sequence of faults does not depend on the load.
+		e.fired[shed]++
+		return decision{answer: &e.faults[shed]}
+	}
+	for _, i := range hits {
 		e.fired[i]++
 	}
 	return d
+}
+
+// wait plays what a request meets before its answer: the injected latency
+// and, when a capacity admitted it, the queue and the work. It returns
+// ctx.Err() when the context ends first. The request leaves the capacity's
+// flight on every path, and gives back the worker it took, if it took one.
+func (e *engine) wait(ctx context.Context, clk Clock, d decision) error {
+	if c := d.queue; c != nil {
+		defer func() {
+			e.mu.Lock()
+			c.inflight--
+			e.mu.Unlock()
+		}()
+	}
+	if d.delay > 0 {
+		if err := clk.Sleep(ctx, d.delay); err != nil {
+			return err
+		}
+	}
+	c := d.queue
+	if c == nil {
+		return nil
+	}
+	select {
+	case c.workers <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-c.workers }()
+	return clk.Sleep(ctx, c.work)
 }
 
 func (f *Fault) latency(r *rand.Rand) time.Duration {
@@ -124,7 +208,8 @@ func (f *Fault) matchHost(host string) bool {
 type Stats struct {
 	// Requests is the number of requests seen.
 	Requests int
-	// Fired counts, per fault kind, how many times faults of that kind fired.
+	// Fired counts, per fault kind, how many times faults of that kind fired
+	// (a Capacity fault fires when it sheds a request).
 	Fired map[Kind]int
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -91,6 +92,47 @@ func ExampleServer() {
 	// call-0 0 reset
 	// call-0 1 reset
 	// call-0 2 none
+}
+
+// An upstream of fixed capacity: one worker, a place in flight for two
+// requests, so a third that arrives while two are in flight is shed at once
+// with 503. The two in flight end when their callers give up.
+func ExampleCapacity() {
+	upstream := http.RoundTripper(roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Status: "200 OK", Header: http.Header{},
+			Body: http.NoBody, Request: req}, nil
+	}))
+	tr := chaos.NewTransport(upstream, chaos.WithFaults(chaos.Capacity(1, time.Hour, 2)))
+	client := &http.Client{Transport: tr}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://api.example/v1/report", nil)
+			_, err := client.Do(req)
+			errs <- err
+		}()
+	}
+	for tr.Stats().Requests < 2 { // both taken in: one worked, one queued
+		runtime.Gosched()
+	}
+	resp, err := client.Get("http://api.example/v1/report")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	resp.Body.Close()
+	fmt.Println("third call:", resp.Status)
+	cancel()
+	fmt.Println("first two:", errors.Is(<-errs, context.Canceled), errors.Is(<-errs, context.Canceled))
+	st := tr.Stats()
+	fmt.Printf("requests %d, shed %d\n", st.Requests, st.Fired[chaos.KindCapacity])
+	// Output:
+	// third call: 503 Service Unavailable
+	// first two: true true
+	// requests 3, shed 1
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

@@ -14,7 +14,9 @@ type Kind uint8
 
 // Fault kinds. Latency adds to every other kind; of the kinds that decide the
 // answer (Status, Reset, Hang) the first that fires wins; of the kinds that
-// slow the body (Stall, Trickle) the first that fires wins.
+// slow the body (Stall, Trickle) the first that fires wins. Capacity stands
+// apart: it puts a request through the upstream's queue and workers before
+// the others play, or sheds it, and then nothing else plays.
 const (
 	// KindNone: no fault (a healthy answer, in a Record).
 	KindNone Kind = iota
@@ -32,6 +34,12 @@ const (
 	KindStall
 	// KindTrickle delivers the body Bytes bytes at a time, one chunk per Every.
 	KindTrickle
+	// KindCapacity makes the upstream one of fixed capacity: Workers
+	// workers, each taking Work per request, behind a FIFO queue; a request
+	// that arrives when ShedAbove requests are already in flight (queued or
+	// being worked) is answered Status (503) at once. It fires when it sheds.
+	// See Capacity.
+	KindCapacity
 )
 
 // String returns the kind's name, as used in Record and Stats.
@@ -51,6 +59,8 @@ func (k Kind) String() string {
 		return "stall"
 	case KindTrickle:
 		return "trickle"
+	case KindCapacity:
+		return "capacity"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -60,7 +70,7 @@ func (k Kind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
 // UnmarshalText decodes a name written by MarshalText.
 func (k *Kind) UnmarshalText(b []byte) error {
-	for c := KindNone; c <= KindTrickle; c++ {
+	for c := KindNone; c <= KindCapacity; c++ {
 		if c.String() == string(b) {
 			*k = c
 			return nil
@@ -71,6 +81,10 @@ func (k *Kind) UnmarshalText(b []byte) error {
 
 func (k Kind) decides() bool   { return k == KindStatus || k == KindReset || k == KindHang }
 func (k Kind) slowsBody() bool { return k == KindStall || k == KindTrickle }
+
+// answersStatus reports whether an answer of kind k is a status: a Status
+// fault's, or a Capacity fault's when it sheds.
+func (k Kind) answersStatus() bool { return k == KindStatus || k == KindCapacity }
 
 // Fault is one failure to inject. It is a plain value: build it with the
 // constructors (Status, Burst, Outage, ConnReset, ...) and narrow it with the
@@ -97,8 +111,9 @@ type Fault struct {
 	// Count caps how many times the fault fires; zero means no cap.
 	Count int
 
-	// Status and Header are the answer of a KindStatus fault. Header is
-	// added to the response (for example Retry-After).
+	// Status and Header are the answer of a KindStatus fault, and of the
+	// requests a KindCapacity fault sheds (there Status 0 means 503). Header
+	// is added to the response (for example Retry-After).
 	Status int
 	Header http.Header
 
@@ -123,6 +138,13 @@ type Fault struct {
 	Bytes int
 	// Every is the pause before each chunk of a KindTrickle body.
 	Every time.Duration
+
+	// Workers, Work and ShedAbove are a KindCapacity fault's upstream: the
+	// number of requests worked at once, the time each takes, and the most
+	// requests in flight (queued or worked) before newcomers are shed.
+	Workers   int
+	Work      time.Duration
+	ShedAbove int
 }
 
 // Latency returns a fault that delays every attempt by d.
@@ -176,6 +198,34 @@ func Stall(n int) Fault { return Fault{Kind: KindStall, Bytes: n} }
 // chunk per every.
 func Trickle(n int, every time.Duration) Fault {
 	return Fault{Kind: KindTrickle, Bytes: n, Every: every}
+}
+
+// Capacity returns a fault that makes the upstream a server of fixed
+// capacity, workers/work requests per second: workers workers, each taking
+// work per request, behind a FIFO queue, and an immediate 503 Service
+// Unavailable for a request that arrives when shedAbove requests are already
+// in flight (queued or being worked), so that at most shedAbove are ever in
+// flight. A shed request is answered at once, without injected latency, and
+// no other fault plays on it; WithHeader and WithRetryAfter add to its answer.
+//
+// An admitted request plays its injected latency, waits in the queue for a
+// worker, holds the worker for work, and is then answered as the other faults
+// decide (the healthy answer when none fires). A request whose context ends
+// while it waits leaves the queue having taken nothing; one whose context
+// ends while it is worked frees its worker at once (this upstream notices
+// that its client left). In a Server the request is then recorded as
+// Canceled. The waits use the Clock, so they are virtual in a testing/synctest
+// bubble when the Transport or Server is created inside it.
+//
+// The queue, the workers and the count of requests in flight belong to the
+// Transport or Server that plays the fault, shared by every request it
+// matches (narrow it with ForHost or During); they are not reset by Restart,
+// because requests in flight are still in flight. The fault takes no
+// probability and no count: a capacity applies to every request it matches.
+// NewTransport and NewServer panic if workers < 1, work <= 0 or shedAbove <
+// workers (some workers could never be busy).
+func Capacity(workers int, work time.Duration, shedAbove int) Fault {
+	return Fault{Kind: KindCapacity, Workers: workers, Work: work, ShedAbove: shedAbove}
 }
 
 // WithProbability returns a copy of f that fires with probability p.
@@ -238,6 +288,11 @@ func (f Fault) String() string {
 		fmt.Fprintf(&b, " after %dB", f.Bytes)
 	case KindTrickle:
 		fmt.Fprintf(&b, " %dB/%v", f.Bytes, f.Every)
+	case KindCapacity:
+		fmt.Fprintf(&b, " %dx%v shed-above=%d", f.Workers, f.Work, f.ShedAbove)
+		if f.Status != 0 && f.Status != http.StatusServiceUnavailable {
+			fmt.Fprintf(&b, " status=%d", f.Status)
+		}
 	}
 	if f.Host != "" {
 		fmt.Fprintf(&b, " host=%s", f.Host)
@@ -283,6 +338,19 @@ func (f Fault) validate() error {
 	case KindTrickle:
 		if f.Bytes < 1 || f.Every < 0 {
 			return fmt.Errorf("trickle needs at least 1 byte per chunk and a non-negative interval")
+		}
+	case KindCapacity:
+		switch {
+		case f.Workers < 1:
+			return fmt.Errorf("capacity needs at least 1 worker, not %d", f.Workers)
+		case f.Work <= 0:
+			return fmt.Errorf("capacity needs a positive work time, not %v", f.Work)
+		case f.ShedAbove < f.Workers:
+			return fmt.Errorf("capacity sheds above %d in flight, fewer than its %d workers: some could never be busy", f.ShedAbove, f.Workers)
+		case f.Probability != 0 && f.Probability != 1, f.Count != 0:
+			return fmt.Errorf("capacity applies to every request it matches: no probability or count")
+		case f.Status != 0 && (f.Status < 200 || f.Status > 999):
+			return fmt.Errorf("shed status %d is not a final HTTP status (200-999)", f.Status)
 		}
 	default:
 		return fmt.Errorf("unknown kind %d", f.Kind)

@@ -31,17 +31,19 @@ type Record struct {
 	BodyLen  int64
 	BodyHash string
 
-	// Fault is the fault that decided the answer (status, reset, hang) or,
+	// Fault is the fault that decided the answer (status, reset, hang,
+	// capacity when it shed the request with a 503) or,
 	// when none did, the one that slowed the body (stall, trickle);
 	// KindNone for a healthy answer.
 	Fault Kind
 	// Status is the status sent; 0 for a reset, a hang, or a request whose
-	// client left during injected latency.
+	// client left before its answer (Canceled).
 	Status int
 	// Delay is the injected latency.
 	Delay time.Duration
-	// Canceled is set when the client left (or the Server closed) during the
-	// injected latency, before any answer.
+	// Canceled is set when the client left (or the Server closed) before
+	// any answer: during the injected latency, or while it waited for or
+	// held a worker of a Capacity fault.
 	Canceled bool
 	// RetryAfter is the Retry-After the answer carried (429 and 503
 	// pushback), and NotBefore = Answered + RetryAfter the time before which

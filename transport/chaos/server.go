@@ -28,7 +28,9 @@ const maxRecordedBody = 1 << 20
 // loopback listener with Start and Close. Its scenario clock starts at
 // NewServer and again at Start. It is safe for concurrent use; Records may be
 // called while requests are being served. Close releases every hanging or
-// stalled request.
+// stalled request. The state of a Capacity fault (its queue, workers and
+// requests in flight) lives in the Server, shared by all the requests it
+// matches.
 type Server struct {
 	eng     *engine
 	clock   Clock
@@ -196,14 +198,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer stop()
 
 	rec.Delay = d.delay
-	if d.delay > 0 {
-		if err := s.clock.Sleep(ctx, d.delay); err != nil {
-			rec.Canceled = true
-			s.record(rec, d.answer)
-			panic(http.ErrAbortHandler) // no answer at all, not an empty 200
-		}
+	if err := s.eng.wait(ctx, s.clock, d); err != nil {
+		rec.Canceled = true
+		s.record(rec, d.answer)
+		panic(http.ErrAbortHandler) // no answer at all, not an empty 200
 	}
-	if d.answer != nil && d.answer.Kind != KindStatus {
+	if d.answer != nil && !d.answer.Kind.answersStatus() {
 		s.record(rec, d.answer)
 		if d.answer.Kind == KindReset {
 			reset(w)

@@ -20,6 +20,9 @@ import (
 // into the requests it passes to the next RoundTripper. It is safe for
 // concurrent use; its scenario clock starts at NewTransport.
 //
+// The state of a Capacity fault (its queue, workers and requests in flight)
+// lives in the Transport, shared by all the requests it matches.
+//
 // It keeps the RoundTripper contract as a real transport would: a failure is
 // an error with no response, an injected status is a well-formed response
 // (Request, Proto, Header, ContentLength and a non-nil Body), the request
@@ -79,11 +82,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		host = req.URL.Host
 	}
 	d := t.eng.decide(host, t.clock.Now())
-	if d.delay > 0 {
-		if err := t.clock.Sleep(ctx, d.delay); err != nil {
-			body.CloseRequest(req)
-			return nil, err
-		}
+	if err := t.eng.wait(ctx, t.clock, d); err != nil {
+		body.CloseRequest(req)
+		return nil, err
 	}
 	var resp *http.Response
 	switch {
@@ -92,7 +93,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if resp, err = t.next.RoundTrip(req); err != nil {
 			return nil, err
 		}
-	case d.answer.Kind == KindStatus:
+	case d.answer.Kind.answersStatus():
 		body.CloseRequest(req)
 		resp = statusResponse(req, d.answer)
 	default: // KindReset, KindHang
