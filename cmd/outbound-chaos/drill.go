@@ -68,6 +68,18 @@ type Result struct {
 	// DuplicateDeliveries counts extra deliveries of the same POST (no
 	// Idempotency-Key) to the upstream.
 	DuplicateDeliveries int `json:"duplicate_post_deliveries"`
+	// FailedCalls = Calls - Succeeded.
+	FailedCalls int `json:"failed_calls"`
+	// Upstream503s counts the 503 answers the upstream servers recorded
+	// (for the overload drill: the requests it shed).
+	Upstream503s int `json:"upstream_503s"`
+	// GoodputPerSec, for a closed-loop drill (overload), is the number of
+	// calls that succeeded and ended within the drill's duration, per second
+	// of it; CapacityShare is GoodputPerSec over the upstream's capacity.
+	// Calls still in flight at the end are made and counted in Calls,
+	// Succeeded and the latencies, but not in the goodput.
+	GoodputPerSec float64 `json:"goodput_per_s,omitempty"`
+	CapacityShare float64 `json:"goodput_share_of_capacity,omitempty"`
 	// Outcomes counts the calls by how they ended ("ok", "status 503",
 	// "circuit open", "timeout", ...).
 	Outcomes map[string]int `json:"outcomes"`
@@ -137,21 +149,27 @@ issue:
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
+	return score(cs.name, calls[:made], servers, cfg.budget), nil
+}
 
+// score is the scorecard row of client from its calls and the recordings of
+// the upstream servers.
+func score(client string, calls []callResult, servers []*chaos.Server, budget time.Duration) Result {
+	made := len(calls)
 	res := Result{
-		Client:   cs.name,
+		Client:   client,
 		Calls:    made,
 		Outcomes: map[string]int{},
 		Answers:  map[string]int{},
 	}
 	lat := make([]time.Duration, 0, made)
-	for _, cr := range calls[:made] {
+	for _, cr := range calls {
 		lat = append(lat, cr.latency)
 		res.Outcomes[cr.outcome]++
 		if cr.outcome == outcomeOK {
 			res.Succeeded++
 		}
-		if cr.latency > cfg.budget+overBudgetSlack {
+		if cr.latency > budget+overBudgetSlack {
 			res.OverBudget++
 		}
 		if cr.outcome == outcomeAbandoned {
@@ -167,6 +185,8 @@ issue:
 			res.Answers[k] += v
 		}
 	}
+	res.FailedCalls = made - res.Succeeded
+	res.Upstream503s = res.Answers[strconv.Itoa(http.StatusServiceUnavailable)]
 	if made > 0 {
 		res.SuccessRate = float64(res.Succeeded) / float64(made)
 		res.RequestsPerCall = float64(res.Requests) / float64(made)
@@ -175,12 +195,13 @@ issue:
 	res.P50MS = ms(percentile(lat, 0.50))
 	res.P99MS = ms(percentile(lat, 0.99))
 	res.MaxMS = ms(percentile(lat, 1))
-	return res, nil
+	return res
 }
 
-// callResult is how one call ended.
+// callResult is how one call ended, and when.
 type callResult struct {
 	latency time.Duration
+	end     time.Time
 	outcome string
 }
 
@@ -209,7 +230,8 @@ func makeCall(ctx context.Context, c caller, method, base, id string, k int, aba
 	}
 	t0 := time.Now()
 	status, err := c.do(req)
-	cr := callResult{latency: time.Since(t0), outcome: outcomeOK}
+	end := time.Now()
+	cr := callResult{latency: end.Sub(t0), end: end, outcome: outcomeOK}
 	switch {
 	case err == nil:
 	case cctx.Err() != nil && ctx.Err() == nil:

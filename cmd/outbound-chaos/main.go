@@ -11,6 +11,12 @@
 //	go run ./cmd/outbound-chaos -scenario 429-burst  # one of them
 //	go run ./cmd/outbound-chaos -json | jq .         # machine-readable
 //	go run ./cmd/outbound-chaos -scenario transient-5xx -trace
+//	go run ./cmd/outbound-chaos -scenario overload -overload-callers 400
+//
+// The overload scenario is a closed loop instead: callers that make call
+// after call against an upstream of fixed capacity (workers behind a queue
+// that sheds with 503), scored by goodput, failed calls and the upstream's
+// 503s. It runs after the other scenarios, one client at a time.
 //
 // Spans of outbound's stack are exported with OTLP/HTTP when
 // OTEL_EXPORTER_OTLP_ENDPOINT is set.
@@ -60,6 +66,7 @@ type options struct {
 	trace       bool
 	sequential  bool
 	clients     string
+	overload    overload
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -76,6 +83,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.trace, "trace", false, "print the span tree of one retried call of outbound's stack")
 	fs.BoolVar(&o.sequential, "sequential", false, "run the scenarios one after another instead of side by side")
 	fs.StringVar(&o.clients, "clients", "all", "clients to compare: all, or a comma-separated list of bare, retryablehttp, article, outbound")
+	def := defaultOverload()
+	fs.IntVar(&o.overload.workers, "overload-workers", def.workers, "overload: workers of the upstream, each working one request at a time")
+	fs.DurationVar(&o.overload.work, "overload-work", def.work, "overload: time a worker takes per request (capacity = workers / work)")
+	fs.IntVar(&o.overload.shedAbove, "overload-shed", def.shedAbove, "overload: the upstream answers 503 at once when this many requests are in flight (queued or worked)")
+	fs.IntVar(&o.overload.callers, "overload-callers", def.callers, "overload: callers, each making call after call")
+	fs.DurationVar(&o.overload.duration, "overload-duration", def.duration, "overload: how long the callers keep calling, per client")
+	fs.DurationVar(&o.overload.deadline, "overload-deadline", def.deadline, "overload: deadline of each call (context.WithTimeout)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: outbound-chaos [flags]\n\nRuns failure scenarios against embedded flaky upstreams and prints a scorecard per scenario.\n\n")
 		fs.PrintDefaults()
@@ -95,7 +109,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	case !(o.timescale > 0):
 		return o, fmt.Errorf("-timescale %v: want a positive factor", o.timescale)
 	}
-	return o, nil
+	return o, o.overload.validate()
 }
 
 // Report is the -json output.
@@ -111,11 +125,24 @@ type Report struct {
 
 // ScenarioResult is one scenario's scorecard.
 type ScenarioResult struct {
-	Name        string   `json:"name"`
-	Description string   `json:"description"`
-	Hosts       int      `json:"hosts"`
-	Method      string   `json:"method"`
-	Clients     []Result `json:"clients"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Hosts       int    `json:"hosts"`
+	Method      string `json:"method"`
+	// Overload is set for the closed-loop overload drill.
+	Overload *OverloadSettings `json:"overload,omitempty"`
+	Clients  []Result          `json:"clients"`
+}
+
+// OverloadSettings are the upstream and the callers of the overload drill.
+type OverloadSettings struct {
+	Workers        int     `json:"workers"`
+	WorkMS         float64 `json:"work_ms"`
+	ShedAbove      int     `json:"shed_above"`
+	CapacityPerSec float64 `json:"capacity_per_s"`
+	Callers        int     `json:"callers"`
+	DurationMS     float64 `json:"duration_ms"`
+	DeadlineMS     float64 `json:"deadline_ms"`
 }
 
 // run is the program: it parses args, runs the drills and writes the
@@ -125,7 +152,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	scs, err := selectScenarios(o.scenario)
+	scs, err := selectScenarios(o.scenario, o.overload)
 	if err != nil {
 		return err
 	}
@@ -145,7 +172,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	prog := newProgress(stderr, len(scs)*len(cls)*o.calls)
+	var open, closed []int // indexes into scs of the open- and closed-loop drills
+	for i, sc := range scs {
+		if sc.closed != nil {
+			closed = append(closed, i)
+		} else {
+			open = append(open, i)
+		}
+	}
+	prog := newProgress(stderr, len(open)*len(cls)*o.calls)
 	go prog.run()
 	start := time.Now()
 	cfg := drillConfig{
@@ -155,10 +190,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	rep := Report{Seed: o.seed, Calls: o.calls, Concurrency: o.concurrency,
 		BudgetMS: ms(o.budget), Timescale: o.timescale, Scenarios: make([]ScenarioResult, len(scs))}
 	errs := make([]error, len(scs))
-	var wg sync.WaitGroup
 	for i, sc := range scs {
 		rep.Scenarios[i] = ScenarioResult{Name: sc.name, Description: sc.desc, Hosts: sc.hosts,
 			Method: sc.method, Clients: make([]Result, len(cls))}
+		if ov := sc.closed; ov != nil {
+			rep.Scenarios[i].Overload = &OverloadSettings{Workers: ov.workers, WorkMS: ms(ov.work),
+				ShedAbove: ov.shedAbove, CapacityPerSec: ov.capacity(), Callers: ov.callers,
+				DurationMS: ms(ov.duration), DeadlineMS: ms(ov.deadline)}
+		}
+	}
+	var wg sync.WaitGroup
+	for _, i := range open {
+		sc := scs[i]
 		one := func() {
 			// The clients of a scenario run side by side, each against its
 			// own servers, so they see the same faults at the same times.
@@ -179,6 +222,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	wg.Wait()
+	// The closed-loop drills run after the others, and their clients one
+	// after another. Each keeps the machine's CPU busy by itself (200 callers
+	// at about 1 600 calls/s when a client serves the upstream's capacity, and
+	// many more when it fails calls fast), and this machine may have two
+	// cores: side by side, the clients and scenarios would take CPU from one
+	// another, and goodput and latencies would measure the machine, not the
+	// client.
+	for _, i := range closed {
+		var cerrs []error
+		for j, cs := range cls {
+			if ctx.Err() != nil {
+				break
+			}
+			var err error
+			rep.Scenarios[i].Clients[j], err = runClosedLoop(ctx, scs[i], cs, cfg)
+			cerrs = append(cerrs, err)
+		}
+		errs[i] = errors.Join(append(cerrs, ctx.Err())...)
+	}
 	prog.finish()
 	rep.ElapsedMS = ms(time.Since(start))
 	if err := errors.Join(errs...); err != nil {
@@ -244,10 +306,22 @@ func printScorecard(w io.Writer, rep Report, cls []clientSpec) {
 		label[c.name] = c.label
 	}
 	budget := time.Duration(rep.BudgetMS * float64(time.Millisecond))
-	fmt.Fprintf(w, "outbound-chaos: %d calls per client per scenario, seed %d, budget %v, time scale %g (%.1f s)\n",
-		rep.Calls, rep.Seed, budget, rep.Timescale, rep.ElapsedMS/1000)
+	openLoop := false
+	for _, sc := range rep.Scenarios {
+		openLoop = openLoop || sc.Overload == nil
+	}
+	if openLoop {
+		fmt.Fprintf(w, "outbound-chaos: %d calls per client per scenario, seed %d, budget %v, time scale %g (%.1f s)\n",
+			rep.Calls, rep.Seed, budget, rep.Timescale, rep.ElapsedMS/1000)
+	} else {
+		fmt.Fprintf(w, "outbound-chaos: seed %d, budget %v (%.1f s)\n", rep.Seed, budget, rep.ElapsedMS/1000)
+	}
 	for _, sc := range rep.Scenarios {
 		fmt.Fprintf(w, "\n%s: %s\n", sc.Name, sc.Description)
+		if sc.Overload != nil {
+			printOverload(w, sc, label)
+			continue
+		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintf(tw, "client\tsuccess\treq/call\tp50\tp99\tmax\tover %v\timpolite\tdup POST\t\n", budget)
 		var notes []string
@@ -266,6 +340,24 @@ func printScorecard(w io.Writer, rep Report, cls []clientSpec) {
 		}
 	}
 	fmt.Fprintln(w, "\nColumns are explained in docs/chaos.md, section Scorecard.")
+}
+
+// printOverload writes the table of a closed-loop drill: what each client
+// made of the upstream's capacity, for its callers and for the upstream.
+func printOverload(w io.Writer, sc ScenarioResult, label map[string]string) {
+	ov := sc.Overload
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "client\tgoodput/s\tof %.0f/s\tcalls\tfailed\tupstream 503s\treq/call\tp50\tp99\tmax\t\n", ov.CapacityPerSec)
+	for _, r := range sc.Clients {
+		failed := 0.0
+		if r.Calls > 0 {
+			failed = 100 * float64(r.FailedCalls) / float64(r.Calls)
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.1f%%\t%d\t%d (%.1f%%)\t%d\t%.2f\t%s\t%s\t%s\t\n", label[r.Client],
+			r.GoodputPerSec, 100*r.CapacityShare, r.Calls, r.FailedCalls, failed, r.Upstream503s,
+			r.RequestsPerCall, fmtMS(r.P50MS), fmtMS(r.P99MS), fmtMS(r.MaxMS))
+	}
+	tw.Flush()
 }
 
 // fmtMS formats milliseconds compactly: 0.4ms, 12ms, 1.25s.

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -358,5 +359,141 @@ func TestPercentile(t *testing.T) {
 	}
 	if got := percentile(nil, 0.5); got != 0 {
 		t.Errorf("percentile(nil) = %v; want 0", got)
+	}
+}
+
+// overloadArgs are the flags of a small overload drill: 8 callers against an
+// upstream of 4 workers × 5 ms (800 calls/s) that sheds at 6 in flight, for
+// 300 ms per client.
+var overloadArgs = []string{"-scenario", "overload", "-overload-workers", "4", "-overload-work", "5ms",
+	"-overload-shed", "6", "-overload-callers", "8", "-overload-duration", "300ms", "-overload-deadline", "1s"}
+
+// TestOverload runs the closed-loop drill at a small size and checks that
+// its numbers agree with one another and with the upstream's recording. It
+// checks no client's figures: outbound's stack is measured, not asserted,
+// here (see bench/overload_test.go for the comparison with the peers).
+func TestOverload(t *testing.T) {
+	rep := runJSON(t, overloadArgs...)
+	if len(rep.Scenarios) != 1 || rep.Scenarios[0].Name != "overload" {
+		t.Fatalf("got scenarios %+v; want overload alone", rep.Scenarios)
+	}
+	sc := rep.Scenarios[0]
+	want := OverloadSettings{Workers: 4, WorkMS: 5, ShedAbove: 6, CapacityPerSec: 800, Callers: 8, DurationMS: 300, DeadlineMS: 1000}
+	if sc.Overload == nil || *sc.Overload != want {
+		t.Fatalf("got settings %+v; want %+v", sc.Overload, want)
+	}
+	if len(sc.Clients) != 4 {
+		t.Fatalf("got %d clients; want 4", len(sc.Clients))
+	}
+	const duration = 0.3 // seconds
+	for _, r := range sc.Clients {
+		t.Logf("%-13s goodput %4.0f/s (%.0f%%)  calls %4d  failed %3d  503s %3d  req/call %.2f  p50 %5.1fms  p99 %6.1fms  outcomes %v",
+			r.Client, r.GoodputPerSec, 100*r.CapacityShare, r.Calls, r.FailedCalls, r.Upstream503s,
+			r.RequestsPerCall, r.P50MS, r.P99MS, r.Outcomes)
+		if r.Calls == 0 || r.Calls != r.Succeeded+r.FailedCalls {
+			t.Errorf("%s: got %d calls, %d succeeded, %d failed; want calls = succeeded + failed > 0",
+				r.Client, r.Calls, r.Succeeded, r.FailedCalls)
+		}
+		// Goodput counts the successes that ended within the duration; each
+		// caller may have had one more in flight at the end.
+		good := r.GoodputPerSec * duration
+		if float64(r.Succeeded) < good-0.5 || float64(r.Succeeded) > good+8 {
+			t.Errorf("%s: got goodput %.1f/s × %vs = %.0f, %d successes; want successes within [goodput × duration, + 8 callers]",
+				r.Client, r.GoodputPerSec, duration, good, r.Succeeded)
+		}
+		// The model completes at most a job per worker per work time, plus
+		// the first one of each worker.
+		if most := 800 + 4/duration; r.GoodputPerSec > most {
+			t.Errorf("%s: got goodput %.0f/s; want at most the capacity, %.0f/s", r.Client, r.GoodputPerSec, most)
+		}
+		if got, want := r.CapacityShare, r.GoodputPerSec/800; math.Abs(got-want) > 1e-9 {
+			t.Errorf("%s: got share of capacity %v; want %v", r.Client, got, want)
+		}
+		if r.Upstream503s != r.Answers["503"] || r.Upstream503s > r.Requests {
+			t.Errorf("%s: got %d upstream 503s of %d requests, answers %v; want the recorded 503s",
+				r.Client, r.Upstream503s, r.Requests, r.Answers)
+		}
+		if r.Abandoned != 0 || r.Outcomes[outcomeAbandoned] != 0 {
+			t.Errorf("%s: got %d abandoned; want calls ended by their deadline counted as timeouts", r.Client, r.Abandoned)
+		}
+	}
+	// The bare client makes one request per call and fails every shed one:
+	// with 8 callers and 6 places in flight, the drill did overload it.
+	bare := row(t, rep, "overload", "bare")
+	if bare.Upstream503s == 0 || bare.FailedCalls != bare.Upstream503s || bare.Requests != bare.Calls {
+		t.Errorf("bare: got %d calls, %d requests, %d failed, %d upstream 503s; want one request per call, some shed, each a failed call",
+			bare.Calls, bare.Requests, bare.FailedCalls, bare.Upstream503s)
+	}
+}
+
+// TestOverloadText checks the overload table, and that the other drills keep
+// theirs in the same run.
+func TestOverloadText(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	args := append([]string{"-scenario", "transient-5xx,overload", "-calls", "10", "-timescale", "0.25",
+		"-budget", "2s", "-clients", "bare,outbound"}, overloadArgs[2:]...) // all but its -scenario
+	if err := run(context.Background(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	_, ovTable, ok := strings.Cut(out, "\noverload: 8 callers, call after call for 300ms, 1s deadline each; upstream of 4 workers × 5ms (800 calls/s), 503 at once when 6 are in flight\n")
+	if !ok {
+		t.Fatalf("no overload table:\n%s", out)
+	}
+	for _, want := range []string{"goodput/s", "of 800/s", "calls", "failed", "upstream 503s", "req/call", "p50", "p99", "max",
+		"bare http.Client", "outbound"} {
+		if !strings.Contains(ovTable, want) {
+			t.Errorf("overload table lacks %q:\n%s", want, ovTable)
+		}
+	}
+	openTable, _, _ := strings.Cut(out, "\noverload:")
+	for _, want := range []string{"transient-5xx: 10 % of attempts answered 503", "success", "req/call", "over 2s", "impolite", "dup POST"} {
+		if !strings.Contains(openTable, want) {
+			t.Errorf("transient-5xx table lacks %q:\n%s", want, openTable)
+		}
+	}
+	if strings.Contains(openTable, "goodput") {
+		t.Errorf("the open-loop table has overload columns:\n%s", openTable)
+	}
+}
+
+func TestOverloadFlags(t *testing.T) {
+	o, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := o.overload, defaultOverload(); got != want {
+		t.Errorf("got defaults %+v; want %+v", got, want)
+	}
+	if got, want := defaultOverload().capacity(), 1600.0; got != want {
+		t.Errorf("got default capacity %v/s; want %v/s", got, want)
+	}
+	o, err = parseFlags(overloadArgs, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := overload{workers: 4, work: 5 * time.Millisecond, shedAbove: 6, callers: 8,
+		duration: 300 * time.Millisecond, deadline: time.Second}
+	if o.overload != want {
+		t.Errorf("got %+v; want %+v", o.overload, want)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-overload-workers", "0"}, "-overload-workers 0: want at least 1"},
+		{[]string{"-overload-work", "0s"}, "-overload-work 0s: want a positive duration"},
+		{[]string{"-overload-work", "-1ms"}, "-overload-work -1ms: want a positive duration"},
+		{[]string{"-overload-shed", "15"}, "-overload-shed 15: want at least -overload-workers (16)"},
+		{[]string{"-overload-workers", "8", "-overload-shed", "4"}, "-overload-shed 4: want at least -overload-workers (8)"},
+		{[]string{"-overload-callers", "0"}, "-overload-callers 0: want at least 1"},
+		{[]string{"-overload-duration", "0s"}, "-overload-duration 0s: want a positive duration"},
+		{[]string{"-overload-deadline", "0s"}, "-overload-deadline 0s: want a positive duration"},
+		{[]string{"-overload-workers", "x"}, `invalid value "x" for flag -overload-workers`},
+	} {
+		err := run(context.Background(), tc.args, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("run %v: got %v; want an error with %q", tc.args, err, tc.want)
+		}
 	}
 }

@@ -13,9 +13,10 @@ import (
 // line on w: rewritten in place on a terminal, a line every few seconds
 // otherwise (a log, a CI job).
 type progress struct {
-	total      int64
+	total      int64 // calls of the open-loop drills
 	nStarted   atomic.Int64
 	nDone      atomic.Int64
+	nLoop      atomic.Int64 // calls of closed-loop drills done, not in total
 	w          io.Writer
 	tty        bool
 	start      time.Time
@@ -36,6 +37,13 @@ func newProgress(w io.Writer, total int) *progress {
 
 func (p *progress) started() { p.nStarted.Add(1) }
 func (p *progress) done()    { p.nDone.Add(1) }
+
+// loopDone counts a call of a closed-loop drill done: such drills make as
+// many calls as their callers can in their duration, so they have no total.
+func (p *progress) loopDone() {
+	p.nLoop.Add(1)
+	p.nDone.Add(1)
+}
 
 // run prints the line until finish is called.
 func (p *progress) run() {
@@ -60,9 +68,16 @@ func (p *progress) run() {
 }
 
 func (p *progress) print() {
+	loop := p.nLoop.Load()
 	done, started := p.nDone.Load(), p.nStarted.Load()
-	line := fmt.Sprintf("outbound-chaos: %5.1fs  %d/%d calls done, %d in flight",
-		time.Since(p.start).Seconds(), done, p.total, started-done)
+	line := fmt.Sprintf("outbound-chaos: %5.1fs  ", time.Since(p.start).Seconds())
+	if p.total > 0 {
+		line += fmt.Sprintf("%d/%d calls done, ", done-loop, p.total)
+	}
+	if loop > 0 {
+		line += fmt.Sprintf("%d overload calls done, ", loop)
+	}
+	line += fmt.Sprintf("%d in flight", started-done)
 	if p.tty {
 		fmt.Fprint(p.w, "\r\033[K"+line)
 		return

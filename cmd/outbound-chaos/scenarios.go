@@ -24,6 +24,52 @@ type scenario struct {
 	span time.Duration
 	// faults returns the faults of host h, with durations multiplied by s.
 	faults func(h int, s scale) []chaos.Fault
+	// closed, when set, makes the drill a closed loop (see runClosedLoop):
+	// callers that make call after call for a duration, instead of calls
+	// arriving over span.
+	closed *overload
+}
+
+// overload is the upstream and the callers of the overload drill, set by the
+// -overload-* flags. Its time scale is its own: -timescale does not apply.
+type overload struct {
+	// The upstream: workers workers, each taking work per request, behind a
+	// queue; a 503 at once when shedAbove requests are in flight.
+	workers   int
+	work      time.Duration
+	shedAbove int
+	// The callers: each makes call after call for duration, each call with
+	// its own deadline.
+	callers  int
+	duration time.Duration
+	deadline time.Duration
+}
+
+func defaultOverload() overload {
+	return overload{workers: 16, work: 10 * time.Millisecond, shedAbove: 48,
+		callers: 200, duration: 4 * time.Second, deadline: 2 * time.Second}
+}
+
+// capacity is the most calls per second the upstream can complete.
+func (o overload) capacity() float64 { return float64(o.workers) / o.work.Seconds() }
+
+// validate reports a flag value the drill cannot run with.
+func (o overload) validate() error {
+	switch {
+	case o.workers < 1:
+		return fmt.Errorf("-overload-workers %d: want at least 1", o.workers)
+	case o.work <= 0:
+		return fmt.Errorf("-overload-work %v: want a positive duration", o.work)
+	case o.shedAbove < o.workers:
+		return fmt.Errorf("-overload-shed %d: want at least -overload-workers (%d), or some workers could never be busy", o.shedAbove, o.workers)
+	case o.callers < 1:
+		return fmt.Errorf("-overload-callers %d: want at least 1", o.callers)
+	case o.duration <= 0:
+		return fmt.Errorf("-overload-duration %v: want a positive duration", o.duration)
+	case o.deadline <= 0:
+		return fmt.Errorf("-overload-deadline %v: want a positive duration", o.deadline)
+	}
+	return nil
 }
 
 // scale multiplies the durations of a scenario's timeline.
@@ -31,10 +77,11 @@ type scale float64
 
 func (s scale) d(d time.Duration) time.Duration { return time.Duration(float64(d) * float64(s)) }
 
-// allScenarios returns the drills in the order they are run and printed: the
-// reference article's "timeouts, 429 bursts, partial outages" and the
-// failures that make naive retry policies harmful.
-func allScenarios() []scenario {
+// allScenarios returns the drills in the order they are printed: the
+// reference article's "timeouts, 429 bursts, partial outages", the failures
+// that make naive retry policies harmful, and an upstream overloaded by
+// callers that want more than its capacity, with the settings ov.
+func allScenarios(ov overload) []scenario {
 	return []scenario{
 		{
 			name: "transient-5xx", desc: "10 % of attempts answered 503",
@@ -95,13 +142,22 @@ func allScenarios() []scenario {
 				}
 			},
 		},
+		{
+			name: "overload",
+			desc: fmt.Sprintf("%d callers, call after call for %v, %v deadline each; upstream of %d workers × %v (%.0f calls/s), 503 at once when %d are in flight",
+				ov.callers, ov.duration, ov.deadline, ov.workers, ov.work, ov.capacity(), ov.shedAbove),
+			hosts: 1, method: http.MethodGet, closed: &ov,
+			faults: func(int, scale) []chaos.Fault {
+				return []chaos.Fault{chaos.Capacity(ov.workers, ov.work, ov.shedAbove)}
+			},
+		},
 	}
 }
 
 // selectScenarios resolves the -scenario flag: "all", or a comma-separated
-// list of names.
-func selectScenarios(spec string) ([]scenario, error) {
-	all := allScenarios()
+// list of names. The overload drill plays ov.
+func selectScenarios(spec string, ov overload) ([]scenario, error) {
+	all := allScenarios(ov)
 	if spec == "" || spec == "all" {
 		return all, nil
 	}
@@ -124,7 +180,7 @@ func selectScenarios(spec string) ([]scenario, error) {
 }
 
 func scenarioNames() string {
-	all := allScenarios()
+	all := allScenarios(defaultOverload())
 	names := make([]string, len(all))
 	for i, sc := range all {
 		names[i] = sc.name
