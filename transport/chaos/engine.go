@@ -41,12 +41,13 @@ type decision struct {
 type capacity struct {
 	work time.Duration
 	most int // requests in flight at most (ShedAbove)
-	// workers holds a token per request being worked. A buffered channel is
-	// the queue too: the runtime serves blocked senders in the order they
-	// blocked, and a freed slot goes to the longest waiter, not to a
-	// newcomer, so the queue is FIFO; a sender that gives up leaves the
-	// queue having taken nothing.
-	workers  chan struct{}
+	// idle holds the workers not working, each as the time its last work
+	// ended on schedule (see wait). A buffered channel is the queue too: the
+	// runtime serves blocked receivers in the order they blocked, and a
+	// worker given back goes to the longest waiter, not to a newcomer, so
+	// the queue is FIFO; a receiver that gives up leaves the queue having
+	// taken nothing.
+	idle     chan time.Time
 	inflight int // admitted and not yet worked; guarded by engine.mu
 }
 
@@ -67,7 +68,11 @@ func newEngine(pkgFunc string, faults []Fault, seed int64, start time.Time) *eng
 		if f.Status == 0 {
 			fs[i].Status = http.StatusServiceUnavailable
 		}
-		e.caps[i] = &capacity{work: f.Work, most: f.ShedAbove, workers: make(chan struct{}, f.Workers)}
+		c := &capacity{work: f.Work, most: f.ShedAbove, idle: make(chan time.Time, f.Workers)}
+		for range f.Workers {
+			c.idle <- time.Time{}
+		}
+		e.caps[i] = c
 	}
 	e.rng = rand.New(rand.NewPCG(uint64(seed), 0x9e3779b97f4a7c15))
 	return e
@@ -165,13 +170,39 @@ func (e *engine) wait(ctx context.Context, clk Clock, d decision) error {
 	if c == nil {
 		return nil
 	}
+	queued := clk.Now()
+	var free time.Time
 	select {
-	case c.workers <- struct{}{}:
+	case free = <-c.idle:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	defer func() { <-c.workers }()
-	return clk.Sleep(ctx, c.work)
+	// The work starts, on schedule, when both the request and the worker
+	// were ready. Timers fire late on a busy machine; a worker whose last
+	// work overran by that much makes up for it on a request that was
+	// already waiting, so the upstream completes workers/work requests per
+	// second when its queue is not empty, however late the timers fire. It
+	// makes up for one work time at most, and an idle worker banks nothing.
+	now := clk.Now()
+	start := queued
+	if free.After(start) {
+		start = free
+	}
+	if floor := now.Add(-c.work); start.Before(floor) {
+		start = floor
+	}
+	done := start.Add(c.work)
+	var err error
+	if d := done.Sub(now); d > 0 {
+		err = clk.Sleep(ctx, d)
+	} else {
+		err = ctx.Err()
+	}
+	if err != nil {
+		done = clk.Now() // the client left: the worker is free at once
+	}
+	c.idle <- done
+	return err
 }
 
 func (f *Fault) latency(r *rand.Rand) time.Duration {
