@@ -22,6 +22,7 @@ const (
 	DefaultResponseHeaderTimeout = 8 * time.Second
 	DefaultExpectContinueTimeout = 1 * time.Second
 	DefaultIdleConnTimeout       = 90 * time.Second
+	DefaultWriteTimeout          = 5 * time.Second
 	DefaultBodyIdleTimeout       = 8 * time.Second
 	DefaultMaxConnsPerHost       = 100
 	DefaultMaxIdleConnsPerHost   = 20
@@ -64,6 +65,7 @@ type transportConfig struct {
 	responseHeaderTimeout time.Duration
 	expectContinueTimeout time.Duration
 	idleConnTimeout       time.Duration
+	writeTimeout          time.Duration
 	bodyIdleTimeout       time.Duration
 	maxConnsPerHost       int
 	maxIdleConnsPerHost   int
@@ -82,6 +84,7 @@ func defaultTransportConfig() transportConfig {
 		responseHeaderTimeout: DefaultResponseHeaderTimeout,
 		expectContinueTimeout: DefaultExpectContinueTimeout,
 		idleConnTimeout:       DefaultIdleConnTimeout,
+		writeTimeout:          DefaultWriteTimeout,
 		bodyIdleTimeout:       DefaultBodyIdleTimeout,
 		maxConnsPerHost:       DefaultMaxConnsPerHost,
 		maxIdleConnsPerHost:   DefaultMaxIdleConnsPerHost,
@@ -139,6 +142,22 @@ func WithExpectContinueTimeout(d time.Duration) TransportOption {
 func WithIdleConnTimeout(d time.Duration) TransportOption {
 	nonNegative("WithIdleConnTimeout", d)
 	return transportOptionFunc(func(c *transportConfig) { c.idleConnTimeout = d })
+}
+
+// WithWriteTimeout fails an attempt with ErrWriteTimeout when its request
+// body makes no progress for d (default 5 s, the article's write timeout):
+// the transport has not asked for more of the body for d, because the
+// upstream stopped reading and the socket write blocks. net/http has no such
+// bound (its response header timeout starts once the request is written), so
+// without it a stalled upload waits for the caller's context. Like
+// WithBodyIdleTimeout it bounds each wait, not the whole upload: a large body
+// that keeps being consumed is never cut off, and time the caller's own
+// reader takes to produce the body is not counted. The timer stops once the
+// body is sent or the response headers arrive. Requests without a body pay
+// nothing for it. Zero disables it.
+func WithWriteTimeout(d time.Duration) TransportOption {
+	nonNegative("WithWriteTimeout", d)
+	return transportOptionFunc(func(c *transportConfig) { c.writeTimeout = d })
 }
 
 // WithBodyIdleTimeout fails a response body read with ErrBodyIdle when no byte
@@ -205,11 +224,17 @@ func WithTransportFunc(f func(*http.Transport)) TransportOption {
 // explicit, as the reference article asks — connect 2 s with TCP keep-alive,
 // TLS handshake 5 s, response headers 8 s, expect-continue 1 s, idle
 // connections 90 s, at most 100 connections and 20 idle ones per host, HTTP/2
-// on, proxy from the environment, response headers of at most 1 MiB — plus a
-// body idle-read timeout of 8 s, which net/http lacks. WithTransportFunc
-// changes any of the *http.Transport's fields.
+// on, proxy from the environment, response headers of at most 1 MiB — plus
+// two timeouts net/http lacks: a request body write timeout of 5 s
+// (WithWriteTimeout) and a response body idle-read timeout of 8 s
+// (WithBodyIdleTimeout). WithTransportFunc changes any of the
+// *http.Transport's fields. With both of those timeouts off the result is the
+// *http.Transport itself.
 //
 // The result is safe for concurrent use and forwards CloseIdleConnections.
+// Per-request resources (the write timer's context) are released when the
+// caller closes the response body or reads it to the end, or at once when
+// RoundTrip returns an error.
 func NewTransport(opts ...TransportOption) http.RoundTripper {
 	cfg := defaultTransportConfig()
 	for _, o := range opts {
@@ -241,21 +266,28 @@ func NewTransport(opts ...TransportOption) http.RoundTripper {
 	for _, f := range cfg.customize {
 		f(t)
 	}
-	if cfg.bodyIdleTimeout <= 0 {
+	if cfg.writeTimeout <= 0 && cfg.bodyIdleTimeout <= 0 {
 		return t
 	}
-	return &baseTransport{t: t, bodyIdle: cfg.bodyIdleTimeout}
+	return &baseTransport{t: t, write: cfg.writeTimeout, bodyIdle: cfg.bodyIdleTimeout}
 }
 
-// baseTransport adds the body idle timeout to an *http.Transport.
+// baseTransport adds the write timeout and the body idle timeout to an
+// *http.Transport; a zero duration turns either off.
 type baseTransport struct {
 	t        *http.Transport
+	write    time.Duration
 	bodyIdle time.Duration
 }
 
 func (b *baseTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	w, req := b.watchWrite(req)
 	resp, err := b.t.RoundTrip(req)
-	if err != nil || resp == nil {
+	if w != nil {
+		// Releases the watch's context on an error, or when the body is done.
+		resp, err = w.finish(req.Context(), resp, err)
+	}
+	if err != nil || resp == nil || b.bodyIdle <= 0 {
 		return resp, err
 	}
 	// 101 bodies are the raw connection (io.ReadWriteCloser); leave them alone.
@@ -263,6 +295,15 @@ func (b *baseTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp.Body = &idleTimeoutBody{rc: resp.Body, timeout: b.bodyIdle}
 	}
 	return resp, nil
+}
+
+// watchWrite returns the request to send and its write watch: req itself
+// and nil, without allocating, when the write timeout is off or req has no body.
+func (b *baseTransport) watchWrite(req *http.Request) (*writeWatch, *http.Request) {
+	if b.write <= 0 || req.Body == nil || req.Body == http.NoBody {
+		return nil, req
+	}
+	return watchWrite(req, b.write)
 }
 
 // CloseIdleConnections closes the idle connections of the underlying transport.

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -39,6 +41,7 @@ func TestNewTransportIsNewAndTuned(t *testing.T) {
 		{"ResponseHeaderTimeout", tr.ResponseHeaderTimeout, 8 * time.Second},
 		{"ExpectContinueTimeout", tr.ExpectContinueTimeout, time.Second},
 		{"IdleConnTimeout", tr.IdleConnTimeout, 90 * time.Second},
+		{"write", bt.write, 5 * time.Second},
 		{"bodyIdle", bt.bodyIdle, 8 * time.Second},
 	} {
 		if c.got != c.want {
@@ -60,12 +63,58 @@ func TestNewTransportIsNewAndTuned(t *testing.T) {
 }
 
 func TestNewTransportOptionsPanicOnNegative(t *testing.T) {
-	defer func() {
-		if recover() == nil {
-			t.Fatal("WithConnectTimeout(-1) did not panic")
+	for name, f := range map[string]func(time.Duration) TransportOption{
+		"WithConnectTimeout":  WithConnectTimeout,
+		"WithWriteTimeout":    WithWriteTimeout,
+		"WithBodyIdleTimeout": WithBodyIdleTimeout,
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s(-1) did not panic", name)
+				}
+			}()
+			f(-1)
+		}()
+	}
+}
+
+// The wrapper exists only for the timeouts it adds: with both off, the result
+// is the *http.Transport itself; with one on, only that one applies.
+func TestNewTransportWrapsOnlyForItsTimeouts(t *testing.T) {
+	if rt := NewTransport(WithWriteTimeout(0), WithBodyIdleTimeout(0)); reflect.TypeOf(rt) != reflect.TypeOf(&http.Transport{}) {
+		t.Errorf("both timeouts off: NewTransport() = %T; want *http.Transport", rt)
+	}
+	for _, c := range []struct {
+		opts            []TransportOption
+		write, bodyIdle time.Duration
+	}{
+		{[]TransportOption{WithBodyIdleTimeout(0)}, DefaultWriteTimeout, 0},
+		{[]TransportOption{WithWriteTimeout(0)}, 0, DefaultBodyIdleTimeout},
+	} {
+		bt, ok := NewTransport(c.opts...).(*baseTransport)
+		if !ok || bt.write != c.write || bt.bodyIdle != c.bodyIdle {
+			t.Errorf("got %#v; want a *baseTransport with write %v, bodyIdle %v", bt, c.write, c.bodyIdle)
 		}
-	}()
-	WithConnectTimeout(-1)
+	}
+
+	// Write timeout on, body idle off: the response body is not an idleTimeoutBody.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(w, r.Body) }))
+	defer srv.Close()
+	rt := NewTransport(WithBodyIdleTimeout(0))
+	defer closeIdle(rt)
+	req, _ := http.NewRequest("POST", srv.URL, strings.NewReader("hi"))
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, ok := resp.Body.(*idleTimeoutBody); ok {
+		t.Error("response body has the idle timeout although it is off")
+	}
+	if b, err := io.ReadAll(resp.Body); err != nil || string(b) != "hi" {
+		t.Errorf("read %q, %v; want %q", b, err, "hi")
+	}
 }
 
 // A server that accepts and never answers trips the response-header timeout.
