@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/adaptivelimiter"
+	"github.com/failsafe-go/failsafe-go/adaptivethrottler"
 	"github.com/failsafe-go/failsafe-go/bulkhead"
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 	"github.com/failsafe-go/failsafe-go/failsafehttp"
@@ -144,4 +146,48 @@ func FailsafeRetry(base http.RoundTripper) http.RoundTripper {
 func FailsafeFull(base http.RoundTripper) http.RoundTripper {
 	bh := bulkhead.NewBuilder[*http.Response](Concurrency).WithMaxWaitTime(2 * time.Second).Build()
 	return failsafehttp.NewRoundTripper(base, FailsafeRetryPolicy(), FailsafeBreaker(), bh)
+}
+
+// FailsafeAdaptiveLimiter is failsafe-go's adaptive concurrency limiter in the
+// configuration its documentation gives for an overloaded upstream: queueing
+// when the limit is reached (WithQueueing with the factors BuildPrioritized
+// defaults to, queue up to twice the limit and reject gradually up to three
+// times it), a wait of at most 2 s for a permit (outbound's, and the
+// article's, pool timeout) and outbound's ceiling of Concurrency; its
+// defaults otherwise (minimum 1, initial limit 20, p90 of recent execution
+// times against a baseline). Without queueing it rejects every execution
+// above the limit at once. Each call builds a new limiter.
+func FailsafeAdaptiveLimiter() adaptivelimiter.AdaptiveLimiter[*http.Response] {
+	return adaptivelimiter.NewBuilder[*http.Response]().
+		WithLimits(1, Concurrency, 20).
+		WithQueueing(2, 3).
+		WithMaxWaitTime(2 * time.Second).
+		Build()
+}
+
+// FailsafeAdaptiveThrottler is failsafe-go's client-side throttler (the Google
+// SRE book's "client-side throttling") with its documented defaults (throttling
+// begins when more than 10 % of the executions of the last minute failed, and
+// rejects at most 90 %), counting as failures the errors and the 429 and 5xx
+// answers: by default it counts errors only, and an overloaded upstream's 503s
+// reach an HTTP client as responses. Each call builds a new throttler.
+func FailsafeAdaptiveThrottler() adaptivethrottler.AdaptiveThrottler[*http.Response] {
+	return adaptivethrottler.NewBuilder[*http.Response]().
+		HandleIf(func(resp *http.Response, err error) bool {
+			return err != nil || (resp != nil &&
+				(resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500))
+		}).
+		Build()
+}
+
+// FailsafeLimited is failsafehttp with the retry policy outermost and an
+// adaptive concurrency limiter (FailsafeAdaptiveLimiter) around every attempt.
+func FailsafeLimited(base http.RoundTripper) http.RoundTripper {
+	return failsafehttp.NewRoundTripper(base, FailsafeRetryPolicy(), FailsafeAdaptiveLimiter())
+}
+
+// FailsafeThrottled is failsafehttp with the retry policy outermost and the
+// client-side throttler (FailsafeAdaptiveThrottler) around every attempt.
+func FailsafeThrottled(base http.RoundTripper) http.RoundTripper {
+	return failsafehttp.NewRoundTripper(base, FailsafeRetryPolicy(), FailsafeAdaptiveThrottler())
 }
