@@ -29,6 +29,10 @@ const (
 	overloadDeadline  = 2 * time.Second
 )
 
+// raceEnabled is set when the tests are built with -race (race_test.go), so
+// the drill can say that its figures are the race detector's.
+var raceEnabled bool
+
 // overloadCapacity is the upstream's capacity in calls per second.
 const overloadCapacity = float64(overloadWorkers) / float64(overloadWork) * float64(time.Second)
 

@@ -2,8 +2,9 @@
 // instead — hashicorp/go-retryablehttp, failsafe-go's failsafehttp and otelhttp —
 // on the same work, in one run: the cost of each stack on the success path
 // (overhead benchmarks over an in-memory base), keep-alive throughput over
-// loopback, and what each does to an upstream under failure (the chaos
-// comparison in chaos_test.go).
+// loopback, what each does to an upstream under failure (the chaos
+// comparison in chaos_test.go), and what each makes of an overloaded
+// upstream's capacity (the overload drill in overload_test.go).
 //
 // It is its own Go module so that the main module never depends on the peers.
 // Run it with `make bench` from the repository root; docs/perf/peers.md has
