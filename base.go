@@ -25,8 +25,13 @@ const (
 	DefaultWriteTimeout          = 5 * time.Second
 	DefaultBodyIdleTimeout       = 8 * time.Second
 	DefaultMaxConnsPerHost       = 100
-	DefaultMaxIdleConnsPerHost   = 20
-	DefaultMaxIdleConns          = 100
+	// DefaultMaxIdleConnsPerHost equals DefaultMaxConnsPerHost: with fewer
+	// idle connections kept than may be open, every dip in concurrency closes
+	// the surplus and the next rise dials them again (TIME_WAIT build-up and
+	// ephemeral-port exhaustion in production; the article's 20 idle against
+	// 100 open measured 201 new connections for a burst of 291 requests).
+	DefaultMaxIdleConnsPerHost = DefaultMaxConnsPerHost
+	DefaultMaxIdleConns        = 100
 	// DefaultMaxResponseHeaderBytes caps the response headers (1xx
 	// informational responses included) at 1 MiB, net/http's own cap on
 	// request headers (http.DefaultMaxHeaderBytes). net/http's Transport
@@ -176,7 +181,8 @@ func WithMaxConnsPerHost(n int) TransportOption {
 	return transportOptionFunc(func(c *transportConfig) { c.maxConnsPerHost = n })
 }
 
-// WithMaxIdleConnsPerHost limits the idle connections kept per host (default 20).
+// WithMaxIdleConnsPerHost limits the idle connections kept per host (default 100,
+// as many as may be open).
 func WithMaxIdleConnsPerHost(n int) TransportOption {
 	positive("WithMaxIdleConnsPerHost", n)
 	return transportOptionFunc(func(c *transportConfig) { c.maxIdleConnsPerHost = n })
@@ -223,7 +229,7 @@ func WithTransportFunc(f func(*http.Transport)) TransportOption {
 // its own (http.DefaultTransport is never modified) with every timeout
 // explicit, as the reference article asks — connect 2 s with TCP keep-alive,
 // TLS handshake 5 s, response headers 8 s, expect-continue 1 s, idle
-// connections 90 s, at most 100 connections and 20 idle ones per host, HTTP/2
+// connections 90 s, at most 100 connections per host and as many idle, HTTP/2
 // on, proxy from the environment, response headers of at most 1 MiB — plus
 // two timeouts net/http lacks: a request body write timeout of 5 s
 // (WithWriteTimeout) and a response body idle-read timeout of 8 s

@@ -48,8 +48,8 @@ func TestNewTransportIsNewAndTuned(t *testing.T) {
 			t.Errorf("%s = %v; want %v", c.name, c.got, c.want)
 		}
 	}
-	if tr.MaxConnsPerHost != 100 || tr.MaxIdleConnsPerHost != 20 {
-		t.Errorf("pool = %d/%d; want 100/20", tr.MaxConnsPerHost, tr.MaxIdleConnsPerHost)
+	if tr.MaxConnsPerHost != 100 || tr.MaxIdleConnsPerHost != 100 {
+		t.Errorf("pool = %d/%d; want 100/100", tr.MaxConnsPerHost, tr.MaxIdleConnsPerHost)
 	}
 	if tr.MaxResponseHeaderBytes != 1<<20 {
 		t.Errorf("MaxResponseHeaderBytes = %d; want 1 MiB", tr.MaxResponseHeaderBytes)

@@ -159,6 +159,7 @@ func (c Config) newBase() http.RoundTripper {
 		WithTLSHandshakeTimeout(c.TLSHandshakeTimeout),
 		WithResponseHeaderTimeout(c.ResponseHeaderTimeout),
 		WithExpectContinueTimeout(c.ExpectContinueTimeout),
+		WithWriteTimeout(c.WriteTimeout),
 		WithIdleConnTimeout(c.IdleConnTimeout),
 		WithBodyIdleTimeout(c.BodyIdleTimeout),
 		WithMaxConnsPerHost(c.MaxConnsPerHost),
@@ -238,11 +239,14 @@ func (c Config) layers(tracingOpts []tracing.Option) [numLayers]Middleware {
 	if c.RatePerSecond > 0 {
 		limitOpts = append(limitOpts, ratelimit.WithRate(c.RatePerSecond, c.RateBurst))
 	}
-	if c.MaxConcurrency > 0 {
-		limitOpts = append(limitOpts,
-			ratelimit.WithConcurrency(c.MaxConcurrency),
-			ratelimit.WithQueue(c.QueueLength),
-			ratelimit.WithQueueTimeout(c.QueueTimeout))
+	switch {
+	case c.AdaptiveConcurrency:
+		limitOpts = append(limitOpts, ratelimit.WithAdaptiveConcurrency(c.MinConcurrency, c.MaxConcurrency))
+	case c.MaxConcurrency > 0:
+		limitOpts = append(limitOpts, ratelimit.WithConcurrency(c.MaxConcurrency))
+	}
+	if c.AdaptiveConcurrency || c.MaxConcurrency > 0 {
+		limitOpts = append(limitOpts, ratelimit.WithQueue(c.QueueLength), ratelimit.WithQueueTimeout(c.QueueTimeout))
 	}
 	// The limiter also honours server pushback (429/503 with Retry-After), so it
 	// stays in the stack even with no rate or concurrency limit.

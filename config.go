@@ -13,6 +13,8 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/outboundhttp/outbound/transport/budget"
+	"github.com/outboundhttp/outbound/transport/circuit"
+	"github.com/outboundhttp/outbound/transport/ratelimit"
 )
 
 // Secret is a string that never shows in formatted output: String, GoString,
@@ -58,6 +60,7 @@ type Config struct {
 	TLSHandshakeTimeout   time.Duration `env:"TLS_HANDSHAKE_TIMEOUT"`
 	ResponseHeaderTimeout time.Duration `env:"RESPONSE_HEADER_TIMEOUT"`
 	ExpectContinueTimeout time.Duration `env:"EXPECT_CONTINUE_TIMEOUT"`
+	WriteTimeout          time.Duration `env:"WRITE_TIMEOUT"` // request body makes no progress; 0 disables
 	IdleConnTimeout       time.Duration `env:"IDLE_CONN_TIMEOUT"`
 	BodyIdleTimeout       time.Duration `env:"BODY_IDLE_TIMEOUT"` // 0 disables
 	MaxConnsPerHost       int           `env:"MAX_CONNS_PER_HOST"`
@@ -93,13 +96,20 @@ type Config struct {
 	// x-envoy-attempt-count and gRPC's grpc-previous-rpc-attempts do.
 	AttemptHeader string `env:"ATTEMPT_HEADER"`
 
-	// Limits (transport/ratelimit). RatePerSecond 0 means no rate limit;
-	// MaxConcurrency 0 means no concurrency limit.
-	RatePerSecond  float64       `env:"RATE_PER_SECOND"`
-	RateBurst      int           `env:"RATE_BURST"`
-	MaxConcurrency int           `env:"MAX_CONCURRENCY"`
-	QueueLength    int           `env:"QUEUE_LENGTH"`
-	QueueTimeout   time.Duration `env:"QUEUE_TIMEOUT"`
+	// Limits (transport/ratelimit). RatePerSecond 0 means no rate limit.
+	// With AdaptiveConcurrency the number of requests in flight per upstream
+	// follows the upstream's latency and overload signals between
+	// MinConcurrency and MaxConcurrency (docs/overload.md); without it,
+	// MaxConcurrency is a fixed limit and 0 means none. Requests beyond the
+	// limit wait in a FIFO queue for at most QueueTimeout; QueueLength only
+	// bounds its memory.
+	RatePerSecond       float64       `env:"RATE_PER_SECOND"`
+	RateBurst           int           `env:"RATE_BURST"`
+	AdaptiveConcurrency bool          `env:"ADAPTIVE_CONCURRENCY"`
+	MinConcurrency      int           `env:"MIN_CONCURRENCY"`
+	MaxConcurrency      int           `env:"MAX_CONCURRENCY"`
+	QueueLength         int           `env:"QUEUE_LENGTH"`
+	QueueTimeout        time.Duration `env:"QUEUE_TIMEOUT"`
 
 	// Circuit breaker (transport/circuit).
 	CircuitEnabled       bool          `env:"CIRCUIT_ENABLED"`
@@ -114,15 +124,17 @@ type Config struct {
 
 // DefaultConfig returns the documented defaults (docs/defaults.md): the
 // reference article's timeouts and pool limits, a 10 s budget, 4 attempts
-// with full-jitter backoff from 200 ms to 3 s, a 20 % retry budget, at most
-// 100 concurrent calls per upstream with a 2 s queue wait, a breaker, and
-// tracing through the global OpenTelemetry providers.
+// with full-jitter backoff from 200 ms to 3 s, a 20 % retry budget, an
+// adaptive concurrency limit per upstream between 4 and 100 with a 2 s queue
+// wait, a breaker for upstreams that are down, and tracing through the global
+// OpenTelemetry providers.
 func DefaultConfig() Config {
 	return Config{
 		ConnectTimeout:        DefaultConnectTimeout,
 		TLSHandshakeTimeout:   DefaultTLSHandshakeTimeout,
 		ResponseHeaderTimeout: DefaultResponseHeaderTimeout,
 		ExpectContinueTimeout: DefaultExpectContinueTimeout,
+		WriteTimeout:          DefaultWriteTimeout,
 		IdleConnTimeout:       DefaultIdleConnTimeout,
 		BodyIdleTimeout:       DefaultBodyIdleTimeout,
 		MaxConnsPerHost:       DefaultMaxConnsPerHost,
@@ -141,15 +153,17 @@ func DefaultConfig() Config {
 		RetryBudgetRatio: 0.2,
 		RetryStatuses:    []int{408, 429, 502, 503, 504},
 
-		MaxConcurrency: 100,
-		QueueLength:    100,
-		QueueTimeout:   2 * time.Second,
+		AdaptiveConcurrency: true,
+		MinConcurrency:      ratelimit.DefaultMinConcurrency,
+		MaxConcurrency:      100,
+		QueueLength:         ratelimit.DefaultQueue,
+		QueueTimeout:        ratelimit.DefaultQueueTimeout,
 
 		CircuitEnabled:       true,
-		CircuitFailureRatio:  0.5,
-		CircuitMinRequests:   20,
-		CircuitWindow:        30 * time.Second,
-		CircuitBreakDuration: 5 * time.Second,
+		CircuitFailureRatio:  circuit.DefaultFailureRatio,
+		CircuitMinRequests:   circuit.DefaultMinRequests,
+		CircuitWindow:        circuit.DefaultWindow,
+		CircuitBreakDuration: circuit.DefaultBreakDuration,
 
 		TracingEnabled: true,
 	}
@@ -266,6 +280,7 @@ func (c Config) Validate() error {
 		{"TLSHandshakeTimeout", c.TLSHandshakeTimeout},
 		{"ResponseHeaderTimeout", c.ResponseHeaderTimeout},
 		{"ExpectContinueTimeout", c.ExpectContinueTimeout},
+		{"WriteTimeout", c.WriteTimeout},
 		{"IdleConnTimeout", c.IdleConnTimeout},
 		{"BodyIdleTimeout", c.BodyIdleTimeout},
 		{"AttemptTimeout", c.AttemptTimeout},
@@ -334,6 +349,17 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConcurrency < 0 {
 		add("MaxConcurrency must not be negative (got %d)", c.MaxConcurrency)
+	}
+	if c.AdaptiveConcurrency {
+		if c.MaxConcurrency < 1 {
+			add("MaxConcurrency must be at least 1 with AdaptiveConcurrency: it is the adaptive limit's ceiling (got %d)", c.MaxConcurrency)
+		}
+		if c.MinConcurrency < 1 {
+			add("MinConcurrency must be at least 1 with AdaptiveConcurrency (got %d)", c.MinConcurrency)
+		}
+		if c.MinConcurrency > c.MaxConcurrency && c.MaxConcurrency >= 1 {
+			add("MinConcurrency (%d) must not exceed MaxConcurrency (%d)", c.MinConcurrency, c.MaxConcurrency)
+		}
 	}
 	if c.MaxConcurrency > 0 && c.QueueTimeout <= 0 {
 		add("QueueTimeout must be positive when MaxConcurrency is set (got %v)", c.QueueTimeout)

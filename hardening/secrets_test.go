@@ -310,7 +310,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	// An untrusted certificate.
 	call("tls", newC(nil), secretURL(tlsSrv.URL), true)
 	// The concurrency limit with no queue: one call holds the only slot.
-	q := newC(func(c *outbound.Config) { c.MaxConcurrency = 1; c.QueueLength = 0 })
+	q := newC(func(c *outbound.Config) { c.AdaptiveConcurrency = false; c.MaxConcurrency = 1; c.QueueLength = 0 })
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); call("queue-holder", q, secretURL(hold.URL), true) }()

@@ -103,7 +103,22 @@ type breaker struct {
 	// from gobreaker's OnStateChange because gobreaker does not expose its
 	// expiry; it gives OpenError.RetryIn.
 	openedAt atomic.Int64
+	// closedAt is when the breaker was made or last closed (Unix
+	// nanoseconds): it may not open again within warmUp of it.
+	closedAt atomic.Int64
 }
+
+// warmUp is how long a new or just-closed breaker weighs the attempts still
+// in flight before it opens. An upstream that sheds load answers its 503s at
+// once while the requests it serves take their full latency, so the first
+// outcomes of a burst are nearly all failures even when most requests will
+// succeed. Within warmUp the breaker opens only if the failures reach the
+// ratio of the attempts sent, in flight included; by its end the concurrency
+// limit below (ratelimit's adaptive limit, which halves per 100 ms window of
+// shedding) has brought the shedding down and the successes have arrived. A
+// dead upstream answering fast has few attempts in flight and still trips at
+// once.
+const warmUp = time.Second
 
 // Outcomes handed to gobreaker's done callback: it takes an error and asks
 // IsSuccessful / IsExcluded about it, so the classification is made here and
@@ -137,6 +152,7 @@ func Middleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
 
 func (t *Transport) newBreaker(key string) *breaker {
 	b := &breaker{}
+	b.closedAt.Store(time.Now().UnixNano())
 	c := &t.cfg
 	st := gobreaker.Settings{
 		Name:         key,
@@ -148,13 +164,24 @@ func (t *Transport) newBreaker(key string) *breaker {
 			// Requests also counts attempts still in flight and excluded
 			// ones; the ratio is over finished, classified attempts only.
 			done := uint64(n.TotalSuccesses) + uint64(n.TotalFailures)
-			return done >= uint64(c.minRequests) &&
-				float64(n.TotalFailures) >= c.ratio*float64(done)
+			if done < uint64(c.minRequests) || float64(n.TotalFailures) < c.ratio*float64(done) {
+				return false
+			}
+			if time.Now().UnixNano()-b.closedAt.Load() >= int64(warmUp) {
+				return true
+			}
+			// Saturating: an attempt allowed in a bucket that has since left
+			// the window reports into the current one.
+			sent := max(uint64(n.Requests)-uint64(n.TotalExclusions), done)
+			return float64(n.TotalFailures) >= c.ratio*float64(sent)
 		},
 		IsExcluded: func(err error) bool { return err == errExcluded },
 		OnStateChange: func(name string, from, to gobreaker.State) {
-			if to == gobreaker.StateOpen {
+			switch to {
+			case gobreaker.StateOpen:
 				b.openedAt.Store(time.Now().UnixNano())
+			case gobreaker.StateClosed:
+				b.closedAt.Store(time.Now().UnixNano())
 			}
 			if c.onChange != nil {
 				c.onChange(name, fromGobreaker(from), fromGobreaker(to))

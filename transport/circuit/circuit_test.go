@@ -144,16 +144,70 @@ func TestTripsOnRatioOverMinRequests(t *testing.T) {
 	})
 }
 
+// TestWarmUpWeighsAttemptsInFlight: an upstream that sheds load answers its
+// 503s at once while the requests it serves are still in flight. A fresh
+// breaker must not read those first fast failures as an outage while many
+// more attempts are in flight; once warmUp has passed, the ratio alone
+// decides again.
+func TestWarmUpWeighsAttemptsInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var slow atomic.Int64
+		base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if r.URL.Path == "/slow" {
+				slow.Add(1)
+				<-release
+				return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
+			}
+			return &http.Response{StatusCode: 503, Body: http.NoBody, Request: r}, nil
+		})
+		tr := NewTransport(base)
+		var wg sync.WaitGroup
+		for range 40 {
+			wg.Go(func() { do(t, tr, hostA+"/slow", 1) })
+		}
+		synctest.Wait()
+		if got := slow.Load(); got != 40 {
+			t.Fatalf("%d slow attempts in flight; want 40", got)
+		}
+		do(t, tr, hostA+"/shed", 30) // 30 of 70 sent have failed: 43 %
+		if s := tr.State("http://a.example:80"); s != Closed {
+			t.Fatalf("after 30 fast 503s with 40 attempts in flight: got %v; want closed", s)
+		}
+		time.Sleep(warmUp)
+		do(t, tr, hostA+"/shed", 1) // every finished attempt failed, warm-up over
+		if s := tr.State("http://a.example:80"); s != Open {
+			t.Fatalf("after the warm-up: got %v; want open", s)
+		}
+		close(release)
+		wg.Wait()
+	})
+}
+
+// TestFastOutageTripsDuringWarmUp: an upstream that is down answers every
+// attempt at once, so few are in flight and the breaker opens on the
+// minimum number of attempts, warm-up or not.
+func TestFastOutageTripsDuringWarmUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := NewTransport(newFake(503))
+		do(t, tr, hostA, DefaultMinRequests)
+		if s := tr.State("http://a.example:80"); s != Open {
+			t.Fatalf("after %d fast 503s: got %v; want open", DefaultMinRequests, s)
+		}
+	})
+}
+
 func TestRatio(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		ok, ko int // successes then failures, interleaved
 		want   State
 	}{
-		{"half failures trips", 10, 10, Open},
-		{"45% failures does not trip", 11, 9, Closed},
-		{"long run at 40% does not trip", 60, 40, Closed},
-		{"long run at 60% trips", 40, 60, Open},
+		{"90% failures trips", 2, 18, Open},
+		{"85% failures does not trip", 3, 17, Closed},
+		{"half failures does not trip: an upstream serving half is not down", 10, 10, Closed},
+		{"long run at 80% does not trip", 20, 80, Closed},
+		{"long run at 95% trips", 5, 95, Open},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {

@@ -10,8 +10,9 @@ import (
 // Defaults of the trip rule. They are justified in the package documentation.
 const (
 	// DefaultFailureRatio is the share of failed attempts in the window at
-	// which the breaker opens.
-	DefaultFailureRatio = 0.5
+	// which the breaker opens: 0.9, so it opens for an upstream that is down,
+	// not for one that sheds part of its load (see the package documentation).
+	DefaultFailureRatio = 0.9
 	// DefaultMinRequests is the number of finished attempts the window must
 	// hold before the ratio is trusted.
 	DefaultMinRequests = 20
@@ -69,7 +70,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 
 // WithFailureRatio sets the share of failed attempts in the window at or above
 // which the breaker opens, once the window holds at least WithMinRequests
-// finished attempts. Default 0.5. It panics unless 0 < r <= 1.
+// finished attempts. Default 0.9. It panics unless 0 < r <= 1.
 func WithFailureRatio(r float64) Option {
 	if !(r > 0 && r <= 1) {
 		panic(fmt.Sprintf("circuit: WithFailureRatio(%v): ratio must be in (0, 1]", r))

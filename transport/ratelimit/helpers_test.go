@@ -154,3 +154,12 @@ func (r *recorder) all() []callctx.Event {
 	defer r.mu.Unlock()
 	return append([]callctx.Event(nil), r.events...)
 }
+
+// withAdaptiveTuning changes the adaptive limit's parameters, for tests.
+func withAdaptiveTuning(f func(*adaptiveConfig)) Option {
+	return optionFunc(func(c *config) {
+		if c.adaptive != nil {
+			f(c.adaptive)
+		}
+	})
+}

@@ -9,9 +9,13 @@ import (
 )
 
 // Defaults. DefaultQueueTimeout is the reference article's 2 s pool timeout:
-// how long a request may wait for a concurrency slot.
+// how long a request may wait for a concurrency slot. DefaultQueue bounds the
+// number of waiters only so that memory stays bounded; it is Envoy's
+// max_pending_requests (1024), large enough that the wait, not the count, is
+// what refuses a burst.
 const (
 	DefaultMaxKeys      = 1024
+	DefaultQueue        = 1024
 	DefaultQueueTimeout = 2 * time.Second
 	DefaultMaxPushback  = 30 * time.Second
 )
@@ -33,8 +37,9 @@ type config struct {
 	global    *rate.Limiter // caller-owned, shared by all keys
 	shared    Limiter
 
-	concurrency  int // 0: off
-	queue        int // -1: default (= concurrency)
+	concurrency  int             // fixed limit; 0: off
+	adaptive     *adaptiveConfig // adaptive limit; nil: off (replaces concurrency)
+	queue        int
 	queueTimeout time.Duration
 	maxPushback  time.Duration
 
@@ -47,7 +52,7 @@ type config struct {
 func newConfig(opts []Option) *config {
 	c := &config{
 		maxKeys:      DefaultMaxKeys,
-		queue:        -1,
+		queue:        DefaultQueue,
 		queueTimeout: DefaultQueueTimeout,
 		maxPushback:  DefaultMaxPushback,
 		now:          time.Now,
@@ -60,9 +65,6 @@ func newConfig(opts []Option) *config {
 		if o != nil {
 			o.apply(c)
 		}
-	}
-	if c.queue < 0 {
-		c.queue = c.concurrency
 	}
 	return c
 }
@@ -134,22 +136,52 @@ func WithSharedLimiter(l Limiter) Option {
 // WithConcurrency allows at most max requests per key in flight at once. A
 // request is in flight from the moment it is admitted until the caller closes
 // the response body or reads it to EOF (or the next RoundTripper fails), so a
-// caller still reading a large body keeps its slot. Off by default (0); the
-// standard stack uses the article's 100. Requests beyond max wait in a FIFO
-// queue (WithQueue, WithQueueTimeout). It panics if max < 0.
+// caller still reading a large body keeps its slot. Off by default (0).
+// Requests beyond max wait in a FIFO queue (WithQueue, WithQueueTimeout).
+// WithConcurrency and WithAdaptiveConcurrency replace one another; the last
+// one given wins. It panics if max < 0.
 func WithConcurrency(max int) Option {
 	if max < 0 {
 		panic(fmt.Sprintf("ratelimit: WithConcurrency(%d): max must not be negative", max))
 	}
-	return optionFunc(func(c *config) { c.concurrency = max })
+	return optionFunc(func(c *config) { c.concurrency, c.adaptive = max, nil })
+}
+
+// WithAdaptiveConcurrency limits the requests per key in flight at once, as
+// WithConcurrency does, with a limit that follows the upstream between min
+// and max: it starts at DefaultInitialConcurrency (within the bounds), grows
+// while the upstream's latency stays near its baseline, falls when the
+// latency inflates (a gradient, as Envoy's adaptive_concurrency filter and
+// Netflix's Gradient2 compute it) and falls by the share of overload signals
+// (429, 503, attempt timeouts), by at most half per window. The baseline is
+// measured afresh every 30 s with the limit halved for one window, so it
+// cannot drift up through a long incident. docs/overload.md has the
+// algorithm. The standard stack uses it with min 4 and max 100.
+// WithConcurrency and WithAdaptiveConcurrency replace one another; the last
+// one given wins. It panics if min < 1 or max < min.
+func WithAdaptiveConcurrency(min, max int) Option {
+	if min < 1 {
+		panic(fmt.Sprintf("ratelimit: WithAdaptiveConcurrency(%d, %d): min must be at least 1", min, max))
+	}
+	if max < min {
+		panic(fmt.Sprintf("ratelimit: WithAdaptiveConcurrency(%d, %d): max must not be less than min", min, max))
+	}
+	return optionFunc(func(c *config) {
+		c.concurrency = 0
+		c.adaptive = &adaptiveConfig{
+			min: min, max: max, initial: DefaultInitialConcurrency,
+			tolerance: DefaultLatencyTolerance, window: DefaultAdaptiveWindow,
+			probeInterval: DefaultBaselineProbeInterval,
+		}
+	})
 }
 
 // WithQueue bounds how many requests per key may wait for a concurrency slot;
 // a request that finds the queue full is refused at once (ReasonQueue). 0
-// means no waiting: refuse as soon as all slots are busy. The default equals
-// the concurrency limit, so a burst of twice the limit is absorbed while a
-// sustained overload is shed instead of piling up goroutines. It panics if
-// n < 0.
+// means no waiting: refuse as soon as all slots are busy. The default,
+// DefaultQueue (1024), is there to bound memory: what refuses a request under
+// load is the queue timeout, so a burst a fast upstream can serve within it is
+// served rather than refused. It panics if n < 0.
 func WithQueue(n int) Option {
 	if n < 0 {
 		panic(fmt.Sprintf("ratelimit: WithQueue(%d): n must not be negative", n))

@@ -54,7 +54,8 @@ var _ http.RoundTripper = (*Transport)(nil)
 // slots correctly; its successor starts with fresh limits.
 type keyState struct {
 	rate        *rate.Limiter // per-key token bucket; nil without WithRate
-	sem         *semaphore    // nil without WithConcurrency
+	sem         *semaphore    // nil without a concurrency limit
+	adaptive    *adaptive     // nil unless WithAdaptiveConcurrency; then sem is adaptive.sem
 	pausedUntil atomic.Int64  // UnixNano until which the server asked for quiet; 0: none
 }
 
@@ -76,7 +77,11 @@ func newTransport(next http.RoundTripper, cfg *config) *Transport {
 		if cfg.perSecond > 0 {
 			st.rate = rate.NewLimiter(rate.Limit(cfg.perSecond), cfg.burst)
 		}
-		if cfg.concurrency > 0 {
+		switch {
+		case cfg.adaptive != nil:
+			st.adaptive = newAdaptive(cfg.adaptive, cfg.queue)
+			st.sem = st.adaptive.sem
+		case cfg.concurrency > 0:
 			st.sem = newSemaphore(cfg.concurrency, cfg.queue)
 		}
 		return st
@@ -118,20 +123,30 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		body.CloseRequest(req)
 		return nil, err
 	}
+	var start time.Time
+	if st.adaptive != nil {
+		start = t.cfg.now()
+	}
 	// Until the slot is handed to the response body, this call owns it: the
 	// deferred release also covers a panic in next (net/http's server
 	// recovers handler panics, so a leaked slot would refuse the key for good).
 	handedOff := false
+	var seen outcome // outcomeIgnored if next panics
+	var rtt time.Duration
 	if tracked {
 		defer func() {
 			if !handedOff {
-				t.done(ctx, key, st)
+				t.done(ctx, key, st, start, rtt, seen)
 			}
 		}()
 	}
 	resp, err := t.next.RoundTrip(req)
 	if err == nil && resp == nil {
 		err = errors.New("ratelimit: next RoundTripper returned a nil response and a nil error")
+	}
+	if st.adaptive != nil {
+		rtt = t.cfg.now().Sub(start)
+		seen = classify(ctx, resp, err)
 	}
 	if err != nil {
 		if resp != nil && resp.Body != nil {
@@ -144,7 +159,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if tracked {
 		handedOff = true
-		body.OnDone(resp, func() { t.done(ctx, key, st) })
+		body.OnDone(resp, func() { t.done(ctx, key, st, start, rtt, seen) })
 	} else if resp.Body == nil {
 		resp.Body = http.NoBody
 	}
@@ -184,9 +199,16 @@ func (t *Transport) admit(ctx context.Context, key string, st *keyState) (tracke
 	return st.sem != nil, nil
 }
 
-// done releases what admit took, once the caller is done with the response.
-func (t *Transport) done(ctx context.Context, key string, st *keyState) {
-	if st.sem != nil {
+// done releases what admit took, once the caller is done with the response;
+// an adaptive limit also learns the attempt's outcome o and latency rtt.
+func (t *Transport) done(ctx context.Context, key string, st *keyState, start time.Time, rtt time.Duration, o outcome) {
+	switch {
+	case st.adaptive != nil:
+		stats, moved := st.adaptive.done(t.cfg.now(), start, rtt, o)
+		if moved && t.cfg.obs.Concurrency != nil {
+			t.cfg.obs.Concurrency(ctx, key, stats)
+		}
+	case st.sem != nil:
 		st.sem.release()
 	}
 	if t.cfg.obs.InFlight != nil {
@@ -392,6 +414,23 @@ func (t *Transport) reject(ctx context.Context, e *LimitError) error {
 func pastDeadline(ctx context.Context, now time.Time, d time.Duration) bool {
 	dl, ok := ctx.Deadline()
 	return ok && now.Add(d).After(dl)
+}
+
+// Concurrency returns the state of the concurrency limit of key: its current
+// limit, the requests in flight and queued, and for an adaptive limit the
+// baseline and recent latency. ok is false when the Transport has no
+// concurrency limit or has no state for key (never used, or dropped for the
+// WithMaxKeys bound). It does not create state for key.
+func (t *Transport) Concurrency(key string) (s ConcurrencyStats, ok bool) {
+	st, ok := t.states.Peek(key)
+	switch {
+	case !ok || st.sem == nil:
+		return ConcurrencyStats{}, false
+	case st.adaptive != nil:
+		return st.adaptive.stats(), true
+	}
+	cur, waiting := st.sem.inUse()
+	return ConcurrencyStats{Limit: st.sem.max, InFlight: cur, Queued: waiting}, true
 }
 
 // keyFor returns the upstream key of req: the WithKey function's, or the

@@ -9,11 +9,17 @@ import (
 // the manner of golang.org/x/sync/semaphore (which is not a dependency here)
 // with every request weighing one. FIFO matters: a free slot goes to the
 // longest waiter, never to a newcomer, so no waiter starves under load.
+//
+// Its limit may move (setMax, for the adaptive limit): raising it grants
+// waiters at once; lowering it takes effect as slots are released, never by
+// revoking a slot already held.
 type semaphore struct {
-	max, queue int
+	queue int
 
 	mu      sync.Mutex
+	max     int
 	cur     int
+	peak    int       // most slots held at once since the last resetPeak
 	waiters list.List // of chan struct{}; closed when the slot is granted
 }
 
@@ -28,13 +34,21 @@ func (s *semaphore) enter() (w *list.Element, ok, full bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cur < s.max && s.waiters.Len() == 0 {
-		s.cur++
+		s.take()
 		return nil, true, false
 	}
 	if s.waiters.Len() >= s.queue {
 		return nil, false, true
 	}
 	return s.waiters.PushBack(make(chan struct{})), false, false
+}
+
+// take counts one more slot held. s.mu must be held.
+func (s *semaphore) take() {
+	s.cur++
+	if s.cur > s.peak {
+		s.peak = s.cur
+	}
 }
 
 // ready returns the channel closed when w is granted a slot.
@@ -59,10 +73,22 @@ func (s *semaphore) leave(w *list.Element) {
 func (s *semaphore) release() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.releaseLocked()
+}
+
+// releaseLocked is release with s.mu held.
+func (s *semaphore) releaseLocked() {
 	if s.cur <= 0 {
 		panic("ratelimit: semaphore released more than held")
 	}
 	s.cur--
+	s.grant()
+}
+
+// setMax moves the limit to n and grants the waiters a raise makes room for.
+// s.mu must be held.
+func (s *semaphore) setMaxLocked(n int) {
+	s.max = n
 	s.grant()
 }
 
@@ -73,13 +99,13 @@ func (s *semaphore) grant() {
 		if front == nil {
 			return
 		}
-		s.cur++
+		s.take()
 		s.waiters.Remove(front)
 		close(front.Value.(chan struct{}))
 	}
 }
 
-// inUse returns the number of slots taken and of waiters, for tests.
+// inUse returns the number of slots taken and of waiters.
 func (s *semaphore) inUse() (cur, waiting int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
