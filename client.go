@@ -1,6 +1,7 @@
 package outbound
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 
@@ -247,6 +248,14 @@ func (c Config) layers(tracingOpts []tracing.Option) [numLayers]Middleware {
 	}
 	if c.AdaptiveConcurrency || c.MaxConcurrency > 0 {
 		limitOpts = append(limitOpts, ratelimit.WithQueue(c.QueueLength), ratelimit.WithQueueTimeout(c.QueueTimeout))
+	}
+	if c.AdaptiveConcurrency && c.TracingEnabled {
+		observe := tracing.ConcurrencyObserver(tracingOpts...)
+		limitOpts = append(limitOpts, ratelimit.WithObserver(ratelimit.Observer{
+			Concurrency: func(ctx context.Context, key string, s ratelimit.ConcurrencyStats) {
+				observe(ctx, key, s.Limit, s.Queued, s.Baseline)
+			},
+		}))
 	}
 	// The limiter also honours server pushback (429/503 with Retry-After), so it
 	// stays in the stack even with no rate or concurrency limit.

@@ -10,10 +10,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/outboundhttp/outbound/transport/budget"
 	"github.com/outboundhttp/outbound/transport/ratelimit"
+	"github.com/outboundhttp/outbound/transport/tracing"
 )
 
 // fastConfig is DefaultConfig with waits short enough for tests.
@@ -291,4 +296,66 @@ func TestNewClientOneAttemptKeepsAttemptSettings(t *testing.T) {
 	if hits.Load() != 1 || header.Load() != "0" {
 		t.Fatalf("hits %d, X-Attempt %v; want 1 attempt carrying X-Attempt: 0", hits.Load(), header.Load())
 	}
+}
+
+// TestNewClientRecordsConcurrencyGauges: DefaultConfig's adaptive limit
+// reports its limit, queue and baseline latency per upstream through the
+// meter provider given to the tracing layers.
+func TestNewClientRecordsConcurrencyGauges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reader := sdkmetric.NewManualReader()
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+		base := RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+			time.Sleep(20 * time.Millisecond)
+			return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+		})
+		c, err := NewClient(DefaultConfig(), WithBase(base), WithTracingOptions(tracing.WithMeterProvider(mp)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				for range 10 {
+					resp, err := c.Get("http://orders.internal/v1/orders/1")
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					resp.Body.Close()
+				}
+			})
+		}
+		wg.Wait()
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(context.Background(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				switch d := m.Data.(type) {
+				case metricdata.Gauge[int64]:
+					for _, p := range d.DataPoints {
+						if k, _ := p.Attributes.Value(tracing.AttrUpstream); k.AsString() == "http://orders.internal:80" {
+							got[m.Name] = float64(p.Value)
+						}
+					}
+				case metricdata.Gauge[float64]:
+					for _, p := range d.DataPoints {
+						got[m.Name] = p.Value
+					}
+				}
+			}
+		}
+		if v, ok := got[tracing.MetricConcurrencyLimit]; !ok || v < 20 || v > 100 {
+			t.Errorf("%s = %v (recorded %v); want within [20, 100]", tracing.MetricConcurrencyLimit, v, ok)
+		}
+		if v, ok := got[tracing.MetricConcurrencyQueued]; !ok || v < 0 {
+			t.Errorf("%s = %v (recorded %v); want recorded", tracing.MetricConcurrencyQueued, v, ok)
+		}
+		if v := got[tracing.MetricConcurrencyBaseline]; v < 0.020 || v > 0.021 {
+			t.Errorf("%s = %vs; want the upstream's 20 ms", tracing.MetricConcurrencyBaseline, v)
+		}
+	})
 }

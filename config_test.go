@@ -7,11 +7,62 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/outboundhttp/outbound/transport/circuit"
+	"github.com/outboundhttp/outbound/transport/ratelimit"
 )
 
 func TestDefaultConfigIsValid(t *testing.T) {
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatalf("DefaultConfig().Validate() = %v; want nil", err)
+	}
+}
+
+// TestDefaultConfigUsesPackageDefaults: a default written twice drifts, so
+// DefaultConfig takes the packages' own constants.
+func TestDefaultConfigUsesPackageDefaults(t *testing.T) {
+	cfg := DefaultConfig()
+	for _, c := range []struct {
+		name      string
+		got, want any
+	}{
+		{"WriteTimeout", cfg.WriteTimeout, DefaultWriteTimeout},
+		{"MaxIdleConnsPerHost", cfg.MaxIdleConnsPerHost, DefaultMaxIdleConnsPerHost},
+		{"MaxConnsPerHost", cfg.MaxConnsPerHost, DefaultMaxConnsPerHost},
+		{"AdaptiveConcurrency", cfg.AdaptiveConcurrency, true},
+		{"MinConcurrency", cfg.MinConcurrency, ratelimit.DefaultMinConcurrency},
+		{"QueueLength", cfg.QueueLength, ratelimit.DefaultQueue},
+		{"QueueTimeout", cfg.QueueTimeout, ratelimit.DefaultQueueTimeout},
+		{"CircuitFailureRatio", cfg.CircuitFailureRatio, circuit.DefaultFailureRatio},
+		{"CircuitMinRequests", cfg.CircuitMinRequests, circuit.DefaultMinRequests},
+		{"CircuitWindow", cfg.CircuitWindow, circuit.DefaultWindow},
+		{"CircuitBreakDuration", cfg.CircuitBreakDuration, circuit.DefaultBreakDuration},
+	} {
+		if c.got != c.want {
+			t.Errorf("DefaultConfig().%s = %v; want the package default %v", c.name, c.got, c.want)
+		}
+	}
+	if cfg.MaxIdleConnsPerHost != cfg.MaxConnsPerHost {
+		t.Errorf("idle pool %d per host, %d connections: a burst would redial", cfg.MaxIdleConnsPerHost, cfg.MaxConnsPerHost)
+	}
+}
+
+func TestLoadConfigAdaptiveConcurrencyFromEnvironment(t *testing.T) {
+	t.Setenv("APP_ADAPTIVE_CONCURRENCY", "false")
+	t.Setenv("APP_MIN_CONCURRENCY", "2")
+	t.Setenv("APP_WRITE_TIMEOUT", "3s")
+	cfg, err := LoadConfig("APP_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AdaptiveConcurrency || cfg.MinConcurrency != 2 || cfg.WriteTimeout != 3*time.Second {
+		t.Fatalf("got adaptive %v, min %d, write timeout %v; want false, 2, 3s", cfg.AdaptiveConcurrency, cfg.MinConcurrency, cfg.WriteTimeout)
+	}
+	t.Setenv("APP_ADAPTIVE_CONCURRENCY", "true")
+	t.Setenv("APP_MIN_CONCURRENCY", "200")
+	_, err = LoadConfig("APP_")
+	if err == nil || !strings.Contains(err.Error(), "APP_MIN_CONCURRENCY (200) must not exceed APP_MAX_CONCURRENCY (100)") {
+		t.Fatalf("LoadConfig = %v; want the bounds named by their variables", err)
 	}
 }
 
@@ -103,6 +154,10 @@ func TestValidateCrossFieldRules(t *testing.T) {
 		{"NaN retry budget", func(c *Config) { c.RetryBudgetRatio = math.NaN() }, "RetryBudgetRatio"},
 		{"NaN rate", func(c *Config) { c.RatePerSecond = math.NaN() }, "RatePerSecond"},
 		{"bad header name", func(c *Config) { c.AttemptHeader = "X Attempt" }, "AttemptHeader"},
+		{"adaptive floor above ceiling", func(c *Config) { c.MinConcurrency = 50; c.MaxConcurrency = 10 }, "MinConcurrency (50) must not exceed MaxConcurrency (10)"},
+		{"adaptive floor below one", func(c *Config) { c.MinConcurrency = 0 }, "MinConcurrency must be at least 1"},
+		{"adaptive limit without a ceiling", func(c *Config) { c.MaxConcurrency = 0 }, "MaxConcurrency must be at least 1 with AdaptiveConcurrency"},
+		{"negative write timeout", func(c *Config) { c.WriteTimeout = -time.Second }, "WriteTimeout must not be negative"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()

@@ -94,17 +94,15 @@ type adaptive struct {
 	baseline time.Duration
 	latency  time.Duration // mean of the last window
 
-	windowStart       time.Time
-	samples           int
-	sum               time.Duration
-	overloads         int
-	probing           bool
-	probeStart        time.Time
-	limitBeforeProbe  float64
-	nextProbe         time.Time
-	started           bool
-	lastReported      int
-	lastReportedValid bool
+	windowStart      time.Time
+	samples          int
+	sum              time.Duration
+	overloads        int
+	probing          bool
+	probeStart       time.Time
+	limitBeforeProbe float64
+	nextProbe        time.Time
+	started          bool
 }
 
 func newAdaptive(cfg *adaptiveConfig, queue int) *adaptive {
@@ -156,7 +154,8 @@ func isAttemptTimeout(ctx context.Context, err error) bool {
 
 // done records the outcome o of an attempt admitted at start whose response
 // headers (or error) came after rtt, and releases its slot, in one critical
-// section. It returns the new stats when the limit moved, for the observer.
+// section. It returns the new stats when it recomputed the limit (once per
+// window), for the observer.
 func (a *adaptive) done(now, start time.Time, rtt time.Duration, o outcome) (ConcurrencyStats, bool) {
 	s := a.sem
 	s.mu.Lock()
@@ -192,13 +191,7 @@ func (a *adaptive) done(now, start time.Time, rtt time.Duration, o outcome) (Con
 		return ConcurrencyStats{}, false
 	}
 	a.update(now)
-	st := a.statsLocked()
-	if a.lastReportedValid && st.Limit == a.lastReported && !a.probing {
-		// Report moves, not every window: the observer is on the request path.
-		return st, false
-	}
-	a.lastReported, a.lastReportedValid = st.Limit, true
-	return st, true
+	return a.statsLocked(), true
 }
 
 // holdFor returns how much longer than rtt the slot of a shed attempt is

@@ -27,7 +27,8 @@ type Observer struct {
 	// Fallback is called when a shared Limiter could not reach its shared
 	// state and decided locally (Result.Fallback); err is the cause.
 	Fallback func(ctx context.Context, key string, err error)
-	// Concurrency is called when the adaptive concurrency limit of key moved
-	// (at most once per DefaultAdaptiveWindow), with its new state.
+	// Concurrency is called each time the adaptive concurrency limit of key
+	// is recomputed (at most once per DefaultAdaptiveWindow, while requests
+	// flow), with its new state.
 	Concurrency func(ctx context.Context, key string, s ConcurrencyStats)
 }

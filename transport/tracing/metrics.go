@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -49,6 +50,9 @@ const (
 	MetricCircuitRejections   = "outbound.circuit.rejections"
 	MetricCircuitTransitions  = "outbound.circuit.state_changes"
 	MetricInFlight            = "outbound.requests.in_flight"
+	MetricConcurrencyLimit    = "outbound.concurrency.limit"
+	MetricConcurrencyQueued   = "outbound.concurrency.queued"
+	MetricConcurrencyBaseline = "outbound.concurrency.baseline"
 )
 
 // durationBuckets returns otelhttp's boundaries for http.client.request.duration,
@@ -160,6 +164,49 @@ func CircuitObserver(opts ...Option) func(key, from, to string) {
 		}
 		ins.cbTransitions.Add(ctx, 1, metric.WithAttributes(
 			AttrUpstream.String(key), AttrCircuitFrom.String(from), AttrCircuitTo.String(to)))
+	}
+}
+
+// ConcurrencyObserver returns a function that records the state of an
+// adaptive concurrency limit in three gauges, with the upstream key as
+// attribute: outbound.concurrency.limit (requests allowed in flight),
+// outbound.concurrency.queued (requests waiting for a slot) and
+// outbound.concurrency.baseline (the upstream's latency without queueing, in
+// seconds). Wire it to the ratelimit package's Observer.Concurrency, passing
+// the fields of its ConcurrencyStats; the root package's NewClient does so.
+// The returned function is safe for concurrent use. Only WithMeterProvider
+// concerns it.
+func ConcurrencyObserver(opts ...Option) func(ctx context.Context, key string, limit, queued int, baseline time.Duration) {
+	c := newConfig(opts)
+	mp := c.mp
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	m := mp.Meter(ScopeName)
+	nm := noop.Meter{}
+	limitG, err := m.Int64Gauge(MetricConcurrencyLimit, metric.WithUnit("{request}"),
+		metric.WithDescription("Requests allowed in flight per upstream by the adaptive concurrency limit."))
+	if err != nil {
+		limitG, _ = nm.Int64Gauge(MetricConcurrencyLimit)
+	}
+	queuedG, err := m.Int64Gauge(MetricConcurrencyQueued, metric.WithUnit("{request}"),
+		metric.WithDescription("Requests waiting for a concurrency slot per upstream."))
+	if err != nil {
+		queuedG, _ = nm.Int64Gauge(MetricConcurrencyQueued)
+	}
+	baselineG, err := m.Float64Gauge(MetricConcurrencyBaseline, metric.WithUnit("s"),
+		metric.WithDescription("Latency of the upstream without queueing, as the adaptive concurrency limit last measured it."))
+	if err != nil {
+		baselineG, _ = nm.Float64Gauge(MetricConcurrencyBaseline)
+	}
+	return func(ctx context.Context, key string, limit, queued int, baseline time.Duration) {
+		if !limitG.Enabled(ctx) && !queuedG.Enabled(ctx) && !baselineG.Enabled(ctx) {
+			return
+		}
+		attrs := metric.WithAttributes(AttrUpstream.String(key))
+		limitG.Record(ctx, int64(limit), attrs)
+		queuedG.Record(ctx, int64(queued), attrs)
+		baselineG.Record(ctx, baseline.Seconds(), attrs)
 	}
 }
 
