@@ -188,3 +188,49 @@ func TestOverloadDefaultConfig(t *testing.T) {
 		}
 	})
 }
+
+// TestOverloadShapes plays other upstream shapes on DefaultConfig: a shedding
+// threshold just above the worker count (the concurrency limit starts above
+// it, so the first answers of the burst are 503s: the breaker must not read
+// them as an outage), a slow upstream, a large one, and few callers. The
+// bounds are looser than the drill's: near the threshold the limit probes
+// above it now and then, and a 100-worker upstream needs exactly the
+// 100-request ceiling.
+func TestOverloadShapes(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		workers        int
+		work           time.Duration
+		shed, callers  int
+		minGoodput     float64 // share of capacity
+		maxFailedShare float64
+	}{
+		{"shed just above the workers", 16, 10 * time.Millisecond, 20, 200, 0.92, 0.01},
+		{"shed at one above the workers", 16, 10 * time.Millisecond, 17, 200, 0.90, 0.02},
+		{"small slow upstream", 4, 50 * time.Millisecond, 8, 200, 0.95, 0.25},
+		{"large fast upstream", 64, 5 * time.Millisecond, 100, 300, 0.93, 0},
+		{"as many workers as the ceiling", 100, 20 * time.Millisecond, 200, 300, 0.90, 0},
+		{"few callers", 16, 10 * time.Millisecond, 48, 20, 0.97, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				up := newSimUpstream(tc.workers, tc.work, tc.shed)
+				c, err := outbound.NewClient(outbound.DefaultConfig(), outbound.WithBase(up))
+				if err != nil {
+					t.Fatal(err)
+				}
+				run := runClosedLoop(c, "http://orders.internal/v1/orders/1", tc.callers, 8*time.Second, 2*time.Second)
+				capacity := float64(tc.workers) * float64(time.Second) / float64(tc.work)
+				goodput := float64(run.ok) / run.elapsed.Seconds()
+				t.Logf("goodput %.0f/s (%.1f %% of %.0f/s), %d calls, %d failed, %d arrivals, %d shed, p50 %v, p99 %v",
+					goodput, 100*goodput/capacity, capacity, run.calls, run.failed, up.arrivals.Load(), up.shed.Load(), run.p50, run.p99)
+				if goodput < tc.minGoodput*capacity {
+					t.Errorf("goodput %.0f/s; want at least %.0f %% of %.0f/s", goodput, 100*tc.minGoodput, capacity)
+				}
+				if float64(run.failed) > tc.maxFailedShare*float64(run.calls) {
+					t.Errorf("%d of %d calls failed; want at most %.0f %%: %v", run.failed, run.calls, 100*tc.maxFailedShare, run.failures)
+				}
+			})
+		})
+	}
+}

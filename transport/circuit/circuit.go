@@ -15,20 +15,34 @@
 // # Trip rule and defaults
 //
 // The breaker opens when, over a sliding window of 30 s, at least 20 attempts
-// have finished and at least half of them failed. It then refuses every
+// have finished and at least 90 % of them failed. It then refuses every
 // request for 5 s, lets one probe through, closes if it succeeds and opens for
 // another 5 s if it fails.
+//
+// The breaker is for an upstream that is down, not for one that is
+// overloaded. An upstream that sheds part of its load with 503s still serves
+// the rest; opening on it turns a partial degradation into a full outage for
+// every caller (measured: a static limit with a breaker opening at half
+// failures served 16 calls/s of an upstream able to serve 1 600; .NET's
+// standard handler, at 10 %, has the same trap, dotnet/extensions#7686).
+// Overload is answered below, by ratelimit's adaptive concurrency limit,
+// which backs off by the share of 429s, 503s and timeouts; the retry budget
+// above bounds the retries. So the breaker opens only when nearly every
+// attempt fails: at 90 %, a breaker of 20 attempts trips by chance on an
+// upstream failing half the time once in about 5 000 windows, and a dead
+// upstream still trips it on its 20th failure.
+//
+// A new or just-closed breaker also weighs the attempts still in flight for
+// its first second (warmUp): a shedding upstream answers its 503s at once
+// while the requests it serves take their full latency, so the first
+// outcomes of a burst are nearly all failures although most requests will
+// succeed.
 //
 // .NET's standard resilience handler (Polly v8) opens at a failure ratio of
 // 0.1 over at least 100 requests in 30 s. The 30 s window and 5 s break are
 // kept; the other two numbers are not. 100 requests in 30 s is more than 3 per
 // second: a client calling an upstream once a second would never trip, however
-// dead the upstream. 20 is enough for the ratio to mean something (with a true
-// failure rate of 20 %, 10 failures out of 20 happen by chance 0.3 % of the
-// time). And 10 % is a degradation the retry layer above already absorbs (four
-// attempts fail together 0.01 % of the time); opening there turns a partial
-// degradation into a 5 s total outage for every caller. At 50 % most calls are
-// failing anyway, so refusing them costs little and spares the upstream.
+// dead the upstream. 20 is enough for the ratio to mean something.
 //
 // gobreaker's own default (more than 5 consecutive failures, no window,
 // open for 60 s) trips on a short blip at low traffic and never on an upstream

@@ -160,12 +160,14 @@ func (a *adaptive) done(now, start time.Time, rtt time.Duration, o outcome) (Con
 	s := a.sem
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if hold := a.holdFor(rtt); o == outcomeOverload && hold > 0 {
+	if hold := a.holdFor(rtt); o == outcomeOverload && hold > 0 && s.max > a.cfg.min {
 		// A shed answer comes back at once; its slot, freed at once, would
 		// take the next waiter straight to the same refusal, so one slot
 		// above what the upstream accepts would turn most of the queue into
 		// 503s. Held for the baseline latency, it weighs what a served
-		// request weighs.
+		// request weighs. At the floor there is nothing left to back off
+		// to: an upstream still refusing everything there is down, and the
+		// breaker above should hear so at once, not after a queue.
 		time.AfterFunc(hold, s.release)
 	} else {
 		s.releaseLocked()
