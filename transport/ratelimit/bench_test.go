@@ -50,6 +50,8 @@ func BenchmarkRoundTrip(b *testing.B) {
 		{"rate", NewTransport(baseRT{}, WithRate(1e12, 1<<30))},
 		{"concurrency", NewTransport(baseRT{}, WithConcurrency(1<<20))},
 		{"rate+concurrency", NewTransport(baseRT{}, WithRate(1e12, 1<<30), WithConcurrency(1<<20))},
+		{"concurrency-100", NewTransport(baseRT{}, WithConcurrency(100))},
+		{"adaptive-4-100", NewTransport(baseRT{}, WithAdaptiveConcurrency(4, 100))},
 	} {
 		b.Run(bc.name, func(b *testing.B) { benchRT(b, bc.rt) })
 		b.Run(bc.name+"/parallel", func(b *testing.B) { benchParallel(b, bc.rt) })

@@ -204,7 +204,9 @@ func (t *Transport) admit(ctx context.Context, key string, st *keyState) (tracke
 func (t *Transport) done(ctx context.Context, key string, st *keyState, start time.Time, rtt time.Duration, o outcome) {
 	switch {
 	case st.adaptive != nil:
-		stats, moved := st.adaptive.done(t.cfg.now(), start, rtt, o)
+		// The window is timed by when attempts answered: one clock read
+		// fewer on the fast path than reading it again here.
+		stats, moved := st.adaptive.done(start.Add(rtt), start, rtt, o)
 		if moved && t.cfg.obs.Concurrency != nil {
 			t.cfg.obs.Concurrency(ctx, key, stats)
 		}
