@@ -49,3 +49,29 @@ func Example() {
 	// request 1: hello
 	// request 2: refused by the rate limit (retry in about 1s)
 }
+
+// An adaptive concurrency limit per upstream: it starts at 20 (within the
+// bounds given), then follows the upstream's latency and its 429/503 answers
+// between 4 and 100. Concurrency reads its state, for dashboards.
+func ExampleWithAdaptiveConcurrency() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello")
+	}))
+	defer srv.Close()
+
+	tr := ratelimit.NewTransport(srv.Client().Transport, ratelimit.WithAdaptiveConcurrency(4, 100))
+	client := &http.Client{Transport: tr}
+	defer client.CloseIdleConnections()
+
+	resp, err := client.Get(srv.URL)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+
+	s, ok := tr.Concurrency(srv.URL)
+	fmt.Println(ok, s.Adaptive, s.Limit, s.InFlight)
+	// Output: true true 20 0
+}

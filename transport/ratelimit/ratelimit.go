@@ -8,9 +8,16 @@
 // ErrLimited, never by sleeping and then failing.
 //
 //	rt := ratelimit.NewTransport(http.DefaultTransport,
-//		ratelimit.WithRate(50, 10),      // 50 requests/s per upstream, bursts of 10
-//		ratelimit.WithConcurrency(64),   // at most 64 in flight per upstream
+//		ratelimit.WithRate(50, 10),                 // 50 requests/s per upstream, bursts of 10
+//		ratelimit.WithAdaptiveConcurrency(4, 100),  // in flight per upstream: follows the upstream
 //	)
+//
+// The adaptive concurrency limit (WithAdaptiveConcurrency, the standard
+// stack's default) grows while the upstream's latency stays near its
+// baseline and falls when the latency inflates or the upstream sheds with
+// 429, 503 or timeouts, so a client keeps an overloaded upstream busy without
+// making it shed; WithConcurrency sets a fixed limit instead. Requests beyond
+// the limit wait in a FIFO queue for at most the queue timeout (2 s).
 //
 // For one quota shared by many replicas, plug in a shared Limiter such as
 // redisrate.New with WithSharedLimiter.
