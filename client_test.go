@@ -1,11 +1,13 @@
 package outbound
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -358,4 +360,56 @@ func TestNewClientRecordsConcurrencyGauges(t *testing.T) {
 			t.Errorf("%s = %vs; want the upstream's 20 ms", tracing.MetricConcurrencyBaseline, v)
 		}
 	})
+}
+
+// TestNewClientWriteTimeoutRetriesWithBody: an upload the upstream stops
+// reading ends at Config.WriteTimeout with ErrWriteTimeout instead of holding
+// the attempt until the budget, and the retry replays the whole body through
+// GetBody: the second attempt delivers every byte the caller sent.
+func TestNewClientWriteTimeoutRetriesWithBody(t *testing.T) {
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB: more than the socket buffers hold
+	var attempts atomic.Int32
+	var got atomic.Int64
+	stop := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if attempts.Add(1) == 1 {
+			io.ReadFull(r.Body, make([]byte, 1024)) // then stop reading, and never answer
+			select {
+			case <-r.Context().Done():
+			case <-stop:
+			}
+			return
+		}
+		n, _ := io.Copy(io.Discard, r.Body)
+		got.Store(n)
+		io.WriteString(w, "stored")
+	}))
+	defer srv.Close()
+	defer close(stop)
+	cfg := fastConfig()
+	cfg.WriteTimeout = 200 * time.Millisecond
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/v1/blobs/7", bytes.NewReader(payload))
+	start := time.Now()
+	resp, err := newTestClient(t, cfg).Do(req)
+	if err != nil {
+		t.Fatalf("PUT: %v; want the retried attempt to succeed", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || attempts.Load() != 2 || got.Load() != int64(len(payload)) {
+		t.Fatalf("status %d after %d attempts, %d of %d bytes delivered; want 200 after 2 attempts with every byte",
+			resp.StatusCode, attempts.Load(), got.Load(), len(payload))
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("took %v; the write timeout should have ended the first attempt after 200 ms", took)
+	}
+
+	// With one attempt, the error says it was the write.
+	cfg.MaxAttempts = 1
+	attempts.Store(0)
+	req, _ = http.NewRequest(http.MethodPut, srv.URL+"/v1/blobs/8", bytes.NewReader(payload))
+	_, err = newTestClient(t, cfg).Do(req)
+	if !errors.Is(err, ErrWriteTimeout) || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("single attempt: got %v; want ErrWriteTimeout, matching os.ErrDeadlineExceeded", err)
+	}
 }
