@@ -210,6 +210,7 @@ func (a *adaptive) holdFor(rtt time.Duration) time.Duration {
 // a.sem.mu must be held.
 func (a *adaptive) update(now time.Time) {
 	c := a.cfg
+	before := a.limit
 	if a.samples > 0 {
 		a.latency = a.sum / time.Duration(a.samples)
 	}
@@ -228,7 +229,10 @@ func (a *adaptive) update(now time.Time) {
 		if a.baseline == 0 || a.latency < a.baseline {
 			a.baseline = a.latency
 		}
-		g := min(1, max(maxDecrease, c.tolerance*float64(a.baseline)/float64(a.latency)))
+		g := 1.0 // a latency too short to measure shows no queueing (and must not divide by zero)
+		if a.latency > 0 {
+			g = min(1, max(maxDecrease, c.tolerance*float64(a.baseline)/float64(a.latency)))
+		}
 		next := a.limit*g + math.Sqrt(a.limit)
 		if next > a.limit && float64(a.sem.peak) < a.limit/2 {
 			next = a.limit // not in use: no evidence that more would be served
@@ -239,6 +243,9 @@ func (a *adaptive) update(now time.Time) {
 		share := float64(a.overloads) / float64(a.samples+a.overloads)
 		a.limit *= max(maxDecrease, 1-share)
 	}
+	// Latency and shedding often come together; together they still cut
+	// at most half per window, so one bad window cannot collapse the limit.
+	a.limit = max(a.limit, before*maxDecrease)
 	a.limit = min(max(a.limit, float64(c.min)), float64(c.max))
 	limit := int(a.limit)
 	if !a.probing && a.baseline > 0 && !now.Before(a.nextProbe) {

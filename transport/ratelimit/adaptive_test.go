@@ -463,7 +463,6 @@ func TestAdaptiveOverloadCut(t *testing.T) {
 // would cut to about a quarter, emptying the pipe in one bad window, which
 // is what the bound is there to prevent.
 func TestAdaptiveCutAtMostHalfPerWindow(t *testing.T) {
-	t.Skip("bug: update applies the gradient (×0.5 at worst) and then the overload cut (×0.5 at worst) to the same window, so windows cut 100 → 33 → 15 → 6; WithAdaptiveConcurrency promises at most half per window, so the product should be bounded by maxDecrease (adaptive.go update)")
 	synctest.Test(t, func(t *testing.T) {
 		up := newSimUpstream(10*time.Millisecond, 0)
 		var overloaded atomic.Bool
@@ -510,7 +509,6 @@ func TestAdaptiveCutAtMostHalfPerWindow(t *testing.T) {
 // the baseline to 0 and the gradient to 0/0: a NaN limit never recovers and
 // its int conversion refuses every request.
 func TestAdaptiveZeroLatency(t *testing.T) {
-	t.Skip("bug: a window of zero-latency samples makes update compute tolerance·0/0 = NaN; the limit stays NaN, int(NaN) is -9223372036854775808 on amd64, and every later request waits out the queue timeout (adaptive.go update: guard a.latency == 0)")
 	synctest.Test(t, func(t *testing.T) {
 		const floor, ceiling = DefaultMinConcurrency, 100
 		tr := NewTransport(okNext(new(atomic.Int64)), WithAdaptiveConcurrency(floor, ceiling),
