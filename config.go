@@ -15,6 +15,19 @@ import (
 	"github.com/outboundhttp/outbound/transport/budget"
 	"github.com/outboundhttp/outbound/transport/circuit"
 	"github.com/outboundhttp/outbound/transport/ratelimit"
+	"github.com/outboundhttp/outbound/transport/requestid"
+	"github.com/outboundhttp/outbound/transport/retry"
+)
+
+// Defaults of the standard stack that belong to no single layer.
+const (
+	// DefaultUserAgent is the User-Agent the header layer sends when the
+	// caller set none.
+	DefaultUserAgent = "outbound/1"
+	// DefaultMaxConcurrency is the ceiling of the adaptive concurrency limit
+	// per upstream: the reference article's pool of 100 connections, so the
+	// limit never asks for more connections than the pool holds.
+	DefaultMaxConcurrency = DefaultMaxConnsPerHost
 )
 
 // Secret is a string that never shows in formatted output: String, GoString,
@@ -141,21 +154,21 @@ func DefaultConfig() Config {
 		MaxIdleConnsPerHost:   DefaultMaxIdleConnsPerHost,
 		HTTP2:                 true,
 
-		UserAgent:       "outbound/1",
-		RequestIDHeader: "X-Request-ID",
+		UserAgent:       DefaultUserAgent,
+		RequestIDHeader: requestid.DefaultHeader,
 
-		TotalBudget: 10 * time.Second,
+		TotalBudget: budget.DefaultTotal,
 
-		MaxAttempts:      4,
-		BackoffInitial:   200 * time.Millisecond,
-		BackoffMax:       3 * time.Second,
-		MaxRetryAfter:    30 * time.Second,
-		RetryBudgetRatio: 0.2,
-		RetryStatuses:    []int{408, 429, 502, 503, 504},
+		MaxAttempts:      retry.DefaultMaxAttempts,
+		BackoffInitial:   retry.DefaultInitial,
+		BackoffMax:       retry.DefaultMaxBackoff,
+		MaxRetryAfter:    retry.DefaultMaxRetryAfter,
+		RetryBudgetRatio: retry.DefaultBudgetRatio,
+		RetryStatuses:    retry.DefaultStatuses(),
 
 		AdaptiveConcurrency: true,
 		MinConcurrency:      ratelimit.DefaultMinConcurrency,
-		MaxConcurrency:      100,
+		MaxConcurrency:      DefaultMaxConcurrency,
 		QueueLength:         ratelimit.DefaultQueue,
 		QueueTimeout:        ratelimit.DefaultQueueTimeout,
 

@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outboundhttp/outbound/transport/budget"
 	"github.com/outboundhttp/outbound/transport/circuit"
 	"github.com/outboundhttp/outbound/transport/ratelimit"
+	"github.com/outboundhttp/outbound/transport/requestid"
+	"github.com/outboundhttp/outbound/transport/retry"
 )
 
 func TestDefaultConfigIsValid(t *testing.T) {
@@ -26,7 +29,21 @@ func TestDefaultConfigUsesPackageDefaults(t *testing.T) {
 		name      string
 		got, want any
 	}{
+		{"ConnectTimeout", cfg.ConnectTimeout, DefaultConnectTimeout},
+		{"TLSHandshakeTimeout", cfg.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout},
+		{"ResponseHeaderTimeout", cfg.ResponseHeaderTimeout, DefaultResponseHeaderTimeout},
+		{"ExpectContinueTimeout", cfg.ExpectContinueTimeout, DefaultExpectContinueTimeout},
+		{"IdleConnTimeout", cfg.IdleConnTimeout, DefaultIdleConnTimeout},
+		{"BodyIdleTimeout", cfg.BodyIdleTimeout, DefaultBodyIdleTimeout},
 		{"WriteTimeout", cfg.WriteTimeout, DefaultWriteTimeout},
+		{"RequestIDHeader", cfg.RequestIDHeader, requestid.DefaultHeader},
+		{"TotalBudget", cfg.TotalBudget, budget.DefaultTotal},
+		{"MaxAttempts", cfg.MaxAttempts, retry.DefaultMaxAttempts},
+		{"BackoffInitial", cfg.BackoffInitial, retry.DefaultInitial},
+		{"BackoffMax", cfg.BackoffMax, retry.DefaultMaxBackoff},
+		{"MaxRetryAfter", cfg.MaxRetryAfter, retry.DefaultMaxRetryAfter},
+		{"RetryBudgetRatio", cfg.RetryBudgetRatio, retry.DefaultBudgetRatio},
+		{"RetryStatuses", fmt.Sprint(cfg.RetryStatuses), fmt.Sprint(retry.DefaultStatuses())},
 		{"MaxIdleConnsPerHost", cfg.MaxIdleConnsPerHost, DefaultMaxIdleConnsPerHost},
 		{"MaxConnsPerHost", cfg.MaxConnsPerHost, DefaultMaxConnsPerHost},
 		{"AdaptiveConcurrency", cfg.AdaptiveConcurrency, true},

@@ -39,6 +39,21 @@ const (
 	DefaultBudgetMinPerSecond = 3.0
 )
 
+// DefaultStatuses returns the response statuses retried by default, in a new
+// slice: 408 (the server gave up waiting; RFC 9110 §15.5.9 says the client
+// may repeat), 429 (RFC 6585 §4, with Retry-After), 502, 503 (RFC 9110
+// §15.6.4, with Retry-After) and 504. Never another 4xx; 500 only when
+// configured, since it is as likely a bug as a blip.
+func DefaultStatuses() []int {
+	return []int{
+		http.StatusRequestTimeout,
+		http.StatusTooManyRequests,
+		http.StatusBadGateway,
+		http.StatusServiceUnavailable,
+		http.StatusGatewayTimeout,
+	}
+}
+
 // IdempotencyKeyHeader is the header that marks a request as safe to repeat
 // (draft-ietf-httpapi-idempotency-key-header).
 const IdempotencyKeyHeader = "Idempotency-Key"
@@ -84,13 +99,7 @@ func defaultConfig() config {
 		sleep:         sleepCtx,
 		randN:         rand.Int64N,
 	}
-	for _, s := range []int{
-		http.StatusRequestTimeout,     // 408: the server gave up waiting; RFC 9110 §15.5.9 says the client may repeat
-		http.StatusTooManyRequests,    // 429: RFC 6585 §4, with Retry-After
-		http.StatusBadGateway,         // 502
-		http.StatusServiceUnavailable, // 503: RFC 9110 §15.6.4, with Retry-After
-		http.StatusGatewayTimeout,     // 504
-	} {
+	for _, s := range DefaultStatuses() {
 		c.statuses[s] = true
 	}
 	c.methods = setOf(http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace,
