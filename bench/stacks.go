@@ -52,8 +52,9 @@ var Unlimited = Limits{PerSecond: 1e9, Burst: 1 << 20}
 
 // Config is outbound.DefaultConfig (the article's numbers: 10 s budget, 4
 // attempts with full-jitter backoff from 200 ms to 3 s, 20 % retry budget,
-// breaker, 100 concurrent calls per upstream) with the layers issue 11 names —
-// request ID, budget, retry, circuit, rate and concurrency limits — and no
+// breaker, an adaptive concurrency limit per upstream) with the layers of the
+// overhead comparison — request ID, budget, retry, circuit, rate and
+// concurrency limits — and no
 // others: the token bucket is set to l, and the User-Agent header layer is off
 // (no peer sets one; outbound/default-client measures the defaults as they are).
 func Config(l Limits, traced bool) outbound.Config {

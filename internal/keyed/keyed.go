@@ -17,8 +17,6 @@ type Map[V any] struct {
 	newV  func(key string) V
 	items map[string]*list.Element
 	order list.List // front: most recently used
-	// onEvict, if set, is called (without the lock) with values dropped for the bound.
-	onEvict func(key string, v V)
 }
 
 type entry[V any] struct {
@@ -35,10 +33,6 @@ func NewMap[V any](max int, newV func(key string) V) *Map[V] {
 	return &Map[V]{max: max, newV: newV, items: make(map[string]*list.Element)}
 }
 
-// OnEvict sets a function called with every value dropped to keep the bound.
-// Call it before the map is shared.
-func (m *Map[V]) OnEvict(f func(key string, v V)) { m.onEvict = f }
-
 // Get returns the value for key, creating it if needed.
 func (m *Map[V]) Get(key string) V {
 	m.mu.Lock()
@@ -50,17 +44,12 @@ func (m *Map[V]) Get(key string) V {
 	}
 	v := m.newV(key)
 	m.items[key] = m.order.PushFront(&entry[V]{key: key, v: v})
-	var evicted *entry[V]
 	if m.order.Len() > m.max {
 		el := m.order.Back()
 		m.order.Remove(el)
-		evicted = el.Value.(*entry[V])
-		delete(m.items, evicted.key)
+		delete(m.items, el.Value.(*entry[V]).key)
 	}
 	m.mu.Unlock()
-	if evicted != nil && m.onEvict != nil {
-		m.onEvict(evicted.key, evicted.v)
-	}
 	return v
 }
 

@@ -13,8 +13,6 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func TestGetCreatesOnceAndEvictsLeastRecentlyUsed(t *testing.T) {
 	created := map[string]int{}
 	m := NewMap(2, func(k string) *string { created[k]++; s := k; return &s })
-	var evicted []string
-	m.OnEvict(func(k string, _ *string) { evicted = append(evicted, k) })
 
 	a := m.Get("a")
 	if m.Get("a") != a {
@@ -29,8 +27,8 @@ func TestGetCreatesOnceAndEvictsLeastRecentlyUsed(t *testing.T) {
 	if _, ok := m.Peek("a"); !ok {
 		t.Fatal("a was evicted although recently used")
 	}
-	if fmt.Sprint(evicted) != "[b]" || m.Len() != 2 {
-		t.Fatalf("evicted %v, len %d; want [b], 2", evicted, m.Len())
+	if m.Len() != 2 {
+		t.Fatalf("len %d; want 2", m.Len())
 	}
 	if created["a"] != 1 {
 		t.Fatalf("a created %d times; want 1", created["a"])

@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// Observer receives what the Transport does, for metrics (the tracing package
-// records waits, rejections and in-flight requests from it). Every field is
+// Observer receives what the Transport does, for metrics (the standard stack
+// of the root package records Concurrency in the tracing package's gauges;
+// waits and refusals reach the tracing layers as call events). Every field is
 // optional; a nil field is not called. The functions are called on the request
 // path, concurrently, and must be fast and safe for concurrent use.
 //

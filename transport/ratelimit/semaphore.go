@@ -6,8 +6,9 @@ import (
 )
 
 // semaphore is a counting semaphore with a bounded FIFO queue of waiters, in
-// the manner of golang.org/x/sync/semaphore (which is not a dependency here)
-// with every request weighing one. FIFO matters: a free slot goes to the
+// the manner of golang.org/x/sync/semaphore with every request weighing one.
+// x/sync's has neither a bound on its waiters nor a limit that can move,
+// which the queue length and the adaptive limit need. FIFO matters: a free slot goes to the
 // longest waiter, never to a newcomer, so no waiter starves under load.
 //
 // Its limit may move (setMax, for the adaptive limit): raising it grants
