@@ -101,6 +101,10 @@ const (
 	// KindCircuitRejected: an attempt was refused because the breaker for Key
 	// is open; Delay is the time until the next probe.
 	KindCircuitRejected
+	// KindRateLimitFallback: a shared rate limit could not reach its store
+	// and decided locally (redisrate's degraded mode). Reason is
+	// "shared_limiter_unreachable".
+	KindRateLimitFallback
 )
 
 // String returns the kind's name as used in telemetry.
@@ -118,6 +122,8 @@ func (k Kind) String() string {
 		return "ratelimit_rejected"
 	case KindCircuitRejected:
 		return "circuit_rejected"
+	case KindRateLimitFallback:
+		return "ratelimit_fallback"
 	}
 	return "unknown"
 }

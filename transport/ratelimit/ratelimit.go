@@ -358,8 +358,14 @@ func (t *Transport) waitShared(ctx context.Context, key string) error {
 			return t.reject(ctx, &LimitError{Key: key, Reason: ReasonRate, Err: err,
 				detail: "shared limiter failed"})
 		}
-		if res.Fallback != nil && t.cfg.obs.Fallback != nil {
-			t.cfg.obs.Fallback(ctx, key, res.Fallback)
+		if res.Fallback != nil {
+			// The degraded mode must show wherever the call is observed,
+			// not only to a caller who wired an Observer.
+			callctx.Emit(ctx, callctx.Event{Kind: callctx.KindRateLimitFallback, Attempt: callctx.Attempt(ctx),
+				Reason: "shared_limiter_unreachable", Key: key})
+			if t.cfg.obs.Fallback != nil {
+				t.cfg.obs.Fallback(ctx, key, res.Fallback)
+			}
 		}
 		if res.Allowed {
 			if !start.IsZero() {

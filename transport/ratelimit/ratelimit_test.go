@@ -732,8 +732,10 @@ func TestSharedLimiter(t *testing.T) {
 	if le := asLimit(t, err, ReasonRate); le.RetryAfter != time.Hour {
 		t.Fatalf("RetryAfter = %v; want 1h", le.RetryAfter)
 	}
-	// Fail open: reported to the observer.
-	req, _ = newReq(t, context.Background(), "http://open.test/")
+	// Fail open: reported to the observer, and as a call event, so the
+	// degraded mode shows in the tracing layers' metrics too.
+	rec := &recorder{}
+	req, _ = newReq(t, callctx.WithRecorder(context.Background(), rec), "http://open.test/")
 	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
@@ -741,6 +743,10 @@ func TestSharedLimiter(t *testing.T) {
 	resp.Body.Close()
 	if fallbacks.Load() != 1 || rejects.Load() != 2 {
 		t.Fatalf("fallbacks %d rejects %d; want 1 2", fallbacks.Load(), rejects.Load())
+	}
+	if evs := rec.all(); len(evs) != 1 || evs[0].Kind != callctx.KindRateLimitFallback ||
+		evs[0].Reason != "shared_limiter_unreachable" || evs[0].Key != "http://open.test:80" {
+		t.Fatalf("events %+v; want one ratelimit_fallback for http://open.test:80", evs)
 	}
 	if calls.Load() != 2 {
 		t.Fatalf("calls = %d; want 2", calls.Load())

@@ -20,6 +20,7 @@ func TestEventsToMetrics(t *testing.T) {
 	const key = "https://api.example.com:443"
 	events := []callctx.Event{
 		{Kind: callctx.KindRateLimitWait, Attempt: 0, Delay: 250 * time.Millisecond, Reason: "rate", Key: key},
+		{Kind: callctx.KindRateLimitFallback, Attempt: 0, Reason: "shared_limiter_unreachable", Key: key},
 		{Kind: callctx.KindRetry, Attempt: 1, Delay: 200 * time.Millisecond, Reason: "timeout"},
 		{Kind: callctx.KindCircuitRejected, Attempt: 1, Delay: 5 * time.Second, Key: key},
 		{Kind: callctx.KindRetry, Attempt: 2, Delay: 400 * time.Millisecond, Reason: "circuit_open"},
@@ -88,6 +89,7 @@ func TestEventsToMetrics(t *testing.T) {
 		{MetricRetryRefusals, 1, []attribute.KeyValue{AttrReason.String("budget")}},
 		{MetricBudgetExhausted, 1, nil},
 		{MetricRateLimitRejections, 1, []attribute.KeyValue{AttrReason.String("queue")}},
+		{MetricRateLimitFallbacks, 1, []attribute.KeyValue{AttrReason.String("shared_limiter_unreachable")}},
 		{MetricCircuitRejections, 1, nil},
 	} {
 		if got := sum(t, ms[tc.metric], append(tc.attrs, post...)...); got != tc.want {

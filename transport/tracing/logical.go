@@ -241,6 +241,8 @@ func (c *call) Record(ctx context.Context, ev callctx.Event) {
 		c.count(ctx, c.ins.rlRejections, ev.Reason)
 	case callctx.KindCircuitRejected:
 		c.count(ctx, c.ins.cbRejections, "")
+	case callctx.KindRateLimitFallback:
+		c.count(ctx, c.ins.rlFallbacks, ev.Reason)
 	}
 }
 

@@ -47,6 +47,7 @@ const (
 	MetricBudgetExhausted     = "outbound.budget.exhausted"
 	MetricRateLimitWait       = "outbound.ratelimit.wait.duration"
 	MetricRateLimitRejections = "outbound.ratelimit.rejections"
+	MetricRateLimitFallbacks  = "outbound.ratelimit.fallbacks"
 	MetricCircuitRejections   = "outbound.circuit.rejections"
 	MetricCircuitTransitions  = "outbound.circuit.state_changes"
 	MetricInFlight            = "outbound.requests.in_flight"
@@ -69,6 +70,7 @@ type instruments struct {
 	budgetExhausted metric.Int64Counter
 	rlWait          metric.Float64Histogram
 	rlRejections    metric.Int64Counter
+	rlFallbacks     metric.Int64Counter
 	cbRejections    metric.Int64Counter
 	cbTransitions   metric.Int64Counter
 	inFlight        metric.Int64UpDownCounter
@@ -123,6 +125,11 @@ func newInstruments(mp metric.MeterProvider) *instruments {
 		metric.WithDescription("Attempts refused by a rate or concurrency limit, by limit.")); err != nil {
 		ins.rlRejections, _ = nm.Int64Counter(MetricRateLimitRejections)
 	}
+	if ins.rlFallbacks, err = m.Int64Counter(MetricRateLimitFallbacks,
+		metric.WithUnit("{request}"),
+		metric.WithDescription("Attempts a shared rate limit decided locally because its store could not be reached (degraded mode).")); err != nil {
+		ins.rlFallbacks, _ = nm.Int64Counter(MetricRateLimitFallbacks)
+	}
 	if ins.cbRejections, err = m.Int64Counter(MetricCircuitRejections,
 		metric.WithUnit("{request}"),
 		metric.WithDescription("Attempts refused because the circuit breaker of the upstream was open.")); err != nil {
@@ -145,7 +152,7 @@ func newInstruments(mp metric.MeterProvider) *instruments {
 func (ins *instruments) callMetricsEnabled(ctx context.Context) bool {
 	return ins.attempts.Enabled(ctx) || ins.duration.Enabled(ctx) || ins.retries.Enabled(ctx) ||
 		ins.retryRefusals.Enabled(ctx) || ins.budgetExhausted.Enabled(ctx) || ins.rlWait.Enabled(ctx) ||
-		ins.rlRejections.Enabled(ctx) || ins.cbRejections.Enabled(ctx)
+		ins.rlRejections.Enabled(ctx) || ins.rlFallbacks.Enabled(ctx) || ins.cbRejections.Enabled(ctx)
 }
 
 // CircuitObserver returns a function that records a circuit breaker state
