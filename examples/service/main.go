@@ -7,7 +7,8 @@
 //
 // Run it with an upstream:
 //
-//	UPSTREAM_URL=https://api.example.com APP_API_KEY=... go run ./examples/service
+//	cd examples  # a module of its own
+//	UPSTREAM_URL=https://api.example.com APP_API_KEY=... go run ./service
 //
 // Settings come from APP_* variables (outbound.LoadConfig); telemetry is
 // exported when OTEL_EXPORTER_OTLP_ENDPOINT is set.

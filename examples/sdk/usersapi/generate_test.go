@@ -66,7 +66,7 @@ func TestGeneratedUpToDate(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	// The tool is pinned in go.mod; on a fresh machine the go command fetches
+	// The tool is pinned in examples/go.mod; on a fresh machine the go command fetches
 	// it from the module proxy (the one network CI reaches), so the check runs
 	// in CI too and a stale generated file fails the build.
 	env := os.Environ()
@@ -89,6 +89,6 @@ func TestGeneratedUpToDate(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s is out of date with api.yaml and cfg.yaml: run `go generate ./examples/sdk/usersapi` and commit the result", generatedFile)
+		t.Errorf("%s is out of date with api.yaml and cfg.yaml: run `cd examples && go generate ./sdk/usersapi` and commit the result", generatedFile)
 	}
 }
