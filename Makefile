@@ -17,7 +17,7 @@ test:
 	@bash scripts/with-redis.sh $(REDIS_PORT) $(GO) test -race -count=1 -timeout 10m ./...
 
 demo:
-	@if [ -d cmd/outbound-chaos ]; then $(GO) run ./cmd/outbound-chaos; else $(GO) test -count=1 -run Example -v ./... | grep -E '^(=== RUN|--- |ok|FAIL)'; fi
+	@if [ -d cmd/outbound-chaos ]; then cd cmd/outbound-chaos && $(GO) run .; else $(GO) test -count=1 -run Example -v ./... | grep -E '^(=== RUN|--- |ok|FAIL)'; fi
 
 bench:
 	@bash scripts/bench.sh

@@ -7,11 +7,12 @@
 // each client, so nothing external is needed and every client meets the same
 // seeded faults:
 //
-//	go run ./cmd/outbound-chaos                      # all scenarios, ~30 s
-//	go run ./cmd/outbound-chaos -scenario 429-burst  # one of them
-//	go run ./cmd/outbound-chaos -json | jq .         # machine-readable
-//	go run ./cmd/outbound-chaos -scenario transient-5xx -trace
-//	go run ./cmd/outbound-chaos -scenario overload -overload-callers 400
+//	cd cmd/outbound-chaos                # a module of its own; make demo runs it
+//	go run .                             # all scenarios, ~30 s
+//	go run . -scenario 429-burst         # one of them
+//	go run . -json | jq .                # machine-readable
+//	go run . -scenario transient-5xx -trace
+//	go run . -scenario overload -overload-callers 400
 //
 // The overload scenario is a closed loop instead: callers that make call
 // after call against an upstream of fixed capacity (workers behind a queue
