@@ -225,7 +225,8 @@ func WithTransportFunc(f func(*http.Transport)) TransportOption {
 	})
 }
 
-// NewTransport returns a new, tuned base RoundTripper: an *http.Transport of
+// NewBaseTransport returns a new, tuned base RoundTripper, the innermost
+// layer of a stack (it wraps no next): an *http.Transport of
 // its own (http.DefaultTransport is never modified) with every timeout
 // explicit, as the reference article asks — connect 2 s with TCP keep-alive,
 // TLS handshake 5 s, response headers 8 s, expect-continue 1 s, idle
@@ -241,7 +242,7 @@ func WithTransportFunc(f func(*http.Transport)) TransportOption {
 // Per-request resources (the write timer's context) are released when the
 // caller closes the response body or reads it to the end, or at once when
 // RoundTrip returns an error.
-func NewTransport(opts ...TransportOption) http.RoundTripper {
+func NewBaseTransport(opts ...TransportOption) http.RoundTripper {
 	cfg := defaultTransportConfig()
 	for _, o := range opts {
 		if o != nil {
@@ -277,6 +278,12 @@ func NewTransport(opts ...TransportOption) http.RoundTripper {
 	}
 	return &baseTransport{t: t, write: cfg.writeTimeout, bodyIdle: cfg.bodyIdleTimeout}
 }
+
+// NewTransport is the former name of NewBaseTransport.
+//
+// Deprecated: use NewBaseTransport; every other NewTransport of the module
+// wraps a next RoundTripper, this one is the base of the stack.
+func NewTransport(opts ...TransportOption) http.RoundTripper { return NewBaseTransport(opts...) }
 
 // baseTransport adds the write timeout and the body idle timeout to an
 // *http.Transport; a zero duration turns either off.

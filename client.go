@@ -79,7 +79,7 @@ func WithoutLayer(l Layer) ClientOption {
 // WithLayer puts mw in place of layer l, for example a rate limit on a
 // caller-owned limiter:
 //
-//	outbound.WithLayer(outbound.LayerRateLimit, ratelimit.Middleware(ratelimit.WithLimiter(shared)))
+//	outbound.WithLayer(outbound.LayerRateLimit, ratelimit.Middleware(ratelimit.WithTokenBucket(shared)))
 //
 // A nil mw drops the layer, as WithoutLayer does.
 func WithLayer(l Layer, mw Middleware) ClientOption {
@@ -170,7 +170,7 @@ func (c Config) newBase() http.RoundTripper {
 	if c.MaxIdleConnsPerHost > DefaultMaxIdleConns {
 		opts = append(opts, WithMaxIdleConns(c.MaxIdleConnsPerHost))
 	}
-	return NewTransport(opts...)
+	return NewBaseTransport(opts...)
 }
 
 // layers returns the default middleware of every layer for c (nil where c
@@ -180,7 +180,7 @@ func (c Config) layers(tracingOpts []tracing.Option) [numLayers]Middleware {
 	l[LayerRequestID] = requestid.Middleware(requestid.WithHeader(c.RequestIDHeader))
 	l[LayerBudget] = budget.Middleware(budget.WithTotal(c.TotalBudget))
 	if c.DeadlineHeader != "" {
-		l[LayerDeadline] = budget.PropagateMiddleware(budget.WithDeadlineHeader(c.DeadlineHeader))
+		l[LayerDeadline] = budget.DeadlineMiddleware(budget.WithDeadlineHeader(c.DeadlineHeader))
 	}
 
 	retryOpts := []retry.Option{
@@ -196,7 +196,7 @@ func (c Config) layers(tracingOpts []tracing.Option) [numLayers]Middleware {
 		retryOpts = append(retryOpts, retry.WithAttemptTimeout(c.AttemptTimeout))
 	}
 	if c.RetryBudgetRatio > 0 {
-		retryOpts = append(retryOpts, retry.WithRetryBudget(c.RetryBudgetRatio, retry.DefaultBudgetWindow, retry.DefaultBudgetMinPerSecond))
+		retryOpts = append(retryOpts, retry.WithRetryBudget(c.RetryBudgetRatio, retry.DefaultRetryBudgetWindow, retry.DefaultRetryBudgetMinPerSecond))
 	} else {
 		retryOpts = append(retryOpts, retry.WithoutRetryBudget())
 	}

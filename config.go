@@ -163,7 +163,7 @@ func DefaultConfig() Config {
 		BackoffInitial:   retry.DefaultInitial,
 		BackoffMax:       retry.DefaultMaxBackoff,
 		MaxRetryAfter:    retry.DefaultMaxRetryAfter,
-		RetryBudgetRatio: retry.DefaultBudgetRatio,
+		RetryBudgetRatio: retry.DefaultRetryBudgetRatio,
 		RetryStatuses:    retry.DefaultStatuses(),
 
 		AdaptiveConcurrency: true,

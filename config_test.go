@@ -42,7 +42,7 @@ func TestDefaultConfigUsesPackageDefaults(t *testing.T) {
 		{"BackoffInitial", cfg.BackoffInitial, retry.DefaultInitial},
 		{"BackoffMax", cfg.BackoffMax, retry.DefaultMaxBackoff},
 		{"MaxRetryAfter", cfg.MaxRetryAfter, retry.DefaultMaxRetryAfter},
-		{"RetryBudgetRatio", cfg.RetryBudgetRatio, retry.DefaultBudgetRatio},
+		{"RetryBudgetRatio", cfg.RetryBudgetRatio, retry.DefaultRetryBudgetRatio},
 		{"RetryStatuses", fmt.Sprint(cfg.RetryStatuses), fmt.Sprint(retry.DefaultStatuses())},
 		{"MaxIdleConnsPerHost", cfg.MaxIdleConnsPerHost, DefaultMaxIdleConnsPerHost},
 		{"MaxConnsPerHost", cfg.MaxConnsPerHost, DefaultMaxConnsPerHost},

@@ -71,7 +71,7 @@ func ExampleNewTransport() {
 	}))
 	defer upstream.Close()
 
-	base := outbound.NewTransport(
+	base := outbound.NewBaseTransport(
 		outbound.WithConnectTimeout(time.Second),
 		outbound.WithResponseHeaderTimeout(3*time.Second),
 		outbound.WithBodyIdleTimeout(5*time.Second),

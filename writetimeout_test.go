@@ -115,7 +115,7 @@ func TestWriteTimeoutStalledUpload(t *testing.T) {
 		t.Cleanup(func() { close(release) }) // before srv.Close, which waits for the handler
 		record, sent := sentRequest()
 		const d = 200 * time.Millisecond
-		rt := NewTransport(append(opts, record, WithWriteTimeout(d))...)
+		rt := NewBaseTransport(append(opts, record, WithWriteTimeout(d))...)
 		t.Cleanup(func() { closeIdle(rt) })
 
 		// A bound far above the write timeout, so a failure cannot hang the test.
@@ -232,7 +232,7 @@ func TestWriteTimeoutProgressNotCut(t *testing.T) {
 					}
 					fmt.Fprint(w, n)
 				}, configure)
-				rt := NewTransport(append(append(opts, srvOpts...), WithWriteTimeout(d))...)
+				rt := NewBaseTransport(append(append(opts, srvOpts...), WithWriteTimeout(d))...)
 				t.Cleanup(func() { closeIdle(rt) })
 				req, _ := http.NewRequest("PUT", srv.URL, c.body())
 				start := time.Now()
@@ -273,7 +273,7 @@ func TestWriteTimeoutReleasedWhenBodyDone(t *testing.T) {
 					}
 				})
 				record, sent := sentRequest()
-				rt := NewTransport(append(opts, record, WithWriteTimeout(100*time.Millisecond))...)
+				rt := NewBaseTransport(append(opts, record, WithWriteTimeout(100*time.Millisecond))...)
 				t.Cleanup(func() { closeIdle(rt) })
 				req, _ := http.NewRequest("POST", srv.URL, strings.NewReader("hello"))
 				resp, err := rt.RoundTrip(req)
@@ -306,7 +306,7 @@ func TestWriteTimeoutReleasedWhenBodyDone(t *testing.T) {
 func TestWriteTimeoutLeavesCallerRequest(t *testing.T) {
 	srv, _ := startServer(t, false, func(w http.ResponseWriter, r *http.Request) { io.Copy(w, r.Body) })
 	record, sent := sentRequest()
-	rt := NewTransport(record, WithWriteTimeout(time.Second))
+	rt := NewBaseTransport(record, WithWriteTimeout(time.Second))
 	defer closeIdle(rt)
 	type key struct{}
 	ctx := context.WithValue(context.Background(), key{}, 1)
@@ -333,7 +333,7 @@ func TestWriteTimeoutLeavesCallerRequest(t *testing.T) {
 func TestWriteTimeoutNoBody(t *testing.T) {
 	srv, _ := startServer(t, false, func(w http.ResponseWriter, r *http.Request) {})
 	record, sent := sentRequest()
-	rt := NewTransport(record, WithWriteTimeout(time.Second))
+	rt := NewBaseTransport(record, WithWriteTimeout(time.Second))
 	defer closeIdle(rt)
 	for _, b := range []io.Reader{nil, http.NoBody} {
 		req, _ := http.NewRequest("POST", srv.URL, b)
@@ -361,7 +361,7 @@ func TestWriteTimeoutBodyReadError(t *testing.T) {
 	errBoom := errors.New("boom")
 	forEachProto(t, func(t *testing.T, h2 bool) {
 		srv, opts := startServer(t, h2, func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) })
-		rt := NewTransport(append(opts, WithWriteTimeout(100*time.Millisecond))...)
+		rt := NewBaseTransport(append(opts, WithWriteTimeout(100*time.Millisecond))...)
 		t.Cleanup(func() { closeIdle(rt) })
 		req, _ := http.NewRequest("PUT", srv.URL, io.MultiReader(strings.NewReader("partial"), iotestErrReader{errBoom}))
 		resp, err := rt.RoundTrip(req)
@@ -442,7 +442,7 @@ func TestWriteTimeoutRewoundBody(t *testing.T) {
 	}()
 
 	const d = 200 * time.Millisecond
-	rt := NewTransport(WithWriteTimeout(d))
+	rt := NewBaseTransport(WithWriteTimeout(d))
 	defer closeIdle(rt)
 	url := "http://" + ln.Addr().String() + "/"
 	resp, err := rt.RoundTrip(httptestGet(t, url))
@@ -565,7 +565,7 @@ func TestWriteTimeoutKeepsSwitchingProtocolsWriter(t *testing.T) {
 		brw.Flush()
 		io.Copy(c, brw) // echo until the client closes
 	})
-	rt := NewTransport(WithWriteTimeout(time.Second))
+	rt := NewBaseTransport(WithWriteTimeout(time.Second))
 	defer closeIdle(rt)
 	req, _ := http.NewRequest("POST", srv.URL, strings.NewReader("hello"))
 	req.Header.Set("Connection", "Upgrade")

@@ -81,7 +81,7 @@ func BenchmarkLoopback(b *testing.B) {
 				// Room for every caller's connection in the idle pool, so the
 				// run measures keep-alive requests, not connection churn (the
 				// default keeps 20 idle connections per host).
-				base := outbound.NewTransport(outbound.WithMaxIdleConnsPerHost(Concurrency))
+				base := outbound.NewBaseTransport(outbound.WithMaxIdleConnsPerHost(Concurrency))
 				defer base.(interface{ CloseIdleConnections() }).CloseIdleConnections()
 				c := &http.Client{Transport: s.build(base)}
 				// Warm the pool so connection setup is not measured.
@@ -155,8 +155,8 @@ func TestLoopbackRatio(t *testing.T) {
 	srv := loopbackServer(t)
 	for _, callers := range []int{1, 64} {
 		for _, s := range loopbackStacks()[1:] {
-			bareBase := outbound.NewTransport(outbound.WithMaxIdleConnsPerHost(Concurrency))
-			stackBase := outbound.NewTransport(outbound.WithMaxIdleConnsPerHost(Concurrency))
+			bareBase := outbound.NewBaseTransport(outbound.WithMaxIdleConnsPerHost(Concurrency))
+			stackBase := outbound.NewBaseTransport(outbound.WithMaxIdleConnsPerHost(Concurrency))
 			bare := &http.Client{Transport: bareBase}
 			stack := &http.Client{Transport: s.build(stackBase)}
 			n := 400

@@ -48,7 +48,7 @@ type overloadClient struct {
 // own), so every peer meets the upstream through the same pool as outbound.
 func onBase(wrap func(http.RoundTripper) http.RoundTripper) func() (*http.Client, func()) {
 	return func() (*http.Client, func()) {
-		base := outbound.NewTransport()
+		base := outbound.NewBaseTransport()
 		return &http.Client{Transport: wrap(base)}, base.(interface{ CloseIdleConnections() }).CloseIdleConnections
 	}
 }

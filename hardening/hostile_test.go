@@ -605,7 +605,7 @@ func TestHostileTLS(t *testing.T) {
 	cfg := testConfig()
 
 	t.Run("ok", func(t *testing.T) {
-		base := outbound.NewTransport(outbound.WithTLSConfig(tlsCfg), outbound.WithTLSHandshakeTimeout(cfg.TLSHandshakeTimeout))
+		base := outbound.NewBaseTransport(outbound.WithTLSConfig(tlsCfg), outbound.WithTLSHandshakeTimeout(cfg.TLSHandshakeTimeout))
 		c := newClient(t, cfg, outbound.WithBase(base))
 		resp, _, err := get(context.Background(), c, srv.URL)
 		if err != nil {
@@ -636,7 +636,7 @@ func TestHostileTLS(t *testing.T) {
 			accepted.Add(1)
 			io.Copy(io.Discard, c) // read the ClientHello, answer nothing
 		})
-		base := outbound.NewTransport(outbound.WithTLSConfig(tlsCfg), outbound.WithTLSHandshakeTimeout(cfg.TLSHandshakeTimeout))
+		base := outbound.NewBaseTransport(outbound.WithTLSConfig(tlsCfg), outbound.WithTLSHandshakeTimeout(cfg.TLSHandshakeTimeout))
 		c := newClient(t, cfg, outbound.WithBase(base))
 		url := "https://" + strings.TrimPrefix(silent.URL(), "http://")
 		resp, d, err := get(context.Background(), c, url)

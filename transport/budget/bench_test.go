@@ -52,20 +52,20 @@ func BenchmarkTransport(b *testing.B) {
 		run(b, NewTransport(base{}, WithTotal(2*time.Hour)), benchReq(b, ctx))
 	})
 	b.Run("with_propagate", func(b *testing.B) {
-		run(b, NewTransport(NewPropagateTransport(base{})), benchReq(b, context.Background()))
+		run(b, NewTransport(NewDeadlineTransport(base{})), benchReq(b, context.Background()))
 	})
 }
 
 func BenchmarkPropagate(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
-	run(b, NewPropagateTransport(base{}), benchReq(b, ctx))
+	run(b, NewDeadlineTransport(base{}), benchReq(b, ctx))
 }
 
 func BenchmarkHandler(b *testing.B) {
 	h := Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	r := benchReq(b, context.Background())
-	r.Header.Set(DefaultHeader, "2500")
+	r.Header.Set(DefaultDeadlineHeader, "2500")
 	b.ReportAllocs()
 	for b.Loop() {
 		h.ServeHTTP(nil, r)

@@ -11,7 +11,7 @@
 //	client := outbound.Wrap(http.DefaultClient,
 //		budget.Middleware(budget.WithTotal(10*time.Second)),
 //		retry.Middleware(),
-//		budget.PropagateMiddleware(),
+//		budget.DeadlineMiddleware(),
 //	)
 package budget
 
@@ -116,25 +116,18 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// context.DeadlineExceeded), unless it is a budget deadline too (an
 		// outer Transport's or a Handler's), which attemptErr recognises.
 		resp, err := t.next.RoundTrip(req)
-		if err != nil {
+		if resp, err = body.Checked(resp, err, "budget"); err != nil {
 			return nil, t.attemptErr(parent, err)
-		}
-		if resp == nil {
-			return nil, errors.New("budget: next RoundTripper returned no response and no error")
 		}
 		return resp, nil
 	}
 	dctx, cancel := context.WithDeadlineCause(parent, deadline, t.cause)
 	ctx := &budgetCtx{Context: dctx, deadline: deadline}
 	resp, err := t.next.RoundTrip(req.WithContext(ctx))
-	if err != nil {
+	if resp, err = body.Checked(resp, err, "budget"); err != nil {
 		err = t.attemptErr(ctx, err) // before cancel, which would change the cause
 		cancel()
 		return nil, err
-	}
-	if resp == nil {
-		cancel()
-		return nil, errors.New("budget: next RoundTripper returned no response and no error")
 	}
 	body.OnDone(resp, cancel)
 	return resp, nil

@@ -342,8 +342,8 @@ func TestCallerRequestNotModified(t *testing.T) {
 	var got context.Context
 	for _, rt := range []http.RoundTripper{
 		NewTransport(ok(&got)),
-		NewPropagateTransport(ok(&got)),
-		NewTransport(NewPropagateTransport(ok(&got))),
+		NewDeadlineTransport(ok(&got)),
+		NewTransport(NewDeadlineTransport(ok(&got))),
 	} {
 		resp, err := rt.RoundTrip(req)
 		if err != nil {
@@ -397,20 +397,20 @@ func TestOptionPanics(t *testing.T) {
 }
 
 func TestNilNextAndCloseIdle(t *testing.T) {
-	if NewTransport(nil).next != http.DefaultTransport || NewPropagateTransport(nil).next != http.DefaultTransport {
+	if NewTransport(nil).next != http.DefaultTransport || NewDeadlineTransport(nil).next != http.DefaultTransport {
 		t.Error("nil next is not http.DefaultTransport")
 	}
-	if Middleware()(nil).(*Transport).next != http.DefaultTransport || PropagateMiddleware()(nil).(*PropagateTransport).next != http.DefaultTransport {
+	if Middleware()(nil).(*Transport).next != http.DefaultTransport || DeadlineMiddleware()(nil).(*PropagateTransport).next != http.DefaultTransport {
 		t.Error("Middleware: nil next is not http.DefaultTransport")
 	}
 	ci := &closeIdle{}
 	NewTransport(ci).CloseIdleConnections()
-	NewPropagateTransport(ci).CloseIdleConnections()
+	NewDeadlineTransport(ci).CloseIdleConnections()
 	if ci.n != 2 {
 		t.Errorf("CloseIdleConnections forwarded %d times; want 2", ci.n)
 	}
 	NewTransport(roundTripFunc(nil)).CloseIdleConnections()
-	NewPropagateTransport(roundTripFunc(nil)).CloseIdleConnections()
+	NewDeadlineTransport(roundTripFunc(nil)).CloseIdleConnections()
 }
 
 type closeIdle struct{ n int }

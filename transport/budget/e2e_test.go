@@ -172,7 +172,7 @@ func TestE2EHeaderShrinksAcrossAttempts(t *testing.T) {
 		at := time.Now()
 		rem, _ := Remaining(r.Context())
 		dl, has := r.Context().Deadline()
-		ms, _ := strconv.ParseInt(r.Header.Get(DefaultHeader), 10, 64)
+		ms, _ := strconv.ParseInt(r.Header.Get(DefaultDeadlineHeader), 10, 64)
 		mu.Lock()
 		got = append(got, seen{header: ms, remaining: rem, deadline: dl, hasDL: has, at: at})
 		n := len(got)
@@ -199,7 +199,7 @@ func TestE2EHeaderShrinksAcrossAttempts(t *testing.T) {
 			mu.Unlock()
 			return now
 		}
-		return NewTransport(retrying(3)(NewPropagateTransport(capture, withClock(clock))), WithTotal(2*time.Second))
+		return NewTransport(retrying(3)(NewDeadlineTransport(capture, withClock(clock))), WithTotal(2*time.Second))
 	})
 	resp, err := get(context.Background(), c, srv.URL)
 	if err != nil {
@@ -249,7 +249,7 @@ func TestE2EInboundBudgetReachesOutbound(t *testing.T) {
 	})))
 	defer a.Close()
 	req, _ := http.NewRequest(http.MethodGet, a.URL, nil)
-	req.Header.Set(DefaultHeader, "150")
+	req.Header.Set(DefaultDeadlineHeader, "150")
 	start := time.Now()
 	resp, err := client(t, func(rt http.RoundTripper) http.RoundTripper { return rt }).Do(req)
 	if err != nil {
@@ -279,7 +279,7 @@ func TestE2EHostileHeadersIgnored(t *testing.T) {
 	values := []string{"-5", "1e30", "abc", strings.Repeat("7", 10<<10), "1.5", "100000000000000000000"}
 	for _, v := range values {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
-		req.Header.Set(DefaultHeader, v)
+		req.Header.Set(DefaultDeadlineHeader, v)
 		resp, err := c.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -311,7 +311,7 @@ func TestE2ENoLeaks(t *testing.T) {
 		mu.Unlock()
 		return tr.RoundTrip(r)
 	})
-	c := &http.Client{Transport: NewTransport(NewPropagateTransport(capture), WithTotal(5*time.Second))}
+	c := &http.Client{Transport: NewTransport(NewDeadlineTransport(capture), WithTotal(5*time.Second))}
 	for range 20 {
 		resp, err := get(context.Background(), c, srv.URL)
 		if err != nil {

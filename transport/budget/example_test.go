@@ -31,7 +31,7 @@ func Example() {
 	client := outbound.Wrap(http.DefaultClient,
 		budget.Middleware(budget.WithTotal(10*time.Second)), // outside retry: one budget for all attempts
 		retry.Middleware(retry.WithMaxAttempts(4), retry.WithBackoff(time.Millisecond, 10*time.Millisecond)),
-		budget.PropagateMiddleware(), // inside retry: recomputed per attempt
+		budget.DeadlineMiddleware(), // inside retry: recomputed per attempt
 	)
 	defer client.CloseIdleConnections()
 

@@ -141,7 +141,7 @@ func TestHandlerKeepsEarlierDeadline(t *testing.T) {
 	var got time.Time
 	h := Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got, _ = r.Context().Deadline() }))
 	r := httptest.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
-	r.Header.Set(DefaultHeader, "5000")
+	r.Header.Set(DefaultDeadlineHeader, "5000")
 	h.ServeHTTP(httptest.NewRecorder(), r)
 	if !got.Equal(want) {
 		t.Errorf("deadline %v; want the earlier %v", got, want)
@@ -154,10 +154,10 @@ func TestPropagateHeader(t *testing.T) {
 	clock := func() time.Time { return now }
 	var sent []string
 	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		sent = append(sent, strings.Join(r.Header.Values(DefaultHeader), ","))
+		sent = append(sent, strings.Join(r.Header.Values(DefaultDeadlineHeader), ","))
 		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
 	})
-	p := NewPropagateTransport(base, withClock(clock))
+	p := NewDeadlineTransport(base, withClock(clock))
 	ctx, cancel := context.WithDeadline(context.Background(), start.Add(1000*time.Millisecond))
 	defer cancel()
 
@@ -165,7 +165,7 @@ func TestPropagateHeader(t *testing.T) {
 		t.Helper()
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://x.test/", nil)
 		if hdr != "" {
-			req.Header.Set(DefaultHeader, hdr)
+			req.Header.Set(DefaultDeadlineHeader, hdr)
 		}
 		resp, err := p.RoundTrip(req)
 		if err != nil {
@@ -189,7 +189,7 @@ func TestPropagateHeader(t *testing.T) {
 
 	sent = nil
 	now = start
-	p = NewPropagateTransport(base, withClock(clock), WithSafetyMargin(0), WithDeadlineHeader("X-Budget"))
+	p = NewDeadlineTransport(base, withClock(clock), WithSafetyMargin(0), WithDeadlineHeader("X-Budget"))
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://x.test/", nil)
 	var got string
 	p.next = roundTripFunc(func(r *http.Request) (*http.Response, error) {

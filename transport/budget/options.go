@@ -18,10 +18,15 @@ const (
 	// sent and the call fails at once instead of adding load that is thrown
 	// away.
 	DefaultMinRemaining = 10 * time.Millisecond
-	// DefaultHeader carries the remaining budget in whole milliseconds, like
-	// Envoy's x-envoy-expected-rq-timeout-ms and gRPC's grpc-timeout (which
-	// is also relative, for the same reason: clocks of two hosts disagree).
-	DefaultHeader = "Request-Timeout-Ms"
+	// DefaultDeadlineHeader carries the remaining budget in whole
+	// milliseconds, like Envoy's x-envoy-expected-rq-timeout-ms and gRPC's
+	// grpc-timeout (which is also relative, for the same reason: clocks of
+	// two hosts disagree).
+	DefaultDeadlineHeader = "Request-Timeout-Ms"
+	// DefaultHeader is the former name of DefaultDeadlineHeader.
+	//
+	// Deprecated: use DefaultDeadlineHeader.
+	DefaultHeader = DefaultDeadlineHeader
 	// DefaultSafetyMargin is subtracted from the remaining budget before it is
 	// sent, so the upstream gives up slightly before the caller does and its
 	// answer (or error) can still arrive in time. It covers one-way network

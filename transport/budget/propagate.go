@@ -8,7 +8,7 @@ import (
 	"github.com/outboundhttp/outbound/internal/reqheader"
 )
 
-// PropagateTransport is an http.RoundTripper that sends the time left before
+// DeadlineTransport is an http.RoundTripper that sends the time left before
 // the request context's deadline, minus a safety margin, in a header
 // (Request-Timeout-Ms by default) as whole milliseconds: relative, never a
 // wall-clock time, so clock skew between hosts does not matter (as gRPC's
@@ -21,41 +21,61 @@ import (
 // header. A header the caller set explicitly is sent unchanged: the caller's
 // value wins. A remaining time below the margin is sent as 0.
 //
-// A PropagateTransport is safe for concurrent use and holds no per-request
-// resources. Its zero value is not usable: build one with NewPropagateTransport.
-type PropagateTransport struct {
+// A DeadlineTransport is safe for concurrent use and holds no per-request
+// resources. Its zero value is not usable: build one with NewDeadlineTransport.
+type DeadlineTransport struct {
 	next   http.RoundTripper
 	header string
 	margin time.Duration
 	now    func() time.Time
 }
 
-var _ http.RoundTripper = (*PropagateTransport)(nil)
+var _ http.RoundTripper = (*DeadlineTransport)(nil)
 
-// NewPropagateTransport returns a PropagateTransport that passes requests to
+// NewDeadlineTransport returns a DeadlineTransport that passes requests to
 // next (nil means http.DefaultTransport). It uses the options
 // WithDeadlineHeader and WithSafetyMargin.
-func NewPropagateTransport(next http.RoundTripper, opts ...Option) *PropagateTransport {
+func NewDeadlineTransport(next http.RoundTripper, opts ...Option) *DeadlineTransport {
 	return newPropagate(next, newConfig(opts))
 }
 
-// PropagateMiddleware returns a middleware for outbound.Chain that wraps its
-// argument in a PropagateTransport. Place it inside (after) retry.
-func PropagateMiddleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
+// DeadlineMiddleware returns a middleware for outbound.Chain that wraps its
+// argument in a DeadlineTransport. Place it inside (after) retry.
+func DeadlineMiddleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
 	cfg := newConfig(opts)
 	return func(next http.RoundTripper) http.RoundTripper { return newPropagate(next, cfg) }
 }
 
-func newPropagate(next http.RoundTripper, cfg config) *PropagateTransport {
+// PropagateTransport is the former name of DeadlineTransport.
+//
+// Deprecated: use DeadlineTransport; one concept, deadline propagation, has
+// one name (LayerDeadline, Config.DeadlineHeader, WithDeadlineHeader).
+type PropagateTransport = DeadlineTransport
+
+// NewPropagateTransport is the former name of NewDeadlineTransport.
+//
+// Deprecated: use NewDeadlineTransport.
+func NewPropagateTransport(next http.RoundTripper, opts ...Option) *DeadlineTransport {
+	return NewDeadlineTransport(next, opts...)
+}
+
+// PropagateMiddleware is the former name of DeadlineMiddleware.
+//
+// Deprecated: use DeadlineMiddleware.
+func PropagateMiddleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
+	return DeadlineMiddleware(opts...)
+}
+
+func newPropagate(next http.RoundTripper, cfg config) *DeadlineTransport {
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	return &PropagateTransport{next: next, header: cfg.header, margin: cfg.margin, now: cfg.now}
+	return &DeadlineTransport{next: next, header: cfg.header, margin: cfg.margin, now: cfg.now}
 }
 
 // RoundTrip implements http.RoundTripper. It never modifies req: the header
 // is set on a copy.
-func (p *PropagateTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (p *DeadlineTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	dl, ok := req.Context().Deadline()
 	if !ok {
 		return p.next.RoundTrip(req)
@@ -69,7 +89,7 @@ func (p *PropagateTransport) RoundTrip(req *http.Request) (*http.Response, error
 }
 
 // CloseIdleConnections forwards to the wrapped RoundTripper when it has the method.
-func (p *PropagateTransport) CloseIdleConnections() {
+func (p *DeadlineTransport) CloseIdleConnections() {
 	if c, ok := p.next.(interface{ CloseIdleConnections() }); ok {
 		c.CloseIdleConnections()
 	}

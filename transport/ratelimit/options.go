@@ -110,17 +110,23 @@ func WithRate(perSecond float64, burst int) Option {
 	})
 }
 
-// WithLimiter uses l, a caller-owned token bucket, for every request of the
-// Transport whatever its key: one limit across all upstreams, which the
+// WithTokenBucket uses l, a caller-owned token bucket, for every request of
+// the Transport whatever its key: one limit across all upstreams, which the
 // caller may share with other code or change with SetLimit. A nil l is
 // ignored. See WithRate for how rate options combine.
-func WithLimiter(l *rate.Limiter) Option {
+func WithTokenBucket(l *rate.Limiter) Option {
 	return optionFunc(func(c *config) {
 		if l != nil {
 			c.perSecond, c.burst, c.global, c.shared = 0, 0, l, nil
 		}
 	})
 }
+
+// WithLimiter is the former name of WithTokenBucket.
+//
+// Deprecated: use WithTokenBucket; this package's Limiter is the interface
+// WithSharedLimiter takes, not a *rate.Limiter.
+func WithLimiter(l *rate.Limiter) Option { return WithTokenBucket(l) }
 
 // WithSharedLimiter uses l, asked with the request's key, instead of a local
 // token bucket: for a quota that many replicas share (redisrate.New). A nil l

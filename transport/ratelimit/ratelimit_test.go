@@ -89,7 +89,7 @@ func TestRateWaitCanceledGivesTokenBack(t *testing.T) {
 	clk := newFakeClock()
 	var calls atomic.Int64
 	lim := rate.NewLimiter(1, 1)
-	rt := NewTransport(okNext(&calls), WithLimiter(lim), clk.option())
+	rt := NewTransport(okNext(&calls), WithTokenBucket(lim), clk.option())
 	req, _ := newReq(t, context.Background(), "http://a.test/")
 	resp, err := rt.RoundTrip(req)
 	if err != nil {

@@ -33,10 +33,21 @@ const (
 // Retry budget defaults, after Finagle's RetryBudget (ttl 10 s, 20 % of
 // requests) and Envoy's retry budgets (budget_percent 20 %, a small floor of
 // min_retry_concurrency 3). See WithRetryBudget.
+// They are named for the retry budget, not the time budget of package budget.
 const (
-	DefaultBudgetRatio        = 0.2
-	DefaultBudgetWindow       = 10 * time.Second
-	DefaultBudgetMinPerSecond = 3.0
+	DefaultRetryBudgetRatio        = 0.2
+	DefaultRetryBudgetWindow       = 10 * time.Second
+	DefaultRetryBudgetMinPerSecond = 3.0
+)
+
+// Former names of the retry budget defaults.
+//
+// Deprecated: use DefaultRetryBudgetRatio, DefaultRetryBudgetWindow and
+// DefaultRetryBudgetMinPerSecond; "budget" alone also names the time budget.
+const (
+	DefaultBudgetRatio        = DefaultRetryBudgetRatio
+	DefaultBudgetWindow       = DefaultRetryBudgetWindow
+	DefaultBudgetMinPerSecond = DefaultRetryBudgetMinPerSecond
 )
 
 // DefaultStatuses returns the response statuses retried by default, in a new
