@@ -285,6 +285,22 @@ func (e *ConfigError) Error() string {
 func (c Config) Validate() error {
 	var p []string
 	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
+	c.validateDurations(add)
+	c.validatePool(add)
+	c.validateHeaders(add)
+	c.validateRetries(add)
+	c.validateLimits(add)
+	c.validateCircuit(add)
+	c.validateFitsBudget(add)
+	if len(p) > 0 {
+		return &ConfigError{Problems: p}
+	}
+	return nil
+}
+
+// validateDurations reports negative durations and a total budget too short
+// to send anything.
+func (c Config) validateDurations(add func(format string, args ...any)) {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
@@ -310,6 +326,10 @@ func (c Config) Validate() error {
 		// Below the budget layer's minimum every call would be refused unsent.
 		add("TotalBudget must be more than %v (got %v)", budget.DefaultMinRemaining, c.TotalBudget)
 	}
+}
+
+// validatePool checks the connection pool of the base transport.
+func (c Config) validatePool(add func(format string, args ...any)) {
 	if c.MaxConnsPerHost < 1 {
 		add("MaxConnsPerHost must be at least 1 (got %d)", c.MaxConnsPerHost)
 	}
@@ -319,6 +339,10 @@ func (c Config) Validate() error {
 	if c.MaxIdleConnsPerHost > c.MaxConnsPerHost && c.MaxConnsPerHost >= 1 {
 		add("MaxIdleConnsPerHost (%d) must not exceed MaxConnsPerHost (%d)", c.MaxIdleConnsPerHost, c.MaxConnsPerHost)
 	}
+}
+
+// validateHeaders checks the header names and values the layers send.
+func (c Config) validateHeaders(add func(format string, args ...any)) {
 	// The header values and names are checked here, where a bad value from
 	// the environment is reported with every other problem, rather than by the
 	// layers' options, which panic on them (programmer errors there).
@@ -338,6 +362,10 @@ func (c Config) Validate() error {
 		// Never quote the key itself, not even a bad one.
 		add("APIKey is not a valid bearer token: it holds spaces or control characters")
 	}
+}
+
+// validateRetries checks attempts, backoff, the retry budget and the retried statuses.
+func (c Config) validateRetries(add func(format string, args ...any)) {
 	if c.MaxAttempts < 1 {
 		add("MaxAttempts must be at least 1 (got %d)", c.MaxAttempts)
 	}
@@ -354,6 +382,10 @@ func (c Config) Validate() error {
 			add("RetryStatuses: %d is not an HTTP status", s)
 		}
 	}
+}
+
+// validateLimits checks the rate limit and the fixed or adaptive concurrency limit.
+func (c Config) validateLimits(add func(format string, args ...any)) {
 	if !(c.RatePerSecond >= 0) || math.IsInf(c.RatePerSecond, 0) {
 		add("RatePerSecond must be a finite number, 0 or more (got %v)", c.RatePerSecond)
 	}
@@ -380,6 +412,10 @@ func (c Config) Validate() error {
 	if c.QueueLength < 0 {
 		add("QueueLength must not be negative (got %d)", c.QueueLength)
 	}
+}
+
+// validateCircuit checks the breaker, when it is on.
+func (c Config) validateCircuit(add func(format string, args ...any)) {
 	if c.CircuitEnabled {
 		if !(c.CircuitFailureRatio > 0 && c.CircuitFailureRatio <= 1) {
 			add("CircuitFailureRatio must be within (0, 1] (got %v)", c.CircuitFailureRatio)
@@ -397,6 +433,11 @@ func (c Config) Validate() error {
 			add("CircuitWindow (%v) must be at least twice AttemptTimeout (%v)", c.CircuitWindow, c.AttemptTimeout)
 		}
 	}
+}
+
+// validateFitsBudget applies .NET's cross-field rules: the attempt timeout and the longest
+// backoff waits must fit in the total budget.
+func (c Config) validateFitsBudget(add func(format string, args ...any)) {
 	if c.TotalBudget > 0 {
 		if c.AttemptTimeout > c.TotalBudget {
 			add("AttemptTimeout (%v) must not exceed TotalBudget (%v)", c.AttemptTimeout, c.TotalBudget)
@@ -405,10 +446,6 @@ func (c Config) Validate() error {
 			add("the longest backoff waits of %d attempts add up to %v, more than TotalBudget (%v)", c.MaxAttempts, w, c.TotalBudget)
 		}
 	}
-	if len(p) > 0 {
-		return &ConfigError{Problems: p}
-	}
-	return nil
 }
 
 // maxBackoffTotal is the sum of the longest waits between MaxAttempts
