@@ -1,4 +1,5 @@
-// Package hardening holds no code: its tests drive the whole standard stack
+// Package hardening holds no code (it is internal, so it is no public
+// package of the module): its tests drive the whole standard stack
 // (outbound.NewClient) against hostile upstreams over real loopback sockets —
 // endless and trickling bodies, oversized headers, absurd Retry-After values,
 // 1xx floods, wrong Content-Length, cross-host redirects, stalled TLS
@@ -8,6 +9,6 @@
 // error, a log record or telemetry.
 //
 // docs/reliability.md lists each threat, the test that covers it and the
-// figures measured. Run it with `go test -race ./hardening`; the long soak
+// figures measured. Run it with `go test -race ./internal/hardening`; the long soak
 // runs with OUTBOUND_SOAK=1 (make soak).
 package hardening
