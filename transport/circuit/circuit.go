@@ -1,83 +1,34 @@
-// Package circuit stops sending to an upstream that is clearly down: one
-// circuit breaker per upstream (scheme://host:port by default) answers at once
-// with an error matching ErrOpen instead of waiting out timeouts, then lets a
-// probe through after a break duration and closes again when it succeeds.
+// Package circuit stops sending to an upstream that is down: one circuit
+// breaker per upstream (scheme://host:port by default) answers at once with an
+// error matching ErrOpen instead of waiting out timeouts, then lets a probe
+// through after a break duration and closes again when it succeeds.
 //
 //	client := outbound.Wrap(http.DefaultClient,
 //		retry.Middleware(),
 //		circuit.Middleware(),
 //	)
 //
-// The state machine is github.com/sony/gobreaker/v2's two-step breaker: Allow
-// before the attempt, report its outcome when the response headers arrive or
-// the attempt fails. A slow body therefore never holds the breaker.
-//
-// # Trip rule and defaults
-//
 // The breaker opens when, over a sliding window of 30 s, at least 20 attempts
-// have finished and at least 90 % of them failed. It then refuses every
-// request for 5 s, lets one probe through, closes if it succeeds and opens for
-// another 5 s if it fails.
+// have finished and at least 90 % of them failed; it then refuses everything
+// for 5 s and sends one probe. It is for an upstream that is down, not one
+// that sheds part of its load: overload is answered by ratelimit's adaptive
+// concurrency limit and the retry budget. A new or just-closed breaker also
+// weighs the attempts still in flight for its first second, because a
+// shedding upstream's 503s arrive before its successes.
 //
-// The breaker is for an upstream that is down, not for one that is
-// overloaded. An upstream that sheds part of its load with 503s still serves
-// the rest; opening on it turns a partial degradation into a full outage for
-// every caller (measured: a static limit with a breaker opening at half
-// failures served 16 calls/s of an upstream able to serve 1 600; .NET's
-// standard handler, at 10 %, has the same trap, dotnet/extensions#7686).
-// Overload is answered below, by ratelimit's adaptive concurrency limit,
-// which backs off by the share of 429s, 503s and timeouts; the retry budget
-// above bounds the retries. So the breaker opens only when nearly every
-// attempt fails: at 90 %, a breaker of 20 attempts trips by chance on an
-// upstream failing half the time once in about 5 000 windows, and a dead
-// upstream still trips it on its 20th failure.
+// DefaultIsFailure counts errors and 500, 502, 503, 504 as failures, 429 and
+// other 4xx as successes. An attempt that ended because the caller's context
+// was canceled or its deadline passed is counted neither way, as is one a
+// layer below refused to send; a per-attempt timeout marked with
+// internal/callctx.ErrAttemptTimeout counts as a failure. Outcomes are
+// reported when the response headers arrive, so a slow body never holds the
+// breaker. The state machine is github.com/sony/gobreaker/v2's two-step
+// breaker.
 //
-// A new or just-closed breaker also weighs the attempts still in flight for
-// its first second (warmUp): a shedding upstream answers its 503s at once
-// while the requests it serves take their full latency, so the first
-// outcomes of a burst are nearly all failures although most requests will
-// succeed.
-//
-// .NET's standard resilience handler (Polly v8) opens at a failure ratio of
-// 0.1 over at least 100 requests in 30 s. The 30 s window and 5 s break are
-// kept; the other two numbers are not. 100 requests in 30 s is more than 3 per
-// second: a client calling an upstream once a second would never trip, however
-// dead the upstream. 20 is enough for the ratio to mean something.
-//
-// gobreaker's own default (more than 5 consecutive failures, no window,
-// open for 60 s) trips on a short blip at low traffic and never on an upstream
-// that fails every other request; 60 s of refusal is long for an HTTP service
-// that restarts in seconds. Its rolling window (BucketPeriod) is used instead,
-// with ten buckets, so failures age out smoothly.
-//
-// # What counts
-//
-// DefaultIsFailure counts errors (connection refused or reset, dial, TLS and
-// response-header timeouts of the base transport: these are the attempt
-// timeouts of the standard stack) and 500, 502, 503, 504 as failures; 429 and
-// every other 4xx as successes. An attempt that ended because the caller's
-// context was canceled or reached its deadline (the total budget ran out) says
-// nothing about the upstream: it is reported to gobreaker as excluded, counted
-// neither way, and frees its half-open probe slot. A timeout enforced below
-// this layer (the base transport's) is an error with a live context and always
-// counts. A per-attempt deadline set on the context above this layer looks
-// like the caller's own; it counts as a failure only when the layer marks it
-// with the module's attempt-timeout cause (internal/callctx.ErrAttemptTimeout,
-// for retry.WithAttemptTimeout), and is excluded otherwise.
-//
-// The trip rule is checked when a failure is recorded (gobreaker calls
-// ReadyToTrip on failures only), so the breaker opens on the failing attempt
-// that crosses the ratio, never on a success.
-//
-// # Order
-//
-// Put circuit inside retry and budget and outside the rate limiter: every
-// attempt passes the breaker, an open breaker fails the attempt before it
-// takes a token, and retry never retries an *OpenError (its LocalRefusal
-// method reports true).
-//
-// gobreaker reads time.Now itself and offers no clock injection; the tests
-// use testing/synctest's fake clock instead.
+// Put circuit inside retry and budget and outside the rate limiter. Where each
+// number comes from, and how the breaker compares with .NET's and gobreaker's
+// defaults, is in docs/circuit.md. gobreaker reads time.Now itself; the tests
+// use testing/synctest's fake clock.
 package circuit
 
 import (
