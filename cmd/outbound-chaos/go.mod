@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/hashicorp/go-retryablehttp v0.7.8
 	github.com/outboundhttp/outbound v0.0.0-00010101000000-000000000000
+	github.com/outboundhttp/outbound/transport/tracing/otelsetup v0.0.0-00010101000000-000000000000
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/sdk v1.47.0
 	go.opentelemetry.io/otel/trace v1.47.0
@@ -43,5 +44,8 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-// The program builds against this checkout of outbound.
-replace github.com/outboundhttp/outbound => ../../
+// The program builds against this checkout: outbound and its otelsetup module.
+replace (
+	github.com/outboundhttp/outbound => ../../
+	github.com/outboundhttp/outbound/transport/tracing/otelsetup => ../../transport/tracing/otelsetup
+)

@@ -7,6 +7,10 @@
 // providers as options and never install global ones; Setup does not either,
 // unless asked with [WithGlobal].
 //
+// otelsetup is a module of its own, so its exporters (and the gRPC and OTLP
+// protobuf modules they require) are in the module graph of the programs that
+// import it, not of every program that imports outbound.
+//
 //	p, err := otelsetup.Setup(ctx)
 //	if err != nil { ... }
 //	defer p.Shutdown(context.Background())
