@@ -13,6 +13,10 @@
 //	rdb := redis.NewClient(&redis.Options{Addr: "redis:6379"})
 //	rt := ratelimit.NewTransport(nil, ratelimit.WithSharedLimiter(
 //		redisrate.New(rdb, redis_rate.PerSecond(100), redisrate.WithReplicas(4))))
+//
+// redisrate is a module of its own, so go-redis and redis_rate are in the
+// module graph of the programs that import it, not of every program that
+// imports outbound.
 package redisrate
 
 import (
