@@ -2,368 +2,134 @@ package outbound
 
 import (
 	"crypto/tls"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/outboundhttp/outbound/transport/base"
 )
 
-// Defaults of the base transport, from the reference article's client
-// ("never rely on defaults") and the pool limits it sets.
+// The base transport moved to package transport/base, whose names read with
+// the package (base.New, base.WithConnectTimeout, base.ErrBodyIdle). These
+// forwarders keep code written against the root package compiling for one
+// release.
+
+// Defaults of the base transport.
+//
+// Deprecated: use the constants of package transport/base.
 const (
-	DefaultConnectTimeout        = 2 * time.Second
-	DefaultKeepAlive             = 30 * time.Second
-	DefaultTLSHandshakeTimeout   = 5 * time.Second
-	DefaultResponseHeaderTimeout = 8 * time.Second
-	DefaultExpectContinueTimeout = 1 * time.Second
-	DefaultIdleConnTimeout       = 90 * time.Second
-	DefaultWriteTimeout          = 5 * time.Second
-	DefaultBodyIdleTimeout       = 8 * time.Second
-	DefaultMaxConnsPerHost       = 100
-	// DefaultMaxIdleConnsPerHost equals DefaultMaxConnsPerHost: with fewer
-	// idle connections kept than may be open, every dip in concurrency closes
-	// the surplus and the next rise dials them again (TIME_WAIT build-up and
-	// ephemeral-port exhaustion in production; the article's 20 idle against
-	// 100 open measured 201 new connections for a burst of 291 requests).
-	DefaultMaxIdleConnsPerHost = DefaultMaxConnsPerHost
-	DefaultMaxIdleConns        = 100
-	// DefaultMaxResponseHeaderBytes caps the response headers (1xx
-	// informational responses included) at 1 MiB, net/http's own cap on
-	// request headers (http.DefaultMaxHeaderBytes). net/http's Transport
-	// otherwise allows 10 MiB per response, so an upstream sending huge
-	// headers or an endless flood of 103 Early Hints could hold 1 GiB across
-	// a full pool of 100 connections.
-	DefaultMaxResponseHeaderBytes = 1 << 20
+	DefaultConnectTimeout         = base.DefaultConnectTimeout
+	DefaultKeepAlive              = base.DefaultKeepAlive
+	DefaultTLSHandshakeTimeout    = base.DefaultTLSHandshakeTimeout
+	DefaultResponseHeaderTimeout  = base.DefaultResponseHeaderTimeout
+	DefaultExpectContinueTimeout  = base.DefaultExpectContinueTimeout
+	DefaultIdleConnTimeout        = base.DefaultIdleConnTimeout
+	DefaultWriteTimeout           = base.DefaultWriteTimeout
+	DefaultBodyIdleTimeout        = base.DefaultBodyIdleTimeout
+	DefaultMaxConnsPerHost        = base.DefaultMaxConnsPerHost
+	DefaultMaxIdleConnsPerHost    = base.DefaultMaxIdleConnsPerHost
+	DefaultMaxIdleConns           = base.DefaultMaxIdleConns
+	DefaultMaxResponseHeaderBytes = base.DefaultMaxResponseHeaderBytes
 )
 
-// ErrBodyIdle is returned by a response body read when no byte of the body
-// arrived for the body idle timeout (see WithBodyIdleTimeout). It matches
-// errors.Is(err, os.ErrDeadlineExceeded) and its Timeout method reports true,
-// like the deadline errors of net.Conn.
-var ErrBodyIdle error = bodyIdleError{}
+// ErrBodyIdle is base.ErrBodyIdle.
+//
+// Deprecated: use base.ErrBodyIdle.
+var ErrBodyIdle = base.ErrBodyIdle
 
-type bodyIdleError struct{}
+// ErrWriteTimeout is base.ErrWriteTimeout.
+//
+// Deprecated: use base.ErrWriteTimeout.
+var ErrWriteTimeout = base.ErrWriteTimeout
 
-func (bodyIdleError) Error() string        { return "outbound: response body idle timeout" }
-func (bodyIdleError) Timeout() bool        { return true }
-func (bodyIdleError) Temporary() bool      { return true } // completes net.Error
-func (bodyIdleError) Is(target error) bool { return target == os.ErrDeadlineExceeded }
+// TransportOption is base.Option.
+//
+// Deprecated: use base.Option.
+type TransportOption = base.Option
 
-// TransportOption configures NewTransport.
-type TransportOption interface {
-	applyTransport(*transportConfig)
-}
+// NewTransport returns base.New(opts...).
+//
+// Deprecated: use base.New; every other NewTransport of the module wraps a
+// next RoundTripper, while this one is the base of the stack.
+func NewTransport(opts ...TransportOption) http.RoundTripper { return base.New(opts...) }
 
-type transportOptionFunc func(*transportConfig)
+// WithConnectTimeout is base.WithConnectTimeout.
+//
+// Deprecated: use base.WithConnectTimeout.
+func WithConnectTimeout(d time.Duration) TransportOption { return base.WithConnectTimeout(d) }
 
-func (f transportOptionFunc) applyTransport(c *transportConfig) { f(c) }
+// WithKeepAlive is base.WithKeepAlive.
+//
+// Deprecated: use base.WithKeepAlive.
+func WithKeepAlive(d time.Duration) TransportOption { return base.WithKeepAlive(d) }
 
-type transportConfig struct {
-	connectTimeout        time.Duration
-	keepAlive             time.Duration
-	tlsHandshakeTimeout   time.Duration
-	responseHeaderTimeout time.Duration
-	expectContinueTimeout time.Duration
-	idleConnTimeout       time.Duration
-	writeTimeout          time.Duration
-	bodyIdleTimeout       time.Duration
-	maxConnsPerHost       int
-	maxIdleConnsPerHost   int
-	maxIdleConns          int
-	http2                 bool
-	tlsConfig             *tls.Config
-	proxy                 func(*http.Request) (*url.URL, error)
-	customize             []func(*http.Transport)
-}
+// WithTLSHandshakeTimeout is base.WithTLSHandshakeTimeout.
+//
+// Deprecated: use base.WithTLSHandshakeTimeout.
+func WithTLSHandshakeTimeout(d time.Duration) TransportOption { return base.WithTLSHandshakeTimeout(d) }
 
-func defaultTransportConfig() transportConfig {
-	return transportConfig{
-		connectTimeout:        DefaultConnectTimeout,
-		keepAlive:             DefaultKeepAlive,
-		tlsHandshakeTimeout:   DefaultTLSHandshakeTimeout,
-		responseHeaderTimeout: DefaultResponseHeaderTimeout,
-		expectContinueTimeout: DefaultExpectContinueTimeout,
-		idleConnTimeout:       DefaultIdleConnTimeout,
-		writeTimeout:          DefaultWriteTimeout,
-		bodyIdleTimeout:       DefaultBodyIdleTimeout,
-		maxConnsPerHost:       DefaultMaxConnsPerHost,
-		maxIdleConnsPerHost:   DefaultMaxIdleConnsPerHost,
-		maxIdleConns:          DefaultMaxIdleConns,
-		http2:                 true,
-		proxy:                 http.ProxyFromEnvironment,
-	}
-}
-
-func nonNegative(name string, d time.Duration) {
-	if d < 0 {
-		panic(fmt.Sprintf("outbound: %s(%v): must not be negative", name, d))
-	}
-}
-
-func positive(name string, n int) {
-	if n < 1 {
-		panic(fmt.Sprintf("outbound: %s(%d): must be at least 1", name, n))
-	}
-}
-
-// WithConnectTimeout bounds the TCP connect (default 2 s). Zero means no bound.
-func WithConnectTimeout(d time.Duration) TransportOption {
-	nonNegative("WithConnectTimeout", d)
-	return transportOptionFunc(func(c *transportConfig) { c.connectTimeout = d })
-}
-
-// WithKeepAlive sets the TCP keep-alive probe interval (default 30 s).
-func WithKeepAlive(d time.Duration) TransportOption {
-	nonNegative("WithKeepAlive", d)
-	return transportOptionFunc(func(c *transportConfig) { c.keepAlive = d })
-}
-
-// WithTLSHandshakeTimeout bounds the TLS handshake (default 5 s).
-func WithTLSHandshakeTimeout(d time.Duration) TransportOption {
-	nonNegative("WithTLSHandshakeTimeout", d)
-	return transportOptionFunc(func(c *transportConfig) { c.tlsHandshakeTimeout = d })
-}
-
-// WithResponseHeaderTimeout bounds the wait for the response headers after the
-// request was written (default 8 s, the article's read timeout).
+// WithResponseHeaderTimeout is base.WithResponseHeaderTimeout.
+//
+// Deprecated: use base.WithResponseHeaderTimeout.
 func WithResponseHeaderTimeout(d time.Duration) TransportOption {
-	nonNegative("WithResponseHeaderTimeout", d)
-	return transportOptionFunc(func(c *transportConfig) { c.responseHeaderTimeout = d })
+	return base.WithResponseHeaderTimeout(d)
 }
 
-// WithExpectContinueTimeout bounds the wait for "100 Continue" when the request
-// has "Expect: 100-continue" (default 1 s).
+// WithExpectContinueTimeout is base.WithExpectContinueTimeout.
+//
+// Deprecated: use base.WithExpectContinueTimeout.
 func WithExpectContinueTimeout(d time.Duration) TransportOption {
-	nonNegative("WithExpectContinueTimeout", d)
-	return transportOptionFunc(func(c *transportConfig) { c.expectContinueTimeout = d })
+	return base.WithExpectContinueTimeout(d)
 }
 
-// WithIdleConnTimeout closes pooled connections idle for longer than d (default 90 s).
-func WithIdleConnTimeout(d time.Duration) TransportOption {
-	nonNegative("WithIdleConnTimeout", d)
-	return transportOptionFunc(func(c *transportConfig) { c.idleConnTimeout = d })
-}
+// WithIdleConnTimeout is base.WithIdleConnTimeout.
+//
+// Deprecated: use base.WithIdleConnTimeout.
+func WithIdleConnTimeout(d time.Duration) TransportOption { return base.WithIdleConnTimeout(d) }
 
-// WithWriteTimeout fails an attempt with ErrWriteTimeout when its request
-// body makes no progress for d (default 5 s, the article's write timeout):
-// the transport has not asked for more of the body for d, because the
-// upstream stopped reading and the socket write blocks. net/http has no such
-// bound (its response header timeout starts once the request is written), so
-// without it a stalled upload waits for the caller's context. Like
-// WithBodyIdleTimeout it bounds each wait, not the whole upload: a large body
-// that keeps being consumed is never cut off, and time the caller's own
-// reader takes to produce the body is not counted. The timer stops once the
-// body is sent or the response headers arrive. Requests without a body pay
-// nothing for it. Zero disables it.
-func WithWriteTimeout(d time.Duration) TransportOption {
-	nonNegative("WithWriteTimeout", d)
-	return transportOptionFunc(func(c *transportConfig) { c.writeTimeout = d })
-}
+// WithWriteTimeout is base.WithWriteTimeout.
+//
+// Deprecated: use base.WithWriteTimeout.
+func WithWriteTimeout(d time.Duration) TransportOption { return base.WithWriteTimeout(d) }
 
-// WithBodyIdleTimeout fails a response body read with ErrBodyIdle when no byte
-// arrives for d while the caller is reading (default 8 s), and tears the
-// connection down. It bounds each wait, not the whole body: a large body that
-// keeps arriving is never cut off, as with httpx's read timeout. Zero disables it.
-func WithBodyIdleTimeout(d time.Duration) TransportOption {
-	nonNegative("WithBodyIdleTimeout", d)
-	return transportOptionFunc(func(c *transportConfig) { c.bodyIdleTimeout = d })
-}
+// WithBodyIdleTimeout is base.WithBodyIdleTimeout.
+//
+// Deprecated: use base.WithBodyIdleTimeout.
+func WithBodyIdleTimeout(d time.Duration) TransportOption { return base.WithBodyIdleTimeout(d) }
 
-// WithMaxConnsPerHost limits connections per host, dialing, active and idle
-// (default 100).
-func WithMaxConnsPerHost(n int) TransportOption {
-	positive("WithMaxConnsPerHost", n)
-	return transportOptionFunc(func(c *transportConfig) { c.maxConnsPerHost = n })
-}
+// WithMaxConnsPerHost is base.WithMaxConnsPerHost.
+//
+// Deprecated: use base.WithMaxConnsPerHost.
+func WithMaxConnsPerHost(n int) TransportOption { return base.WithMaxConnsPerHost(n) }
 
-// WithMaxIdleConnsPerHost limits the idle connections kept per host (default 100,
-// as many as may be open).
-func WithMaxIdleConnsPerHost(n int) TransportOption {
-	positive("WithMaxIdleConnsPerHost", n)
-	return transportOptionFunc(func(c *transportConfig) { c.maxIdleConnsPerHost = n })
-}
+// WithMaxIdleConnsPerHost is base.WithMaxIdleConnsPerHost.
+//
+// Deprecated: use base.WithMaxIdleConnsPerHost.
+func WithMaxIdleConnsPerHost(n int) TransportOption { return base.WithMaxIdleConnsPerHost(n) }
 
-// WithMaxIdleConns limits the idle connections kept across all hosts (default 100).
-func WithMaxIdleConns(n int) TransportOption {
-	positive("WithMaxIdleConns", n)
-	return transportOptionFunc(func(c *transportConfig) { c.maxIdleConns = n })
-}
+// WithMaxIdleConns is base.WithMaxIdleConns.
+//
+// Deprecated: use base.WithMaxIdleConns.
+func WithMaxIdleConns(n int) TransportOption { return base.WithMaxIdleConns(n) }
 
-// WithHTTP2 turns HTTP/2 on (the default) or off.
-func WithHTTP2(on bool) TransportOption {
-	return transportOptionFunc(func(c *transportConfig) { c.http2 = on })
-}
+// WithHTTP2 is base.WithHTTP2.
+//
+// Deprecated: use base.WithHTTP2.
+func WithHTTP2(on bool) TransportOption { return base.WithHTTP2(on) }
 
-// WithTLSConfig sets the TLS client configuration (cloned; default nil, which
-// means the system roots and Go's defaults).
-func WithTLSConfig(cfg *tls.Config) TransportOption {
-	return transportOptionFunc(func(c *transportConfig) {
-		if cfg != nil {
-			c.tlsConfig = cfg.Clone()
-		}
-	})
-}
+// WithTLSConfig is base.WithTLSConfig.
+//
+// Deprecated: use base.WithTLSConfig.
+func WithTLSConfig(cfg *tls.Config) TransportOption { return base.WithTLSConfig(cfg) }
 
-// WithProxy sets the proxy function (default http.ProxyFromEnvironment). A nil
-// function means no proxy.
+// WithTransportFunc is base.WithTransportFunc.
+//
+// Deprecated: use base.WithTransportFunc.
+func WithTransportFunc(f func(*http.Transport)) TransportOption { return base.WithTransportFunc(f) }
+
+// WithProxy is base.WithProxy.
+//
+// Deprecated: use base.WithProxy.
 func WithProxy(proxy func(*http.Request) (*url.URL, error)) TransportOption {
-	return transportOptionFunc(func(c *transportConfig) { c.proxy = proxy })
-}
-
-// WithTransportFunc calls f on the *http.Transport after every other option
-// has been applied, for settings this package does not name.
-func WithTransportFunc(f func(*http.Transport)) TransportOption {
-	return transportOptionFunc(func(c *transportConfig) {
-		if f != nil {
-			c.customize = append(c.customize, f)
-		}
-	})
-}
-
-// NewBaseTransport returns a new, tuned base RoundTripper, the innermost
-// layer of a stack (it wraps no next): an *http.Transport of
-// its own (http.DefaultTransport is never modified) with every timeout
-// explicit, as the reference article asks — connect 2 s with TCP keep-alive,
-// TLS handshake 5 s, response headers 8 s, expect-continue 1 s, idle
-// connections 90 s, at most 100 connections per host and as many idle, HTTP/2
-// on, proxy from the environment, response headers of at most 1 MiB — plus
-// two timeouts net/http lacks: a request body write timeout of 5 s
-// (WithWriteTimeout) and a response body idle-read timeout of 8 s
-// (WithBodyIdleTimeout). WithTransportFunc changes any of the
-// *http.Transport's fields. With both of those timeouts off the result is the
-// *http.Transport itself.
-//
-// The result is safe for concurrent use and forwards CloseIdleConnections.
-// Per-request resources (the write timer's context) are released when the
-// caller closes the response body or reads it to the end, or at once when
-// RoundTrip returns an error.
-func NewBaseTransport(opts ...TransportOption) http.RoundTripper {
-	cfg := defaultTransportConfig()
-	for _, o := range opts {
-		if o != nil {
-			o.applyTransport(&cfg)
-		}
-	}
-	dialer := &net.Dialer{Timeout: cfg.connectTimeout, KeepAlive: cfg.keepAlive}
-	t := &http.Transport{
-		Proxy:                  cfg.proxy,
-		DialContext:            dialer.DialContext,
-		TLSClientConfig:        cfg.tlsConfig,
-		TLSHandshakeTimeout:    cfg.tlsHandshakeTimeout,
-		ResponseHeaderTimeout:  cfg.responseHeaderTimeout,
-		ExpectContinueTimeout:  cfg.expectContinueTimeout,
-		IdleConnTimeout:        cfg.idleConnTimeout,
-		MaxConnsPerHost:        cfg.maxConnsPerHost,
-		MaxIdleConnsPerHost:    cfg.maxIdleConnsPerHost,
-		MaxIdleConns:           cfg.maxIdleConns,
-		MaxResponseHeaderBytes: DefaultMaxResponseHeaderBytes,
-		// A custom DialContext or TLS config turns net/http's automatic HTTP/2
-		// off; ask for it explicitly.
-		ForceAttemptHTTP2: cfg.http2,
-	}
-	if !cfg.http2 {
-		// A non-nil, empty map disables HTTP/2 (net/http package docs).
-		t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
-	}
-	for _, f := range cfg.customize {
-		f(t)
-	}
-	if cfg.writeTimeout <= 0 && cfg.bodyIdleTimeout <= 0 {
-		return t
-	}
-	return &baseTransport{t: t, write: cfg.writeTimeout, bodyIdle: cfg.bodyIdleTimeout}
-}
-
-// NewTransport is the former name of NewBaseTransport.
-//
-// Deprecated: use NewBaseTransport; every other NewTransport of the module
-// wraps a next RoundTripper, this one is the base of the stack.
-func NewTransport(opts ...TransportOption) http.RoundTripper { return NewBaseTransport(opts...) }
-
-// baseTransport adds the write timeout and the body idle timeout to an
-// *http.Transport; a zero duration turns either off.
-type baseTransport struct {
-	t        *http.Transport
-	write    time.Duration
-	bodyIdle time.Duration
-}
-
-func (b *baseTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	w, req := b.watchWrite(req)
-	resp, err := b.t.RoundTrip(req)
-	if w != nil {
-		// Releases the watch's context on an error, or when the body is done.
-		resp, err = w.finish(req.Context(), resp, err)
-	}
-	if err != nil || resp == nil || b.bodyIdle <= 0 {
-		return resp, err
-	}
-	// 101 bodies are the raw connection (io.ReadWriteCloser); leave them alone.
-	if resp.StatusCode != http.StatusSwitchingProtocols && resp.Body != nil && resp.Body != http.NoBody {
-		resp.Body = &idleTimeoutBody{rc: resp.Body, timeout: b.bodyIdle}
-	}
-	return resp, nil
-}
-
-// watchWrite returns the request to send and its write watch: req itself
-// and nil, without allocating, when the write timeout is off or req has no body.
-func (b *baseTransport) watchWrite(req *http.Request) (*writeWatch, *http.Request) {
-	if b.write <= 0 || req.Body == nil || req.Body == http.NoBody {
-		return nil, req
-	}
-	return watchWrite(req, b.write)
-}
-
-// CloseIdleConnections closes the idle connections of the underlying transport.
-func (b *baseTransport) CloseIdleConnections() { b.t.CloseIdleConnections() }
-
-// idleTimeoutBody fails a Read that waits longer than timeout for data. The
-// timer runs only while a Read is in progress, so a caller that pauses between
-// reads is not penalised; when it fires, the body is closed, which unblocks
-// the Read and makes net/http tear the connection down instead of reusing it.
-type idleTimeoutBody struct {
-	rc       io.ReadCloser
-	timeout  time.Duration
-	mu       sync.Mutex // guards timer creation
-	timer    *time.Timer
-	timedOut atomic.Bool
-}
-
-func (b *idleTimeoutBody) Read(p []byte) (int, error) {
-	if b.timedOut.Load() {
-		return 0, ErrBodyIdle
-	}
-	b.mu.Lock()
-	if b.timer == nil {
-		b.timer = time.AfterFunc(b.timeout, b.expire)
-	} else {
-		b.timer.Reset(b.timeout)
-	}
-	t := b.timer
-	b.mu.Unlock()
-	n, err := b.rc.Read(p)
-	t.Stop()
-	if b.timedOut.Load() {
-		return n, ErrBodyIdle
-	}
-	return n, err
-}
-
-func (b *idleTimeoutBody) expire() {
-	b.timedOut.Store(true)
-	b.rc.Close()
-}
-
-func (b *idleTimeoutBody) Close() error {
-	b.mu.Lock()
-	if b.timer != nil {
-		b.timer.Stop()
-	}
-	b.mu.Unlock()
-	return b.rc.Close()
+	return base.WithProxy(proxy)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/outboundhttp/outbound/transport/base"
 	"github.com/outboundhttp/outbound/transport/budget"
 	"github.com/outboundhttp/outbound/transport/circuit"
 	"github.com/outboundhttp/outbound/transport/header"
@@ -114,7 +115,7 @@ func WithTracingOptions(opts ...tracing.Option) ClientOption {
 }
 
 // NewClient validates cfg (every problem reported at once, see
-// Config.Validate) and builds the standard stack on a tuned base transport,
+// Config.Validate) and builds the standard stack on a tuned base transport (package transport/base),
 // in the order of docs/ordering.md: request ID, logical span, total budget,
 // retries, remaining budget on the wire, headers, circuit breaker, rate and
 // concurrency limits, one span per attempt, base transport. Every value comes
@@ -155,22 +156,22 @@ func NewClient(cfg Config, opts ...ClientOption) (*http.Client, error) {
 
 // newBase builds the base transport from cfg.
 func (c Config) newBase() http.RoundTripper {
-	opts := []TransportOption{
-		WithConnectTimeout(c.ConnectTimeout),
-		WithTLSHandshakeTimeout(c.TLSHandshakeTimeout),
-		WithResponseHeaderTimeout(c.ResponseHeaderTimeout),
-		WithExpectContinueTimeout(c.ExpectContinueTimeout),
-		WithWriteTimeout(c.WriteTimeout),
-		WithIdleConnTimeout(c.IdleConnTimeout),
-		WithBodyIdleTimeout(c.BodyIdleTimeout),
-		WithMaxConnsPerHost(c.MaxConnsPerHost),
-		WithMaxIdleConnsPerHost(c.MaxIdleConnsPerHost),
-		WithHTTP2(c.HTTP2),
+	opts := []base.Option{
+		base.WithConnectTimeout(c.ConnectTimeout),
+		base.WithTLSHandshakeTimeout(c.TLSHandshakeTimeout),
+		base.WithResponseHeaderTimeout(c.ResponseHeaderTimeout),
+		base.WithExpectContinueTimeout(c.ExpectContinueTimeout),
+		base.WithWriteTimeout(c.WriteTimeout),
+		base.WithIdleConnTimeout(c.IdleConnTimeout),
+		base.WithBodyIdleTimeout(c.BodyIdleTimeout),
+		base.WithMaxConnsPerHost(c.MaxConnsPerHost),
+		base.WithMaxIdleConnsPerHost(c.MaxIdleConnsPerHost),
+		base.WithHTTP2(c.HTTP2),
 	}
-	if c.MaxIdleConnsPerHost > DefaultMaxIdleConns {
-		opts = append(opts, WithMaxIdleConns(c.MaxIdleConnsPerHost))
+	if c.MaxIdleConnsPerHost > base.DefaultMaxIdleConns {
+		opts = append(opts, base.WithMaxIdleConns(c.MaxIdleConnsPerHost))
 	}
-	return NewBaseTransport(opts...)
+	return base.New(opts...)
 }
 
 // layers returns the default middleware of every layer for c (nil where c

@@ -18,6 +18,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/outboundhttp/outbound/transport/base"
 	"github.com/outboundhttp/outbound/transport/budget"
 	"github.com/outboundhttp/outbound/transport/ratelimit"
 	"github.com/outboundhttp/outbound/transport/tracing"
@@ -409,7 +410,7 @@ func TestNewClientWriteTimeoutRetriesWithBody(t *testing.T) {
 	attempts.Store(0)
 	req, _ = http.NewRequest(http.MethodPut, srv.URL+"/v1/blobs/8", bytes.NewReader(payload))
 	_, err = newTestClient(t, cfg).Do(req)
-	if !errors.Is(err, ErrWriteTimeout) || !errors.Is(err, os.ErrDeadlineExceeded) {
+	if !errors.Is(err, base.ErrWriteTimeout) || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("single attempt: got %v; want ErrWriteTimeout, matching os.ErrDeadlineExceeded", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/caarlos0/env/v11"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/outboundhttp/outbound/transport/base"
 	"github.com/outboundhttp/outbound/transport/budget"
 	"github.com/outboundhttp/outbound/transport/circuit"
 	"github.com/outboundhttp/outbound/transport/ratelimit"
@@ -27,7 +28,7 @@ const (
 	// DefaultMaxConcurrency is the ceiling of the adaptive concurrency limit
 	// per upstream: the reference article's pool of 100 connections, so the
 	// limit never asks for more connections than the pool holds.
-	DefaultMaxConcurrency = DefaultMaxConnsPerHost
+	DefaultMaxConcurrency = base.DefaultMaxConnsPerHost
 )
 
 // Secret is a string that never shows in formatted output: String, GoString,
@@ -145,8 +146,8 @@ func DefaultConfig() Config {
 	return Config{
 		ConnectTimeout:        DefaultConnectTimeout,
 		TLSHandshakeTimeout:   DefaultTLSHandshakeTimeout,
-		ResponseHeaderTimeout: DefaultResponseHeaderTimeout,
-		ExpectContinueTimeout: DefaultExpectContinueTimeout,
+		ResponseHeaderTimeout: base.DefaultResponseHeaderTimeout,
+		ExpectContinueTimeout: base.DefaultExpectContinueTimeout,
 		WriteTimeout:          DefaultWriteTimeout,
 		IdleConnTimeout:       DefaultIdleConnTimeout,
 		BodyIdleTimeout:       DefaultBodyIdleTimeout,

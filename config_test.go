@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outboundhttp/outbound/transport/base"
 	"github.com/outboundhttp/outbound/transport/budget"
 	"github.com/outboundhttp/outbound/transport/circuit"
 	"github.com/outboundhttp/outbound/transport/ratelimit"
@@ -29,13 +30,13 @@ func TestDefaultConfigUsesPackageDefaults(t *testing.T) {
 		name      string
 		got, want any
 	}{
-		{"ConnectTimeout", cfg.ConnectTimeout, DefaultConnectTimeout},
-		{"TLSHandshakeTimeout", cfg.TLSHandshakeTimeout, DefaultTLSHandshakeTimeout},
-		{"ResponseHeaderTimeout", cfg.ResponseHeaderTimeout, DefaultResponseHeaderTimeout},
-		{"ExpectContinueTimeout", cfg.ExpectContinueTimeout, DefaultExpectContinueTimeout},
-		{"IdleConnTimeout", cfg.IdleConnTimeout, DefaultIdleConnTimeout},
-		{"BodyIdleTimeout", cfg.BodyIdleTimeout, DefaultBodyIdleTimeout},
-		{"WriteTimeout", cfg.WriteTimeout, DefaultWriteTimeout},
+		{"ConnectTimeout", cfg.ConnectTimeout, base.DefaultConnectTimeout},
+		{"TLSHandshakeTimeout", cfg.TLSHandshakeTimeout, base.DefaultTLSHandshakeTimeout},
+		{"ResponseHeaderTimeout", cfg.ResponseHeaderTimeout, base.DefaultResponseHeaderTimeout},
+		{"ExpectContinueTimeout", cfg.ExpectContinueTimeout, base.DefaultExpectContinueTimeout},
+		{"IdleConnTimeout", cfg.IdleConnTimeout, base.DefaultIdleConnTimeout},
+		{"BodyIdleTimeout", cfg.BodyIdleTimeout, base.DefaultBodyIdleTimeout},
+		{"WriteTimeout", cfg.WriteTimeout, base.DefaultWriteTimeout},
 		{"RequestIDHeader", cfg.RequestIDHeader, requestid.DefaultHeader},
 		{"TotalBudget", cfg.TotalBudget, budget.DefaultTotal},
 		{"MaxAttempts", cfg.MaxAttempts, retry.DefaultMaxAttempts},
@@ -44,8 +45,8 @@ func TestDefaultConfigUsesPackageDefaults(t *testing.T) {
 		{"MaxRetryAfter", cfg.MaxRetryAfter, retry.DefaultMaxRetryAfter},
 		{"RetryBudgetRatio", cfg.RetryBudgetRatio, retry.DefaultRetryBudgetRatio},
 		{"RetryStatuses", fmt.Sprint(cfg.RetryStatuses), fmt.Sprint(retry.DefaultStatuses())},
-		{"MaxIdleConnsPerHost", cfg.MaxIdleConnsPerHost, DefaultMaxIdleConnsPerHost},
-		{"MaxConnsPerHost", cfg.MaxConnsPerHost, DefaultMaxConnsPerHost},
+		{"MaxIdleConnsPerHost", cfg.MaxIdleConnsPerHost, base.DefaultMaxIdleConnsPerHost},
+		{"MaxConnsPerHost", cfg.MaxConnsPerHost, base.DefaultMaxConnsPerHost},
 		{"AdaptiveConcurrency", cfg.AdaptiveConcurrency, true},
 		{"MinConcurrency", cfg.MinConcurrency, ratelimit.DefaultMinConcurrency},
 		{"QueueLength", cfg.QueueLength, ratelimit.DefaultQueue},

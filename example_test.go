@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/outboundhttp/outbound"
+	"github.com/outboundhttp/outbound/transport/base"
 )
 
 // tag returns a middleware that appends name to the X-Layers header of a
@@ -71,10 +72,10 @@ func ExampleNewTransport() {
 	}))
 	defer upstream.Close()
 
-	base := outbound.NewBaseTransport(
-		outbound.WithConnectTimeout(time.Second),
-		outbound.WithResponseHeaderTimeout(3*time.Second),
-		outbound.WithBodyIdleTimeout(5*time.Second),
+	base := base.New(
+		base.WithConnectTimeout(time.Second),
+		base.WithResponseHeaderTimeout(3*time.Second),
+		base.WithBodyIdleTimeout(5*time.Second),
 	)
 	client := &http.Client{Transport: base}
 	defer client.CloseIdleConnections()

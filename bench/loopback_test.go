@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/outboundhttp/outbound"
+	"github.com/outboundhttp/outbound/transport/base"
 	"github.com/outboundhttp/outbound/transport/budget"
 )
 
@@ -47,7 +47,7 @@ type statusError struct{ code int }
 func (e *statusError) Error() string { return http.StatusText(e.code) }
 
 // loopbackStacks are the clients compared by BenchmarkLoopback, each on its
-// own base transport (outbound.NewTransport, the same options for all).
+// own base transport (base.New, the same options for all).
 func loopbackStacks() []struct {
 	name  string
 	build func(base http.RoundTripper) http.RoundTripper
@@ -80,10 +80,10 @@ func BenchmarkLoopback(b *testing.B) {
 			b.Run(s.name+"/callers="+itoa(callers), func(b *testing.B) {
 				// Room for every caller's connection in the idle pool, so the
 				// run measures keep-alive requests, not connection churn (the
-				// default keeps 20 idle connections per host).
-				base := outbound.NewBaseTransport(outbound.WithMaxIdleConnsPerHost(Concurrency))
-				defer base.(interface{ CloseIdleConnections() }).CloseIdleConnections()
-				c := &http.Client{Transport: s.build(base)}
+				// the default keeps as many idle as open; kept explicit).
+				baseRT := base.New(base.WithMaxIdleConnsPerHost(Concurrency))
+				defer baseRT.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+				c := &http.Client{Transport: s.build(baseRT)}
 				// Warm the pool so connection setup is not measured.
 				for range callers {
 					if err := loopbackCall(c, srv.URL); err != nil {
@@ -155,8 +155,8 @@ func TestLoopbackRatio(t *testing.T) {
 	srv := loopbackServer(t)
 	for _, callers := range []int{1, 64} {
 		for _, s := range loopbackStacks()[1:] {
-			bareBase := outbound.NewBaseTransport(outbound.WithMaxIdleConnsPerHost(Concurrency))
-			stackBase := outbound.NewBaseTransport(outbound.WithMaxIdleConnsPerHost(Concurrency))
+			bareBase := base.New(base.WithMaxIdleConnsPerHost(Concurrency))
+			stackBase := base.New(base.WithMaxIdleConnsPerHost(Concurrency))
 			bare := &http.Client{Transport: bareBase}
 			stack := &http.Client{Transport: s.build(stackBase)}
 			n := 400

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/outboundhttp/outbound"
+	"github.com/outboundhttp/outbound/transport/base"
 	"github.com/outboundhttp/outbound/transport/chaos"
 )
 
@@ -44,12 +45,12 @@ type overloadClient struct {
 }
 
 // onBase returns a client of the RoundTripper that wrap puts on a fresh
-// outbound.NewTransport (100 connections and 100 idle per host, as outbound's
+// base.New (100 connections and 100 idle per host, as outbound's
 // own), so every peer meets the upstream through the same pool as outbound.
 func onBase(wrap func(http.RoundTripper) http.RoundTripper) func() (*http.Client, func()) {
 	return func() (*http.Client, func()) {
-		base := outbound.NewBaseTransport()
-		return &http.Client{Transport: wrap(base)}, base.(interface{ CloseIdleConnections() }).CloseIdleConnections
+		baseRT := base.New()
+		return &http.Client{Transport: wrap(baseRT)}, baseRT.(interface{ CloseIdleConnections() }).CloseIdleConnections
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/outboundhttp/outbound"
+	"github.com/outboundhttp/outbound/transport/base"
 	"github.com/outboundhttp/outbound/transport/ratelimit"
 )
 
@@ -324,7 +325,7 @@ func TestHostileCloseMidBody(t *testing.T) {
 
 // TestHostileTrickle: a body that trickles one byte at a time is read to the
 // end when bytes keep coming within the idle timeout; fails with
-// outbound.ErrBodyIdle when a gap exceeds it; and is cut off by the total
+// base.ErrBodyIdle when a gap exceeds it; and is cut off by the total
 // budget when it would never end.
 func TestHostileTrickle(t *testing.T) {
 	trickle := func(every time.Duration, n int) http.Handler {
@@ -367,7 +368,7 @@ func TestHostileTrickle(t *testing.T) {
 		cfg := testConfig()
 		cfg.BodyIdleTimeout = 100 * time.Millisecond
 		n, d, err := read(t, cfg, trickle(time.Second, 5))
-		if !errors.Is(err, outbound.ErrBodyIdle) || n != 1 || d > time.Second {
+		if !errors.Is(err, base.ErrBodyIdle) || n != 1 || d > time.Second {
 			t.Fatalf("read %d bytes, %v after %v; want 1 byte then ErrBodyIdle after ~100ms", n, err, d)
 		}
 	})
@@ -605,7 +606,7 @@ func TestHostileTLS(t *testing.T) {
 	cfg := testConfig()
 
 	t.Run("ok", func(t *testing.T) {
-		base := outbound.NewBaseTransport(outbound.WithTLSConfig(tlsCfg), outbound.WithTLSHandshakeTimeout(cfg.TLSHandshakeTimeout))
+		base := base.New(base.WithTLSConfig(tlsCfg), base.WithTLSHandshakeTimeout(cfg.TLSHandshakeTimeout))
 		c := newClient(t, cfg, outbound.WithBase(base))
 		resp, _, err := get(context.Background(), c, srv.URL)
 		if err != nil {
@@ -636,7 +637,7 @@ func TestHostileTLS(t *testing.T) {
 			accepted.Add(1)
 			io.Copy(io.Discard, c) // read the ClientHello, answer nothing
 		})
-		base := outbound.NewBaseTransport(outbound.WithTLSConfig(tlsCfg), outbound.WithTLSHandshakeTimeout(cfg.TLSHandshakeTimeout))
+		base := base.New(base.WithTLSConfig(tlsCfg), base.WithTLSHandshakeTimeout(cfg.TLSHandshakeTimeout))
 		c := newClient(t, cfg, outbound.WithBase(base))
 		url := "https://" + strings.TrimPrefix(silent.URL(), "http://")
 		resp, d, err := get(context.Background(), c, url)

@@ -1,4 +1,4 @@
-package outbound
+package base
 
 import (
 	"errors"
@@ -24,13 +24,13 @@ func closeIdle(rt http.RoundTripper) {
 func TestNewTransportIsNewAndTuned(t *testing.T) {
 	def := http.DefaultTransport.(*http.Transport)
 	beforeHeader, beforeConns := def.ResponseHeaderTimeout, def.MaxConnsPerHost
-	rt := NewBaseTransport()
+	rt := New()
 	bt, ok := rt.(*baseTransport)
 	if !ok {
-		t.Fatalf("NewBaseTransport() = %T; want *baseTransport", rt)
+		t.Fatalf("New() = %T; want *baseTransport", rt)
 	}
 	if bt.t == http.DefaultTransport {
-		t.Fatal("NewTransport returned http.DefaultTransport")
+		t.Fatal("New returned http.DefaultTransport")
 	}
 	tr := bt.t
 	for _, c := range []struct {
@@ -63,7 +63,7 @@ func TestNewTransportIsNewAndTuned(t *testing.T) {
 }
 
 func TestNewTransportOptionsPanicOnNegative(t *testing.T) {
-	for name, f := range map[string]func(time.Duration) TransportOption{
+	for name, f := range map[string]func(time.Duration) Option{
 		"WithConnectTimeout":  WithConnectTimeout,
 		"WithWriteTimeout":    WithWriteTimeout,
 		"WithBodyIdleTimeout": WithBodyIdleTimeout,
@@ -82,17 +82,17 @@ func TestNewTransportOptionsPanicOnNegative(t *testing.T) {
 // The wrapper exists only for the timeouts it adds: with both off, the result
 // is the *http.Transport itself; with one on, only that one applies.
 func TestNewTransportWrapsOnlyForItsTimeouts(t *testing.T) {
-	if rt := NewBaseTransport(WithWriteTimeout(0), WithBodyIdleTimeout(0)); reflect.TypeOf(rt) != reflect.TypeOf(&http.Transport{}) {
-		t.Errorf("both timeouts off: NewBaseTransport() = %T; want *http.Transport", rt)
+	if rt := New(WithWriteTimeout(0), WithBodyIdleTimeout(0)); reflect.TypeOf(rt) != reflect.TypeOf(&http.Transport{}) {
+		t.Errorf("both timeouts off: New() = %T; want *http.Transport", rt)
 	}
 	for _, c := range []struct {
-		opts            []TransportOption
+		opts            []Option
 		write, bodyIdle time.Duration
 	}{
-		{[]TransportOption{WithBodyIdleTimeout(0)}, DefaultWriteTimeout, 0},
-		{[]TransportOption{WithWriteTimeout(0)}, 0, DefaultBodyIdleTimeout},
+		{[]Option{WithBodyIdleTimeout(0)}, DefaultWriteTimeout, 0},
+		{[]Option{WithWriteTimeout(0)}, 0, DefaultBodyIdleTimeout},
 	} {
-		bt, ok := NewTransport(c.opts...).(*baseTransport)
+		bt, ok := New(c.opts...).(*baseTransport)
 		if !ok || bt.write != c.write || bt.bodyIdle != c.bodyIdle {
 			t.Errorf("got %#v; want a *baseTransport with write %v, bodyIdle %v", bt, c.write, c.bodyIdle)
 		}
@@ -101,7 +101,7 @@ func TestNewTransportWrapsOnlyForItsTimeouts(t *testing.T) {
 	// Write timeout on, body idle off: the response body is not an idleTimeoutBody.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(w, r.Body) }))
 	defer srv.Close()
-	rt := NewBaseTransport(WithBodyIdleTimeout(0))
+	rt := New(WithBodyIdleTimeout(0))
 	defer closeIdle(rt)
 	req, _ := http.NewRequest("POST", srv.URL, strings.NewReader("hi"))
 	resp, err := rt.RoundTrip(req)
@@ -149,7 +149,7 @@ func TestResponseHeaderTimeout(t *testing.T) {
 		mu.Unlock()
 	}()
 
-	rt := NewBaseTransport(WithResponseHeaderTimeout(100 * time.Millisecond))
+	rt := New(WithResponseHeaderTimeout(100 * time.Millisecond))
 	defer closeIdle(rt)
 	req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+"/", nil)
 	start := time.Now()
@@ -185,7 +185,7 @@ func TestBodyIdleTimeoutStall(t *testing.T) {
 	defer srv.Close()
 	defer close(release)
 
-	rt := NewBaseTransport(WithBodyIdleTimeout(100 * time.Millisecond))
+	rt := New(WithBodyIdleTimeout(100 * time.Millisecond))
 	defer closeIdle(rt)
 	req, _ := http.NewRequest("GET", srv.URL, nil)
 	resp, err := rt.RoundTrip(req)
@@ -222,7 +222,7 @@ func TestBodyIdleTimeoutTrickleNotCut(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	rt := NewBaseTransport(WithBodyIdleTimeout(200 * time.Millisecond))
+	rt := New(WithBodyIdleTimeout(200 * time.Millisecond))
 	defer closeIdle(rt)
 	req, _ := http.NewRequest("GET", srv.URL, nil)
 	start := time.Now()
@@ -245,7 +245,7 @@ func TestBodyIdleTimeoutIgnoresCallerPauses(t *testing.T) {
 		w.Write(make([]byte, 100))
 	}))
 	defer srv.Close()
-	rt := NewBaseTransport(WithBodyIdleTimeout(20 * time.Millisecond))
+	rt := New(WithBodyIdleTimeout(20 * time.Millisecond))
 	defer closeIdle(rt)
 	req, _ := http.NewRequest("GET", srv.URL, nil)
 	resp, err := rt.RoundTrip(req)
@@ -277,7 +277,7 @@ func TestCloseIdleConnectionsReachesBase(t *testing.T) {
 	srv.Start()
 	defer srv.Close()
 	// http.Client.CloseIdleConnections calls the transport's method if it has one.
-	client := &http.Client{Transport: NewBaseTransport()}
+	client := &http.Client{Transport: New()}
 	get := func() {
 		resp, err := client.Get(srv.URL)
 		if err != nil {

@@ -1,4 +1,4 @@
-package outbound
+package base
 
 import (
 	"bufio"
@@ -54,11 +54,11 @@ func (r *pacedReader) Read(p []byte) (int, error) {
 
 // startServer starts h over HTTP/1.1, or over HTTP/2 with TLS, and returns the
 // options a transport needs to reach it. The server is closed at cleanup.
-func startServer(t *testing.T, h2 bool, h http.HandlerFunc) (*httptest.Server, []TransportOption) {
+func startServer(t *testing.T, h2 bool, h http.HandlerFunc) (*httptest.Server, []Option) {
 	return startServerWith(t, h2, h, nil)
 }
 
-func startServerWith(t *testing.T, h2 bool, h http.HandlerFunc, configure func(*httptest.Server)) (*httptest.Server, []TransportOption) {
+func startServerWith(t *testing.T, h2 bool, h http.HandlerFunc, configure func(*httptest.Server)) (*httptest.Server, []Option) {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(h)
 	if configure != nil {
@@ -71,12 +71,12 @@ func startServerWith(t *testing.T, h2 bool, h http.HandlerFunc, configure func(*
 	}
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
-	return srv, []TransportOption{WithTLSConfig(srv.Client().Transport.(*http.Transport).TLSClientConfig)}
+	return srv, []Option{WithTLSConfig(srv.Client().Transport.(*http.Transport).TLSClientConfig)}
 }
 
 // sentRequest returns an option that records the request the *http.Transport
 // was given (its Proxy function sees it), and a function that returns it.
-func sentRequest() (TransportOption, func() *http.Request) {
+func sentRequest() (Option, func() *http.Request) {
 	var seen atomic.Pointer[http.Request]
 	opt := WithProxy(func(r *http.Request) (*url.URL, error) {
 		seen.Store(r)
@@ -115,7 +115,7 @@ func TestWriteTimeoutStalledUpload(t *testing.T) {
 		t.Cleanup(func() { close(release) }) // before srv.Close, which waits for the handler
 		record, sent := sentRequest()
 		const d = 200 * time.Millisecond
-		rt := NewBaseTransport(append(opts, record, WithWriteTimeout(d))...)
+		rt := New(append(opts, record, WithWriteTimeout(d))...)
 		t.Cleanup(func() { closeIdle(rt) })
 
 		// A bound far above the write timeout, so a failure cannot hang the test.
@@ -159,7 +159,7 @@ func TestWriteTimeoutStalledUpload(t *testing.T) {
 // windows, a blocked write waits until about half a buffer or window has been
 // drained — as across real networks, which is why the default write timeout
 // is seconds, not milliseconds.
-func smallBuffers() (func(*httptest.Server), TransportOption) {
+func smallBuffers() (func(*httptest.Server), Option) {
 	const size = 64 << 10
 	server := func(srv *httptest.Server) {
 		srv.Config.HTTP2 = &http.HTTP2Config{MaxReceiveBufferPerConnection: size, MaxReceiveBufferPerStream: size}
@@ -211,9 +211,9 @@ func TestWriteTimeoutProgressNotCut(t *testing.T) {
 			t.Parallel()
 			forEachProto(t, func(t *testing.T, h2 bool) {
 				var configure func(*httptest.Server)
-				var opts []TransportOption
+				var opts []Option
 				if c.small {
-					var client TransportOption
+					var client Option
 					configure, client = smallBuffers()
 					opts = append(opts, client)
 				}
@@ -232,7 +232,7 @@ func TestWriteTimeoutProgressNotCut(t *testing.T) {
 					}
 					fmt.Fprint(w, n)
 				}, configure)
-				rt := NewBaseTransport(append(append(opts, srvOpts...), WithWriteTimeout(d))...)
+				rt := New(append(append(opts, srvOpts...), WithWriteTimeout(d))...)
 				t.Cleanup(func() { closeIdle(rt) })
 				req, _ := http.NewRequest("PUT", srv.URL, c.body())
 				start := time.Now()
@@ -273,7 +273,7 @@ func TestWriteTimeoutReleasedWhenBodyDone(t *testing.T) {
 					}
 				})
 				record, sent := sentRequest()
-				rt := NewBaseTransport(append(opts, record, WithWriteTimeout(100*time.Millisecond))...)
+				rt := New(append(opts, record, WithWriteTimeout(100*time.Millisecond))...)
 				t.Cleanup(func() { closeIdle(rt) })
 				req, _ := http.NewRequest("POST", srv.URL, strings.NewReader("hello"))
 				resp, err := rt.RoundTrip(req)
@@ -306,7 +306,7 @@ func TestWriteTimeoutReleasedWhenBodyDone(t *testing.T) {
 func TestWriteTimeoutLeavesCallerRequest(t *testing.T) {
 	srv, _ := startServer(t, false, func(w http.ResponseWriter, r *http.Request) { io.Copy(w, r.Body) })
 	record, sent := sentRequest()
-	rt := NewBaseTransport(record, WithWriteTimeout(time.Second))
+	rt := New(record, WithWriteTimeout(time.Second))
 	defer closeIdle(rt)
 	type key struct{}
 	ctx := context.WithValue(context.Background(), key{}, 1)
@@ -333,7 +333,7 @@ func TestWriteTimeoutLeavesCallerRequest(t *testing.T) {
 func TestWriteTimeoutNoBody(t *testing.T) {
 	srv, _ := startServer(t, false, func(w http.ResponseWriter, r *http.Request) {})
 	record, sent := sentRequest()
-	rt := NewBaseTransport(record, WithWriteTimeout(time.Second))
+	rt := New(record, WithWriteTimeout(time.Second))
 	defer closeIdle(rt)
 	for _, b := range []io.Reader{nil, http.NoBody} {
 		req, _ := http.NewRequest("POST", srv.URL, b)
@@ -361,7 +361,7 @@ func TestWriteTimeoutBodyReadError(t *testing.T) {
 	errBoom := errors.New("boom")
 	forEachProto(t, func(t *testing.T, h2 bool) {
 		srv, opts := startServer(t, h2, func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) })
-		rt := NewBaseTransport(append(opts, WithWriteTimeout(100*time.Millisecond))...)
+		rt := New(append(opts, WithWriteTimeout(100*time.Millisecond))...)
 		t.Cleanup(func() { closeIdle(rt) })
 		req, _ := http.NewRequest("PUT", srv.URL, io.MultiReader(strings.NewReader("partial"), iotestErrReader{errBoom}))
 		resp, err := rt.RoundTrip(req)
@@ -442,7 +442,7 @@ func TestWriteTimeoutRewoundBody(t *testing.T) {
 	}()
 
 	const d = 200 * time.Millisecond
-	rt := NewBaseTransport(WithWriteTimeout(d))
+	rt := New(WithWriteTimeout(d))
 	defer closeIdle(rt)
 	url := "http://" + ln.Addr().String() + "/"
 	resp, err := rt.RoundTrip(httptestGet(t, url))
@@ -565,7 +565,7 @@ func TestWriteTimeoutKeepsSwitchingProtocolsWriter(t *testing.T) {
 		brw.Flush()
 		io.Copy(c, brw) // echo until the client closes
 	})
-	rt := NewBaseTransport(WithWriteTimeout(time.Second))
+	rt := New(WithWriteTimeout(time.Second))
 	defer closeIdle(rt)
 	req, _ := http.NewRequest("POST", srv.URL, strings.NewReader("hello"))
 	req.Header.Set("Connection", "Upgrade")

@@ -1,4 +1,4 @@
-package outbound
+package base
 
 import (
 	"context"
@@ -25,9 +25,9 @@ type writeTimeoutError struct{ d time.Duration }
 
 func (e writeTimeoutError) Error() string {
 	if e.d <= 0 {
-		return "outbound: request body write timeout"
+		return "base: request body write timeout"
 	}
-	return "outbound: request body write timeout: no progress for " + e.d.String()
+	return "base: request body write timeout: no progress for " + e.d.String()
 }
 
 func (writeTimeoutError) Timeout() bool   { return true }
