@@ -175,3 +175,60 @@ func TestKeepRefusesLongBody(t *testing.T) {
 		t.Fatal("the long body was not closed")
 	}
 }
+
+func TestChecked(t *testing.T) {
+	boom := errors.New("boom")
+	t.Run("response and error", func(t *testing.T) {
+		b := &rc{Reader: strings.NewReader("x")}
+		resp, err := Checked(&http.Response{StatusCode: 200, Body: b}, boom, "layer")
+		if resp != nil || err != boom {
+			t.Fatalf("got (%v, %v); want (nil, boom)", resp, err)
+		}
+		if b.closed != 1 {
+			t.Errorf("dropped body closed %d times; want 1", b.closed)
+		}
+	})
+	t.Run("response with nil body and error", func(t *testing.T) {
+		resp, err := Checked(&http.Response{StatusCode: 200}, boom, "layer")
+		if resp != nil || err != boom {
+			t.Fatalf("got (%v, %v); want (nil, boom)", resp, err)
+		}
+	})
+	t.Run("error alone", func(t *testing.T) {
+		if resp, err := Checked(nil, boom, "layer"); resp != nil || err != boom {
+			t.Fatalf("got (%v, %v); want (nil, boom)", resp, err)
+		}
+	})
+	t.Run("nil and nil", func(t *testing.T) {
+		resp, err := Checked(nil, nil, "retry")
+		if resp != nil || !errors.Is(err, ErrNilResponse) {
+			t.Fatalf("got (%v, %v); want (nil, ErrNilResponse)", resp, err)
+		}
+		if got, want := err.Error(), "retry: next RoundTripper returned a nil response and a nil error"; got != want {
+			t.Errorf("message %q; want %q", got, want)
+		}
+	})
+	t.Run("nil body", func(t *testing.T) {
+		resp, err := Checked(&http.Response{StatusCode: 204}, nil, "layer")
+		if err != nil || resp == nil || resp.Body != http.NoBody {
+			t.Fatalf("got (%v, %v); want a response with http.NoBody", resp, err)
+		}
+	})
+	t.Run("good response unchanged", func(t *testing.T) {
+		b := &rwc{rc{Reader: strings.NewReader("x")}}
+		in := &http.Response{StatusCode: 101, Body: b}
+		resp, err := Checked(in, nil, "layer")
+		if err != nil || resp != in || resp.Body != io.ReadCloser(b) {
+			t.Fatalf("got (%v, %v); want the response and body unchanged", resp, err)
+		}
+		if b.closed != 0 {
+			t.Error("body of a good response closed")
+		}
+	})
+	t.Run("no allocation on the good path", func(t *testing.T) {
+		resp := &http.Response{StatusCode: 200, Body: http.NoBody}
+		if n := testing.AllocsPerRun(100, func() { Checked(resp, nil, "layer") }); n != 0 {
+			t.Errorf("%v allocations; want 0", n)
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/reqheader"
 )
 
@@ -78,14 +79,19 @@ func newPropagate(next http.RoundTripper, cfg config) *DeadlineTransport {
 func (p *DeadlineTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	dl, ok := req.Context().Deadline()
 	if !ok {
-		return p.next.RoundTrip(req)
+		return p.send(req)
 	}
 	if _, set := req.Header[p.header]; set {
-		return p.next.RoundTrip(req)
+		return p.send(req)
 	}
 	// Milliseconds() truncates, which only rounds the sent budget down.
 	ms := max((dl.Sub(p.now()) - p.margin).Milliseconds(), 0)
-	return p.next.RoundTrip(reqheader.With(req, req.Context(), p.header, strconv.FormatInt(ms, 10)))
+	return p.send(reqheader.With(req, req.Context(), p.header, strconv.FormatInt(ms, 10)))
+}
+
+func (p *DeadlineTransport) send(req *http.Request) (*http.Response, error) {
+	resp, err := p.next.RoundTrip(req)
+	return body.Checked(resp, err, "budget")
 }
 
 // CloseIdleConnections forwards to the wrapped RoundTripper when it has the method.

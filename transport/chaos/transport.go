@@ -90,7 +90,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch {
 	case d.answer == nil:
 		var err error
-		if resp, err = t.next.RoundTrip(req); err != nil {
+		if resp, err = t.send(req); err != nil {
 			return nil, err
 		}
 	case d.answer.Kind.answersStatus():
@@ -98,7 +98,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp = statusResponse(req, d.answer)
 	default: // KindReset, KindHang
 		if d.answer.Delivered {
-			r, err := t.next.RoundTrip(req)
+			r, err := t.send(req)
 			if err != nil {
 				return nil, err
 			}
@@ -117,6 +117,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp.Body = newSlowBody(ctx, resp.Body, d.body, t.clock)
 	}
 	return resp, nil
+}
+
+func (t *Transport) send(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	return body.Checked(resp, err, "chaos")
 }
 
 // statusResponse synthesizes the answer of a KindStatus fault, shaped like

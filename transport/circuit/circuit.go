@@ -194,6 +194,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}()
 	resp, err := t.next.RoundTrip(req)
 	reported = true
+	resp, err = body.Checked(resp, err, "circuit")
 	done(t.outcome(req, resp, err))
 	return resp, err
 }
@@ -214,9 +215,9 @@ func (t *Transport) outcome(req *http.Request, resp *http.Response, err error) e
 		// open the breaker on a healthy upstream during a burst.
 		return errExcluded
 	}
-	if resp == nil && err == nil {
-		// A broken next RoundTripper; net/http will report it. Count it
-		// against the upstream path rather than as a success.
+	if errors.Is(err, body.ErrNilResponse) {
+		// A broken next RoundTripper: count it against the upstream path,
+		// whatever WithFailure says of errors.
 		return errFailure
 	}
 	if t.cfg.isFailure(resp, err) {

@@ -24,6 +24,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/outboundhttp/outbound/internal/body"
 )
 
 // ErrToken is matched by the error returned when the token source fails.
@@ -116,21 +118,17 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.token != nil && req.Header.Get("Authorization") == "" && sameHostAsOriginal(req) {
 		tok, err := t.token(req.Context())
 		if err != nil {
-			if req.Body != nil {
-				req.Body.Close()
-			}
+			body.CloseRequest(req)
 			return nil, fmt.Errorf("%w: %w", ErrToken, err)
 		}
 		if tok == "" || !httpguts.ValidHeaderFieldValue(tok) {
-			if req.Body != nil {
-				req.Body.Close()
-			}
+			body.CloseRequest(req)
 			return nil, fmt.Errorf("%w: token is empty or not a valid header value", ErrToken)
 		}
 		auth = "Bearer " + tok
 	}
 	if missing == 0 && auth == "" {
-		return t.next.RoundTrip(req)
+		return t.send(req)
 	}
 	// Copy the header map only; the rest of the request is shared, as
 	// net/http's own RoundTrippers do for header-only changes.
@@ -151,7 +149,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if auth != "" {
 		r2.Header["Authorization"] = []string{auth}
 	}
-	return t.next.RoundTrip(r2)
+	return t.send(r2)
+}
+
+func (t *Transport) send(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	return body.Checked(resp, err, "header")
 }
 
 // CloseIdleConnections forwards to the next RoundTripper when it has the method.

@@ -25,7 +25,6 @@ package ratelimit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"sync/atomic"
@@ -148,17 +147,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}()
 	}
 	resp, err := t.next.RoundTrip(req)
-	if err == nil && resp == nil {
-		err = errors.New("ratelimit: next RoundTripper returned a nil response and a nil error")
-	}
+	resp, err = body.Checked(resp, err, "ratelimit")
 	if st.adaptive != nil {
 		rtt = t.cfg.now().Sub(start)
 		seen = classify(ctx, resp, err)
 	}
 	if err != nil {
-		if resp != nil && resp.Body != nil {
-			resp.Body.Close() // a next that broke the contract: keep ours
-		}
 		return nil, err
 	}
 	if (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) && t.cfg.maxPushback > 0 {
@@ -167,8 +161,6 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if tracked {
 		handedOff = true
 		body.OnDone(resp, func() { t.done(ctx, key, st, start, rtt, seen) })
-	} else if resp.Body == nil {
-		resp.Body = http.NoBody
 	}
 	return resp, nil
 }

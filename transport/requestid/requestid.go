@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/callctx"
 	"github.com/outboundhttp/outbound/internal/reqheader"
 )
@@ -90,10 +91,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			ctx = callctx.WithRequestID(ctx, id)
 			t.span(ctx, id)
 			// Only the context changes, so a shallow copy is enough.
-			return t.next.RoundTrip(req.WithContext(ctx))
+			return t.send(req.WithContext(ctx))
 		}
 		t.span(ctx, id)
-		return t.next.RoundTrip(req)
+		return t.send(req)
 	}
 
 	if inCtx {
@@ -103,7 +104,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		ctx = callctx.WithRequestID(ctx, id)
 	}
 	t.span(ctx, id)
-	return t.next.RoundTrip(reqheader.With(req, ctx, t.cfg.header, id))
+	return t.send(reqheader.With(req, ctx, t.cfg.header, id))
+}
+
+func (t *Transport) send(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	return body.Checked(resp, err, "requestid")
 }
 
 // CloseIdleConnections forwards to the wrapped RoundTripper when it has the method.

@@ -266,19 +266,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 
 		resp, err := t.next.RoundTrip(areq)
-		// Defend against RoundTrippers that break the contract, as net/http's
-		// Client.send does.
-		if err != nil && resp != nil {
-			if resp.Body != nil {
-				resp.Body.Close()
-			}
-			resp = nil
-		} else if err == nil && resp == nil {
-			err = errors.New("retry: RoundTripper returned a nil *Response with a nil error")
-		}
-		if resp != nil && resp.Body == nil {
-			resp.Body = http.NoBody
-		}
+		resp, err = body.Checked(resp, err, "retry")
 
 		retryable, unsent := t.retryable(ctx, actx, resp, err)
 		if kept != nil && err != nil && isLocalRefusal(err) && ctx.Err() == nil {

@@ -79,22 +79,16 @@ func (t *AttemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		t.ins.inFlight.Add(ctx, 1, set)
 	}
 	resp, err := t.otel.RoundTrip(req)
-	if err != nil && resp != nil {
-		// otelhttp passes both through when the transport below breaks the
-		// RoundTripper contract; net/http's client ignores the response then,
-		// and so do we, closing its body.
-		if resp.Body != nil {
-			resp.Body.Close()
-		}
-		resp = nil
-	}
+	// otelhttp passes a response and an error both through when the
+	// transport below breaks the RoundTripper contract.
+	resp, err = body.Checked(resp, err, "tracing")
 	if set == nil {
 		return resp, err
 	}
 	done := func() { t.ins.inFlight.Add(ctx, -1, set) }
-	if err != nil || resp == nil {
+	if err != nil {
 		done()
-		return resp, err
+		return nil, err
 	}
 	body.OnDone(resp, done)
 	return resp, nil

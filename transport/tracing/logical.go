@@ -100,7 +100,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if !trace.SpanContextFromContext(req.Context()).Equal(span.SpanContext()) {
 			req = req.WithContext(ctx)
 		}
-		return t.next.RoundTrip(req)
+		resp, err := t.next.RoundTrip(req)
+		return body.Checked(resp, err, "tracing")
 	}
 	c := &call{span: span, ins: t.ins, server: serverAddr(req), method: methodAttr(req.Method)}
 	if span.IsRecording() {
@@ -121,17 +122,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx = callctx.WithRecorder(context.WithValue(ctx, callKey{}, c), c)
 
 	resp, err := t.next.RoundTrip(req.WithContext(ctx))
-	if err != nil && resp != nil {
-		// A RoundTripper must not return both; net/http's client ignores
-		// the response in that case, and so do we, closing its body.
-		if resp.Body != nil {
-			resp.Body.Close()
-		}
-		resp = nil
-	}
-	if err == nil && resp == nil {
-		err = fmt.Errorf("tracing: %T returned a nil response and a nil error", t.next)
-	}
+	resp, err = body.Checked(resp, err, "tracing")
 
 	code := 0
 	if err == nil {
