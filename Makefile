@@ -1,7 +1,10 @@
 # outbound — build, test and measure.
 # `make test` is what CI runs (.ci/run): it installs and starts what the tests
 # need (a loopback redis-server for transport/ratelimit/redisrate), runs every
-# test with the race detector, and stops what it started.
+# test of every module but bench/ with the race detector (scripts/each-module.sh:
+# the root module, cmd/outbound-chaos, examples, transport/ratelimit/redisrate,
+# transport/tracing/otelsetup), stops what it started, and checks the module
+# graph an importer of outbound gets (scripts/check-module-graph.sh).
 
 GO            ?= go
 STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -14,7 +17,8 @@ FUZZTIME      ?= 10s
 all: lint test
 
 test:
-	@bash scripts/with-redis.sh $(REDIS_PORT) $(GO) test -race -count=1 -timeout 10m ./...
+	@bash scripts/with-redis.sh $(REDIS_PORT) bash scripts/each-module.sh -x bench $(GO) test -race -count=1 -timeout 10m ./...
+	@bash scripts/check-module-graph.sh
 
 demo:
 	@if [ -d cmd/outbound-chaos ]; then cd cmd/outbound-chaos && $(GO) run .; else $(GO) test -count=1 -run Example -v ./... | grep -E '^(=== RUN|--- |ok|FAIL)'; fi
@@ -24,8 +28,9 @@ bench:
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
-	$(GO) run $(STATICCHECK) ./...
+	@bash scripts/each-module.sh $(GO) vet ./...
+	@bash scripts/each-module.sh $(GO) run $(STATICCHECK) ./...
+	@bash scripts/each-module.sh $(GO) mod tidy -diff
 
 fuzz:
 	@bash scripts/fuzz.sh $(FUZZTIME)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Usage: fuzz.sh [FUZZTIME] — runs every Fuzz target in the module (bench/ is
-# its own module and has none) for FUZZTIME each (default 10s), one at a time:
+# Usage: fuzz.sh [FUZZTIME] — runs every Fuzz target in the root module (the
+# other modules, bench/, cmd/outbound-chaos, examples/, redisrate and otelsetup,
+# have none) for FUZZTIME each (default 10s), one at a time:
 # `go test -fuzz` takes one target of one package per run. A failing input is
 # written by go test under the package's testdata/fuzz/<Target>/; commit it, so
 # the plain `go test` (make test) replays it as a regression case from then on.
