@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/outboundhttp/outbound/internal/refusal"
 )
 
 // ErrExhausted is matched (errors.Is) by every error that says the time budget
@@ -72,6 +74,8 @@ func (e *ExhaustedError) Unwrap() error { return e.Err }
 // deadline is not a local refusal (it was sent), though retrying it is
 // pointless too, as the context is done.
 func (e *ExhaustedError) LocalRefusal() bool { return e.Refused }
+
+var _ refusal.Local = (*ExhaustedError)(nil)
 
 // Timeout reports true, as net.Error does for deadlines, so code that checks
 // for timeouts classifies an exhausted budget as one.

@@ -43,6 +43,7 @@ import (
 	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/callctx"
 	"github.com/outboundhttp/outbound/internal/keyed"
+	"github.com/outboundhttp/outbound/internal/refusal"
 	"github.com/outboundhttp/outbound/internal/upstream"
 )
 
@@ -208,7 +209,7 @@ func (t *Transport) outcome(req *http.Request, resp *http.Response, err error) e
 		// this layer, marked by its cause, is the upstream being slow.
 		return errExcluded
 	}
-	if err != nil && isLocalRefusal(err) {
+	if err != nil && refusal.IsLocal(err) {
 		// A layer below refused to send (a rate or concurrency limit, server
 		// pushback, an exhausted budget): the upstream was not even asked,
 		// so the attempt says nothing about its health. Counting it would
@@ -253,11 +254,4 @@ func (t *Transport) keyFor(req *http.Request) string {
 		return t.cfg.key(req)
 	}
 	return t.keys.Key(req)
-}
-
-// isLocalRefusal is apart so that its errors.As target is only allocated for
-// an error, not on every successful attempt.
-func isLocalRefusal(err error) bool {
-	var refusal interface{ LocalRefusal() bool }
-	return errors.As(err, &refusal) && refusal.LocalRefusal()
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strconv"
 	"time"
+
+	"github.com/outboundhttp/outbound/internal/refusal"
 )
 
 // ErrOpen is matched (errors.Is) by every error with which the Transport
@@ -43,3 +45,5 @@ func (e *OpenError) Unwrap() error { return ErrOpen }
 // package never retries such an error, so an open breaker does not become a
 // retry loop against itself.
 func (e *OpenError) LocalRefusal() bool { return true }
+
+var _ refusal.Local = (*OpenError)(nil)

@@ -3,6 +3,8 @@ package ratelimit
 import (
 	"errors"
 	"time"
+
+	"github.com/outboundhttp/outbound/internal/refusal"
 )
 
 // ErrLimited is matched (errors.Is) by every error with which the Transport
@@ -85,3 +87,5 @@ func (e *LimitError) Unwrap() error { return e.Err }
 // LocalRefusal reports true: the request was refused by this process, not by
 // the upstream, so retrying it at once cannot help.
 func (e *LimitError) LocalRefusal() bool { return true }
+
+var _ refusal.Local = (*LimitError)(nil)

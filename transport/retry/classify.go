@@ -11,16 +11,6 @@ import (
 	"syscall"
 )
 
-// localRefusal is implemented by errors with which a layer refused to send a
-// request (open circuit, rate-limit refusal, spent time budget). Retrying them
-// would only ask the same layer again and add load where it was shed.
-type localRefusal interface{ LocalRefusal() bool }
-
-func isLocalRefusal(err error) bool {
-	var lr localRefusal
-	return errors.As(err, &lr) && lr.LocalRefusal()
-}
-
 // statusReason returns the low-cardinality reason for a response status.
 func statusReason(code int) string {
 	switch code {

@@ -36,6 +36,7 @@ import (
 	"github.com/outboundhttp/outbound/internal/callctx"
 	"github.com/outboundhttp/outbound/internal/keyed"
 	"github.com/outboundhttp/outbound/internal/pushback"
+	"github.com/outboundhttp/outbound/internal/refusal"
 	"github.com/outboundhttp/outbound/internal/upstream"
 )
 
@@ -269,7 +270,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err = body.Checked(resp, err, "retry")
 
 		retryable, unsent := t.retryable(ctx, actx, resp, err)
-		if kept != nil && err != nil && isLocalRefusal(err) && ctx.Err() == nil {
+		if kept != nil && err != nil && refusal.IsLocal(err) && ctx.Err() == nil {
 			if cancel != nil {
 				cancel()
 			}
@@ -377,7 +378,7 @@ func (t *Transport) retryable(ctx, actx context.Context, resp *http.Response, er
 	if ctx.Err() != nil {
 		return false, false // never after the caller gave up
 	}
-	if err != nil && isLocalRefusal(err) {
+	if err != nil && refusal.IsLocal(err) {
 		return false, false // a layer below shed this request on purpose
 	}
 	if err != nil {

@@ -227,8 +227,8 @@ func TestErrorClasses(t *testing.T) {
 		{"headers too large", errors.New("net/http: HTTP/1.x transport connection broken: net/http: server response headers exceeded 1048576 bytes; aborted"), 1, "", nil},
 		{"malformed response", errors.New(`net/http: HTTP/1.x transport connection broken: malformed HTTP response "garbage"`), 1, "", nil},
 		{"bad framing", errors.New(`net/http: HTTP/1.x transport connection broken: http: message cannot contain multiple Content-Length headers; got ["5" "6"]`), 1, "", nil},
-		{"local refusal", refusal{}, 1, "", nil},
-		{"wrapped local refusal", fmt.Errorf("circuit: %w", refusal{}), 1, "", nil},
+		{"local refusal", openCircuit{}, 1, "", nil},
+		{"wrapped local refusal", fmt.Errorf("circuit: %w", openCircuit{}), 1, "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -264,10 +264,10 @@ func TestErrorClasses(t *testing.T) {
 	}
 }
 
-type refusal struct{}
+type openCircuit struct{}
 
-func (refusal) Error() string      { return "circuit: open" }
-func (refusal) LocalRefusal() bool { return true }
+func (openCircuit) Error() string      { return "circuit: open" }
+func (openCircuit) LocalRefusal() bool { return true }
 
 func TestErrorTimeoutFlag(t *testing.T) {
 	e := &Error{Attempts: 2, Err: &net.OpError{Op: "read", Err: os.ErrDeadlineExceeded}, Stop: ErrAttempts}
@@ -791,7 +791,7 @@ func TestRetryablehttpPolicies(t *testing.T) {
 	})
 	t.Run("LocalRefusal still not retried", func(t *testing.T) {
 		n := 0
-		base := roundTripFunc(func(*http.Request) (*http.Response, error) { n++; return nil, refusal{} })
+		base := roundTripFunc(func(*http.Request) (*http.Response, error) { n++; return nil, openCircuit{} })
 		rt := NewTransport(base, newFakeClock().option(), WithCheckRetry(retryablehttp.DefaultRetryPolicy))
 		if _, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil)); err == nil || n != 1 {
 			t.Errorf("attempts %d err %v; want 1 and an error", n, err)
