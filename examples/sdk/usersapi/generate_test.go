@@ -66,9 +66,9 @@ func TestGeneratedUpToDate(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	// The tool is pinned in examples/go.mod; on a fresh machine the go command fetches
-	// it from the module proxy (the one network CI reaches), so the check runs
-	// in CI too and a stale generated file fails the build.
+	// The tool is pinned in examples/go.mod; on a fresh machine the go
+	// command fetches it from the module proxy (the one network CI reaches),
+	// so the check runs in CI too and a stale generated file fails the build.
 	env := os.Environ()
 	build := exec.CommandContext(ctx, goCmd, "tool", "-n", args[2])
 	if b, err := build.CombinedOutput(); err != nil {
