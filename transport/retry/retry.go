@@ -183,160 +183,233 @@ func (s *bodySource) next() (io.ReadCloser, bool) {
 // returns. req is never modified: the first attempt sends req itself when
 // this layer has nothing to change, every other attempt a copy whose context
 // carries the attempt number (Attempt reads 0 when none is carried).
+//
+// The steps, in the order a request meets them: admit (idempotency, body
+// source, retry budget), then per attempt: send, decide, and wait.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	c := &t.cfg
-	ctx := req.Context()
-
-	idempotent := c.methods[req.Method]
-	var idemKey string
-	if !idempotent {
-		if req.Header.Get(IdempotencyKeyHeader) != "" {
-			idempotent = true
-		} else if c.idemKey {
-			idemKey = `"` + uuid.NewString() + `"`
-			idempotent = true
+	var cl call // on the stack: a call is never shared beyond RoundTrip
+	if err := t.admit(req, &cl); err != nil {
+		return nil, err
+	}
+	attemptBody := cl.src.first
+	for n := 0; ; n++ {
+		a := cl.send(n, attemptBody)
+		if cl.kept != nil && a.err != nil && refusal.IsLocal(a.err) && cl.ctx.Err() == nil {
+			// A layer below refused this attempt: the caller gets the
+			// upstream's previous answer, as the contract promises.
+			a.release()
+			callctx.Emit(cl.ctx, callctx.Event{Kind: callctx.KindRetryRefused, Attempt: n, Reason: "refused_below", Key: cl.key})
+			return cl.kept, nil
+		}
+		cl.kept = nil
+		if !a.retryable {
+			return finish(a.resp, a.err, n, nil, a.cancel)
+		}
+		info, nextBody, stop := cl.decide(a)
+		cl.report(info, stop)
+		if stop != nil {
+			return finish(a.resp, a.err, n, stop, a.cancel)
+		}
+		attemptBody = nextBody
+		if err := cl.wait(a, info.Delay); err != nil {
+			if attemptBody != nil && attemptBody != cl.src.first {
+				attemptBody.Close()
+			}
+			return nil, &Error{Attempts: n + 1, Err: ctxErr(cl.ctx, err)}
 		}
 	}
+}
 
-	src, err := t.bodySource(req)
-	if err != nil {
-		return nil, &Error{Err: err}
-	}
-	var key string
-	var bud *retryBudget
-	if t.budgets != nil {
-		if c.keyFunc != nil {
-			key = c.keyFunc(req)
-		} else {
-			key = t.keys.Key(req)
-		}
-		bud = t.budgets.Get(key)
-		bud.request(c.now())
-	}
-
-	attemptBody := src.first
+// call is the state of one logical call across its attempts.
+type call struct {
+	t          *Transport
+	req        *http.Request
+	ctx        context.Context
+	idempotent bool
+	idemKey    string // the Idempotency-Key this layer adds to every attempt; "" for none
+	src        bodySource
+	key        string       // upstream key of the retry budget; "" when it is off
+	bud        *retryBudget // nil when the retry budget is off
 	// kept is the last retried response, held in memory (bounded) so that it
 	// can still be returned if the next attempt is refused by a layer below
 	// (an open breaker, a rate limit): the caller then gets the upstream's
-	// answer, as the contract promises, rather than the refusal.
-	var kept *http.Response
-	for n := 0; ; n++ {
-		actx := ctx
-		// An absent number reads as 0, so the first attempt needs none —
-		// unless an outer retry layer's number is in ctx, which must not show
-		// through as ours.
-		if n > 0 || callctx.Attempt(ctx) != 0 {
-			actx = callctx.WithAttempt(ctx, n)
-		}
-		var cancel context.CancelFunc
-		if c.attemptTO > 0 {
-			// The cause tells layers below (and this one) that the attempt ran
-			// out of its own time rather than the caller's; when the caller's
-			// deadline is sooner, the context keeps the caller's cause.
-			actx, cancel = context.WithTimeoutCause(actx, c.attemptTO, callctx.ErrAttemptTimeout)
-		}
-		// Each attempt is its own copy of the request, so the caller's request
-		// is never touched. Only when this layer changes headers does it pay for
-		// a deep copy (req.Clone); otherwise a shallow copy (req.WithContext)
-		// shares the caller's read-only header map, as net/http's own
-		// Client.send does.
-		var areq *http.Request
-		if idemKey == "" && c.attemptHeader == "" && actx == ctx && attemptBody == req.Body &&
-			src.length == req.ContentLength && !src.buffered {
-			areq = req // nothing to change: the caller's request, read-only
-		} else if idemKey == "" && c.attemptHeader == "" {
-			areq = req.WithContext(actx)
-		} else {
-			areq = req.Clone(actx)
-			if areq.Header == nil {
-				areq.Header = make(http.Header)
-			}
-			if idemKey != "" {
-				areq.Header.Set(IdempotencyKeyHeader, idemKey)
-			}
-			if c.attemptHeader != "" {
-				areq.Header.Set(c.attemptHeader, strconv.Itoa(n))
-			}
-		}
-		if areq != req {
-			areq.Body = attemptBody
-			areq.ContentLength = src.length
-			if src.buffered {
-				areq.GetBody = src.getBody // lets net/http rewind the buffer too
-			}
-		}
+	// answer rather than the refusal.
+	kept *http.Response
+}
 
-		resp, err := t.next.RoundTrip(areq)
-		resp, err = body.Checked(resp, err, "retry")
-
-		retryable, unsent := t.retryable(ctx, actx, resp, err)
-		if kept != nil && err != nil && refusal.IsLocal(err) && ctx.Err() == nil {
-			if cancel != nil {
-				cancel()
-			}
-			callctx.Emit(ctx, callctx.Event{Kind: callctx.KindRetryRefused, Attempt: n, Reason: "refused_below", Key: key})
-			return kept, nil
-		}
-		kept = nil
-		if !retryable {
-			return finish(resp, err, n, nil, cancel)
-		}
-
-		// The attempt failed in a way that may be retried: decide whether to.
-		now := c.now()
-		info := RetryInfo{Request: req, Attempt: n, Err: err, Reason: reason(actx, resp, err), Key: key}
-		if resp != nil {
-			info.StatusCode = resp.StatusCode
-		}
-		var stop error
-		switch {
-		case n+1 >= c.maxAttempts:
-			info.Refused, stop = "attempts", ErrAttempts
-		case !idempotent && !unsent:
-			info.Refused, stop = "not_idempotent", ErrNotIdempotent
-		case !src.rewindable:
-			info.Refused, stop = "body_not_rewindable", ErrBodyNotRewindable
-		}
-		if stop == nil {
-			info.Delay = t.delay(n, resp, now)
-			if dl, ok := ctx.Deadline(); ok && !now.Add(info.Delay+minAttemptTime).Before(dl) {
-				// Sleeping would outlive the caller: hand back what we have now
-				// (go-retryablehttp sleeps through the deadline instead).
-				info.Refused, stop = "deadline", ErrDeadline
-			} else if bud != nil && !bud.withdraw(now) {
-				info.Refused, stop = "budget", ErrBudget
-			} else if nextBody, ok := src.next(); !ok {
-				info.Refused, stop = "body_not_rewindable", ErrBodyNotRewindable
-			} else {
-				attemptBody = nextBody
-			}
-		}
-		if stop != nil {
-			info.Delay = 0
-			callctx.Emit(ctx, callctx.Event{Kind: callctx.KindRetryRefused, Attempt: n, Reason: info.Refused, Key: key})
-			if c.onRetry != nil {
-				c.onRetry(info)
-			}
-			return finish(resp, err, n, stop, cancel)
-		}
-		callctx.Emit(ctx, callctx.Event{Kind: callctx.KindRetry, Attempt: n + 1, Delay: info.Delay, Reason: info.Reason, Key: key})
-		if c.onRetry != nil {
-			c.onRetry(info)
-		}
-		if resp != nil && body.Keep(resp) {
-			// Read before the wait, so the connection goes back to the pool.
-			kept = resp
-		}
-		if cancel != nil {
-			cancel()
-		}
-		if err := c.sleep(ctx, info.Delay); err != nil {
-			if attemptBody != nil && attemptBody != src.first {
-				attemptBody.Close()
-			}
-			return nil, &Error{Attempts: n + 1, Err: ctxErr(ctx, err)}
+// admit prepares the call: whether it may be repeated (RFC 9110 §9.2.2, or an
+// Idempotency-Key), where each attempt's body comes from, and the request it
+// counts in the upstream's retry budget.
+func (t *Transport) admit(req *http.Request, cl *call) error {
+	c := &t.cfg
+	*cl = call{t: t, req: req, ctx: req.Context(), idempotent: c.methods[req.Method]}
+	if !cl.idempotent {
+		if req.Header.Get(IdempotencyKeyHeader) != "" {
+			cl.idempotent = true
+		} else if c.idemKey {
+			cl.idemKey = `"` + uuid.NewString() + `"`
+			cl.idempotent = true
 		}
 	}
+	src, err := t.bodySource(req)
+	if err != nil {
+		return &Error{Err: err}
+	}
+	cl.src = src
+	if t.budgets != nil {
+		if c.keyFunc != nil {
+			cl.key = c.keyFunc(req)
+		} else {
+			cl.key = t.keys.Key(req)
+		}
+		cl.bud = t.budgets.Get(cl.key)
+		cl.bud.request(c.now())
+	}
+	return nil
+}
+
+// attempt is the outcome of one attempt.
+type attempt struct {
+	n                 int
+	ctx               context.Context // the attempt's context
+	cancel            context.CancelFunc
+	resp              *http.Response
+	err               error
+	retryable, unsent bool
+}
+
+// release ends the attempt's own timer, if it has one.
+func (a *attempt) release() {
+	if a.cancel != nil {
+		a.cancel()
+	}
+}
+
+// send makes attempt n with body b and classifies its outcome.
+func (cl *call) send(n int, b io.ReadCloser) attempt {
+	a := attempt{n: n, ctx: cl.ctx}
+	a.ctx, a.cancel = cl.attemptContext(n)
+	areq := cl.attemptRequest(n, a.ctx, b)
+	resp, err := cl.t.next.RoundTrip(areq)
+	a.resp, a.err = body.Checked(resp, err, "retry")
+	a.retryable, a.unsent = cl.t.retryable(cl.ctx, a.ctx, a.resp, a.err)
+	return a
+}
+
+// attemptContext returns the context of attempt n: it carries the attempt
+// number and, with WithAttemptTimeout, the attempt's own deadline.
+func (cl *call) attemptContext(n int) (context.Context, context.CancelFunc) {
+	actx := cl.ctx
+	// An absent number reads as 0, so the first attempt needs none — unless
+	// an outer retry layer's number is in ctx, which must not show through as
+	// ours.
+	if n > 0 || callctx.Attempt(cl.ctx) != 0 {
+		actx = callctx.WithAttempt(cl.ctx, n)
+	}
+	if d := cl.t.cfg.attemptTO; d > 0 {
+		// The cause tells layers below (and this one) that the attempt ran
+		// out of its own time rather than the caller's; when the caller's
+		// deadline is sooner, the context keeps the caller's cause.
+		return context.WithTimeoutCause(actx, d, callctx.ErrAttemptTimeout)
+	}
+	return actx, nil
+}
+
+// attemptRequest returns the request of attempt n. Each attempt is its own
+// copy of the request, so the caller's request is never touched. Only when
+// this layer changes headers does it pay for a deep copy (req.Clone);
+// otherwise a shallow copy (req.WithContext) shares the caller's read-only
+// header map, as net/http's own Client.send does.
+func (cl *call) attemptRequest(n int, actx context.Context, b io.ReadCloser) *http.Request {
+	req, src, c := cl.req, &cl.src, &cl.t.cfg
+	changesHeaders := cl.idemKey != "" || c.attemptHeader != ""
+	if !changesHeaders && actx == cl.ctx && b == req.Body && src.length == req.ContentLength && !src.buffered {
+		return req // nothing to change: the caller's request, read-only
+	}
+	var areq *http.Request
+	if !changesHeaders {
+		areq = req.WithContext(actx)
+	} else {
+		areq = req.Clone(actx)
+		if areq.Header == nil {
+			areq.Header = make(http.Header)
+		}
+		if cl.idemKey != "" {
+			areq.Header.Set(IdempotencyKeyHeader, cl.idemKey)
+		}
+		if c.attemptHeader != "" {
+			areq.Header.Set(c.attemptHeader, strconv.Itoa(n))
+		}
+	}
+	areq.Body = b
+	areq.ContentLength = src.length
+	if src.buffered {
+		areq.GetBody = src.getBody // lets net/http rewind the buffer too
+	}
+	return areq
+}
+
+// decide says whether the retryable attempt a is retried: when, with which
+// body, or why not (stop is then the sentinel the caller's error matches).
+func (cl *call) decide(a attempt) (info RetryInfo, nextBody io.ReadCloser, stop error) {
+	c := &cl.t.cfg
+	now := c.now()
+	n := a.n
+	info = RetryInfo{Request: cl.req, Attempt: n, Err: a.err, Reason: reason(a.ctx, a.resp, a.err), Key: cl.key}
+	if a.resp != nil {
+		info.StatusCode = a.resp.StatusCode
+	}
+	switch {
+	case n+1 >= c.maxAttempts:
+		info.Refused, stop = "attempts", ErrAttempts
+	case !cl.idempotent && !a.unsent:
+		info.Refused, stop = "not_idempotent", ErrNotIdempotent
+	case !cl.src.rewindable:
+		info.Refused, stop = "body_not_rewindable", ErrBodyNotRewindable
+	}
+	if stop != nil {
+		return info, nil, stop
+	}
+	info.Delay = cl.t.delay(n, a.resp, now)
+	if dl, ok := cl.ctx.Deadline(); ok && !now.Add(info.Delay+minAttemptTime).Before(dl) {
+		// Sleeping would outlive the caller: hand back what we have now
+		// (go-retryablehttp sleeps through the deadline instead).
+		info.Delay = 0
+		info.Refused, stop = "deadline", ErrDeadline
+	} else if cl.bud != nil && !cl.bud.withdraw(now) {
+		info.Delay = 0
+		info.Refused, stop = "budget", ErrBudget
+	} else if b, ok := cl.src.next(); !ok {
+		info.Delay = 0
+		info.Refused, stop = "body_not_rewindable", ErrBodyNotRewindable
+	} else {
+		nextBody = b
+	}
+	return info, nextBody, stop
+}
+
+// report announces the decision: a call event for the tracing layers and the
+// WithOnRetry hook.
+func (cl *call) report(info RetryInfo, stop error) {
+	if stop != nil {
+		callctx.Emit(cl.ctx, callctx.Event{Kind: callctx.KindRetryRefused, Attempt: info.Attempt, Reason: info.Refused, Key: cl.key})
+	} else {
+		callctx.Emit(cl.ctx, callctx.Event{Kind: callctx.KindRetry, Attempt: info.Attempt + 1, Delay: info.Delay, Reason: info.Reason, Key: cl.key})
+	}
+	if cl.t.cfg.onRetry != nil {
+		cl.t.cfg.onRetry(info)
+	}
+}
+
+// wait holds on to what can still be returned of attempt a, releases the
+// rest, and sleeps d or until the caller gives up.
+func (cl *call) wait(a attempt, d time.Duration) error {
+	if a.resp != nil && body.Keep(a.resp) {
+		// Read before the wait, so the connection goes back to the pool.
+		cl.kept = a.resp
+	}
+	a.release()
+	return cl.t.cfg.sleep(cl.ctx, d)
 }
 
 // minAttemptTime is the least time worth starting another attempt with: a
