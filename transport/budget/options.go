@@ -5,6 +5,8 @@ import (
 	"net/textproto"
 	"strconv"
 	"time"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // Defaults.
@@ -107,7 +109,7 @@ func WithMinRemaining(d time.Duration) Option {
 // DefaultHeader, Request-Timeout-Ms). It panics if name is not a valid header
 // field name (RFC 9110 §5.6.2 token).
 func WithDeadlineHeader(name string) Option {
-	if !validToken(name) {
+	if !httpguts.ValidHeaderFieldName(name) {
 		panic("budget: WithDeadlineHeader(" + strconv.Quote(name) + "): not a valid header field name")
 	}
 	key := textproto.CanonicalMIMEHeaderKey(name)
@@ -138,24 +140,4 @@ func WithMaxInbound(d time.Duration) Option {
 // withClock replaces time.Now in tests, so no test sleeps to let time pass.
 func withClock(now func() time.Time) Option {
 	return optionFunc(func(c *config) { c.now = now })
-}
-
-// validToken reports whether s is an RFC 9110 §5.6.2 token.
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		default:
-			switch c {
-			case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
-			default:
-				return false
-			}
-		}
-	}
-	return true
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"golang.org/x/net/http/httpguts"
 )
 
 // DefaultHeader is the header that carries the request ID unless WithHeader
@@ -52,7 +53,7 @@ func newConfig(opts []Option) config {
 // WithHeader sets the header that carries the ID (default DefaultHeader). It
 // panics if name is not a valid header field name (RFC 9110 §5.1 token).
 func WithHeader(name string) Option {
-	if !validToken(name) {
+	if !httpguts.ValidHeaderFieldName(name) {
 		panic("requestid: WithHeader(" + strconv.Quote(name) + "): not a valid header field name")
 	}
 	key := textproto.CanonicalMIMEHeaderKey(name)
@@ -93,21 +94,4 @@ func UUIDv7() string {
 	// NewV7 fails only if the system random source fails, which since Go 1.24
 	// crashes the program inside crypto/rand instead.
 	return uuid.Must(uuid.NewV7()).String()
-}
-
-// validToken reports whether s is an RFC 9110 §5.6.2 token.
-func validToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
