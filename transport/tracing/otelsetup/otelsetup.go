@@ -176,7 +176,25 @@ func Setup(ctx context.Context, opts ...Option) (*Providers, error) {
 		c.install(p)
 		return p, nil
 	}
+	res, err := c.resource(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.setupTraces(ctx, p, res); err != nil {
+		p.Shutdown(ctx)
+		return nil, err
+	}
+	if err := c.setupMetrics(ctx, p, res); err != nil {
+		p.Shutdown(ctx)
+		return nil, err
+	}
+	c.install(p)
+	return p, nil
+}
 
+// resource returns the SDK's default resource merged with the environment's
+// (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME) and WithResource's.
+func (c *config) resource(ctx context.Context) (*resource.Resource, error) {
 	// resource.Default reads the environment only once per process; read it
 	// again so the resource matches the environment of this call.
 	env, err := resource.New(ctx, resource.WithFromEnv())
@@ -190,93 +208,96 @@ func Setup(ctx context.Context, opts ...Option) (*Providers, error) {
 	if err != nil {
 		return nil, fmt.Errorf("otelsetup: resource: %w", err)
 	}
-	fail := func(err error) (*Providers, error) {
-		p.Shutdown(ctx)
-		return nil, err
-	}
+	return res, nil
+}
 
-	traceExp, err := exporters("TRACES", c.defaultExp)
-	if err != nil {
-		return nil, err
+// setupTraces builds the trace exporters OTEL_TRACES_EXPORTER names and, when
+// there are any, a TracerProvider on them.
+func (c *config) setupTraces(ctx context.Context, p *Providers, res *resource.Resource) error {
+	names, err := exporters("TRACES", c.defaultExp)
+	if err != nil || len(names) == 0 {
+		return err
 	}
-	if len(traceExp) > 0 {
-		// Exporters first, processors (which start goroutines) only once
-		// every exporter was built, so a failure leaves nothing running.
-		var batched, synced []sdktrace.SpanExporter
-		closeAll := func() {
+	// Exporters first, processors (which start goroutines) only once every
+	// exporter was built, so a failure leaves nothing running.
+	var batched, synced []sdktrace.SpanExporter
+	for _, name := range names {
+		var e sdktrace.SpanExporter
+		var err error
+		switch name {
+		case "otlp":
+			if e, err = otlptracehttp.New(ctx); err != nil {
+				err = fmt.Errorf("otelsetup: OTLP trace exporter: %w", err)
+			}
+		case "console":
+			if e, err = stdouttrace.New(stdouttrace.WithWriter(c.writer)); err != nil {
+				err = fmt.Errorf("otelsetup: console trace exporter: %w", err)
+			}
+		}
+		if err != nil {
 			for _, e := range append(batched, synced...) {
 				e.Shutdown(ctx)
 			}
+			return err
 		}
-		for _, name := range traceExp {
-			switch name {
-			case "otlp":
-				e, err := otlptracehttp.New(ctx)
-				if err != nil {
-					closeAll()
-					return fail(fmt.Errorf("otelsetup: OTLP trace exporter: %w", err))
-				}
-				batched = append(batched, e)
-			case "console":
-				e, err := stdouttrace.New(stdouttrace.WithWriter(c.writer))
-				if err != nil {
-					closeAll()
-					return fail(fmt.Errorf("otelsetup: console trace exporter: %w", err))
-				}
-				synced = append(synced, e)
+		if name == "otlp" {
+			batched = append(batched, e)
+		} else {
+			synced = append(synced, e)
+		}
+	}
+	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	for _, e := range batched {
+		topts = append(topts, sdktrace.WithBatcher(e))
+	}
+	for _, e := range synced {
+		// Synchronous, so a developer sees each span as it ends.
+		topts = append(topts, sdktrace.WithSyncer(e))
+	}
+	tp := sdktrace.NewTracerProvider(topts...)
+	p.TracerProvider = tp
+	p.shutdown = append(p.shutdown, tp.Shutdown)
+	return nil
+}
+
+// setupMetrics builds the metric exporters OTEL_METRICS_EXPORTER names and,
+// when there are any, a MeterProvider reading them periodically.
+func (c *config) setupMetrics(ctx context.Context, p *Providers, res *resource.Resource) error {
+	names, err := exporters("METRICS", c.defaultExp)
+	if err != nil || len(names) == 0 {
+		return err
+	}
+	var exps []sdkmetric.Exporter
+	for _, name := range names {
+		var e sdkmetric.Exporter
+		var err error
+		switch name {
+		case "otlp":
+			if e, err = otlpmetrichttp.New(ctx); err != nil {
+				err = fmt.Errorf("otelsetup: OTLP metric exporter: %w", err)
+			}
+		case "console":
+			if e, err = stdoutmetric.New(stdoutmetric.WithWriter(c.writer)); err != nil {
+				err = fmt.Errorf("otelsetup: console metric exporter: %w", err)
 			}
 		}
-		topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
-		for _, e := range batched {
-			topts = append(topts, sdktrace.WithBatcher(e))
-		}
-		for _, e := range synced {
-			// Synchronous, so a developer sees each span as it ends.
-			topts = append(topts, sdktrace.WithSyncer(e))
-		}
-		tp := sdktrace.NewTracerProvider(topts...)
-		p.TracerProvider = tp
-		p.shutdown = append(p.shutdown, tp.Shutdown)
-	}
-
-	metricExp, err := exporters("METRICS", c.defaultExp)
-	if err != nil {
-		return fail(err)
-	}
-	if len(metricExp) > 0 {
-		var exps []sdkmetric.Exporter
-		closeAll := func() {
+		if err != nil {
 			for _, e := range exps {
 				e.Shutdown(ctx)
 			}
+			return err
 		}
-		for _, name := range metricExp {
-			var e sdkmetric.Exporter
-			switch name {
-			case "otlp":
-				if e, err = otlpmetrichttp.New(ctx); err != nil {
-					closeAll()
-					return fail(fmt.Errorf("otelsetup: OTLP metric exporter: %w", err))
-				}
-			case "console":
-				if e, err = stdoutmetric.New(stdoutmetric.WithWriter(c.writer)); err != nil {
-					closeAll()
-					return fail(fmt.Errorf("otelsetup: console metric exporter: %w", err))
-				}
-			}
-			exps = append(exps, e)
-		}
-		mopts := []sdkmetric.Option{sdkmetric.WithResource(res)}
-		for _, e := range exps {
-			// NewPeriodicReader starts a goroutine: only after every exporter exists.
-			mopts = append(mopts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(e)))
-		}
-		mp := sdkmetric.NewMeterProvider(mopts...)
-		p.MeterProvider = mp
-		p.shutdown = append(p.shutdown, mp.Shutdown)
+		exps = append(exps, e)
 	}
-	c.install(p)
-	return p, nil
+	mopts := []sdkmetric.Option{sdkmetric.WithResource(res)}
+	for _, e := range exps {
+		// NewPeriodicReader starts a goroutine: only after every exporter exists.
+		mopts = append(mopts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(e)))
+	}
+	mp := sdkmetric.NewMeterProvider(mopts...)
+	p.MeterProvider = mp
+	p.shutdown = append(p.shutdown, mp.Shutdown)
+	return nil
 }
 
 func (c *config) install(p *Providers) {
