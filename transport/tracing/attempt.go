@@ -53,7 +53,7 @@ func NewAttemptTransport(next http.RoundTripper, opts ...Option) *AttemptTranspo
 	}
 	return &AttemptTransport{
 		next: next,
-		otel: otelhttp.NewTransport(next, oo...),
+		otel: otelhttp.NewTransport(checked{next}, oo...),
 		ins:  newInstruments(c.mp),
 	}
 }
@@ -79,9 +79,6 @@ func (t *AttemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		t.ins.inFlight.Add(ctx, 1, set)
 	}
 	resp, err := t.otel.RoundTrip(req)
-	// otelhttp passes a response and an error both through when the
-	// transport below breaks the RoundTripper contract.
-	resp, err = body.Checked(resp, err, "tracing")
 	if set == nil {
 		return resp, err
 	}
@@ -92,6 +89,17 @@ func (t *AttemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	body.OnDone(resp, done)
 	return resp, nil
+}
+
+// checked is next as otelhttp sees it: what next returns goes through
+// body.Checked first, so the attempt span records a broken next as the same
+// error every layer gives, and otelhttp, which passes a response and an error
+// both through, never gets both.
+type checked struct{ next http.RoundTripper }
+
+func (c checked) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(req)
+	return body.Checked(resp, err, "tracing")
 }
 
 // CloseIdleConnections forwards to the wrapped transport when it has the
