@@ -11,17 +11,14 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/outboundhttp/outbound/internal/contracttest"
 	"github.com/outboundhttp/outbound/transport/header"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-func echoHeaders() (roundTripFunc, *http.Header) {
+func echoHeaders() (contracttest.RoundTripFunc, *http.Header) {
 	var seen http.Header
 	return func(r *http.Request) (*http.Response, error) {
 		seen = r.Header.Clone()
@@ -83,7 +80,7 @@ func TestTokenSourceCalledPerAttempt(t *testing.T) {
 
 func TestTokenErrorClosesBodyAndHidesToken(t *testing.T) {
 	called := false
-	base := roundTripFunc(func(r *http.Request) (*http.Response, error) { called = true; return nil, errors.New("unreachable") })
+	base := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) { called = true; return nil, errors.New("unreachable") })
 	cause := errors.New("refresh failed")
 	rt := header.NewTransport(base, header.WithTokenSource(func(context.Context) (string, error) { return "", cause }))
 	body := &trackBody{Reader: strings.NewReader("payload")}
@@ -162,22 +159,6 @@ func TestTokenNotSentAcrossHostsOnRedirect(t *testing.T) {
 		t.Errorf("same-host redirect received Authorization %q; want the token", got)
 	}
 }
-
-func TestCloseIdleConnectionsForwarded(t *testing.T) {
-	var closed bool
-	next := &idleCloser{closed: &closed}
-	header.NewTransport(next).CloseIdleConnections()
-	if !closed {
-		t.Fatal("CloseIdleConnections not forwarded")
-	}
-}
-
-type idleCloser struct{ closed *bool }
-
-func (c *idleCloser) RoundTrip(*http.Request) (*http.Response, error) {
-	return nil, errors.New("unused")
-}
-func (c *idleCloser) CloseIdleConnections() { *c.closed = true }
 
 func Example() {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
