@@ -324,27 +324,15 @@ type closeTracker struct {
 
 func (c *closeTracker) Close() error { c.closed = true; return nil }
 
-func TestNilNextAndCloseIdle(t *testing.T) {
+// CloseIdleConnections is checked by the contract suite (contract_test.go).
+func TestNilNext(t *testing.T) {
 	if NewTransport(nil).next != http.DefaultTransport {
 		t.Error("nil next is not http.DefaultTransport")
 	}
 	if Middleware()(nil).(*Transport).next != http.DefaultTransport {
 		t.Error("Middleware: nil next is not http.DefaultTransport")
 	}
-	ci := &closeIdle{}
-	NewTransport(ci).CloseIdleConnections()
-	if !ci.called {
-		t.Error("CloseIdleConnections not forwarded")
-	}
-	NewTransport(roundTripFunc(nil)).CloseIdleConnections() // no method: no panic
 }
-
-type closeIdle struct {
-	recorder
-	called bool
-}
-
-func (c *closeIdle) CloseIdleConnections() { c.called = true }
 
 func TestSpanAttribute(t *testing.T) {
 	sr := tracetest.NewSpanRecorder()
