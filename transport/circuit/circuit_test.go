@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -602,61 +601,8 @@ func TestRefusalEmitsEvent(t *testing.T) {
 	})
 }
 
-// trackingBody records whether it was closed.
-type trackingBody struct {
-	io.Reader
-	closed atomic.Bool
-}
-
-func (b *trackingBody) Close() error { b.closed.Store(true); return nil }
-
-func TestRefusedRequestBodyIsClosed(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		base := newFake(503)
-		tr := NewTransport(base, WithMinRequests(1))
-		do(t, tr, hostA, 1)
-		b := &trackingBody{Reader: strings.NewReader("payload")}
-		req, _ := http.NewRequest(http.MethodPost, hostA, b)
-		sent := base.calls.Load()
-		resp, err := tr.RoundTrip(req)
-		if resp != nil || !errors.Is(err, ErrOpen) {
-			t.Fatalf("got %v, %v; want nil, ErrOpen", resp, err)
-		}
-		if !b.closed.Load() {
-			t.Fatal("body of a refused request was not closed")
-		}
-		if base.calls.Load() != sent {
-			t.Fatal("refused request was sent")
-		}
-	})
-}
-
-func TestRequestNotModifiedAndContextPassed(t *testing.T) {
-	type ctxKey struct{}
-	var seen *http.Request
-	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		seen = r
-		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
-	})
-	tr := NewTransport(base)
-	req := get(t, hostA+"/p?q=1")
-	req = req.WithContext(context.WithValue(req.Context(), ctxKey{}, "v"))
-	req.Header.Set("X-A", "1")
-	before := req.Clone(req.Context())
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if seen.Context().Value(ctxKey{}) != "v" {
-		t.Fatal("context not passed down")
-	}
-	if req.URL.String() != before.URL.String() || req.Method != before.Method ||
-		len(req.Header) != len(before.Header) || req.Header.Get("X-A") != "1" || req.Host != before.Host {
-		t.Fatal("request modified")
-	}
-}
-
+// The caller's request, a refused request's body and CloseIdleConnections
+// are checked by the contract suite (contract_test.go).
 func TestNilNextAndNilResponse(t *testing.T) {
 	if tr := NewTransport(nil); tr.next != http.DefaultTransport {
 		t.Fatal("nil next is not http.DefaultTransport")
@@ -669,22 +615,6 @@ func TestNilNextAndNilResponse(t *testing.T) {
 			t.Fatalf("(nil, nil) from next: got %v; want counted as failures", s)
 		}
 	})
-}
-
-type closeIdler struct {
-	fakeBase
-	closed atomic.Bool
-}
-
-func (c *closeIdler) CloseIdleConnections() { c.closed.Store(true) }
-
-func TestCloseIdleConnectionsForwarded(t *testing.T) {
-	ci := &closeIdler{}
-	NewTransport(ci).CloseIdleConnections()
-	if !ci.closed.Load() {
-		t.Fatal("CloseIdleConnections not forwarded")
-	}
-	NewTransport(newFake(200)).CloseIdleConnections() // next without it: no panic
 }
 
 func TestMiddlewareBuildsIndependentTransports(t *testing.T) {
