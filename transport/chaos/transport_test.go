@@ -15,26 +15,6 @@ import (
 	"time"
 )
 
-func TestTransportHealthyPassesThrough(t *testing.T) {
-	base := &fakeBase{text: "hello"}
-	tr := NewTransport(base)
-	req, _ := newReq(t, context.Background(), "http://a.example/x")
-	req.Header.Set("X-Keep", "1")
-	before := req.Clone(context.Background())
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(b) != "hello" || base.calls.Load() != 1 {
-		t.Fatalf("got body %q after %d calls; want hello after 1", b, base.calls.Load())
-	}
-	if !reflect.DeepEqual(req.Header, before.Header) || req.URL.String() != before.URL.String() || req.Method != before.Method {
-		t.Fatal("the caller's request was modified")
-	}
-}
-
 func TestTransportLatency(t *testing.T) {
 	clk := newFakeClock()
 	base := &fakeBase{text: "ok"}
@@ -457,23 +437,6 @@ func TestTransportConcurrent(t *testing.T) {
 		t.Fatalf("%d requests; want 800", st.Requests)
 	}
 }
-
-func TestTransportCloseIdleConnections(t *testing.T) {
-	var closed bool
-	next := &closer{RoundTripper: &fakeBase{}, closed: &closed}
-	NewTransport(next).CloseIdleConnections()
-	if !closed {
-		t.Fatal("CloseIdleConnections not forwarded")
-	}
-	NewTransport(&fakeBase{}).CloseIdleConnections() // next without the method: no panic
-}
-
-type closer struct {
-	http.RoundTripper
-	closed *bool
-}
-
-func (c *closer) CloseIdleConnections() { *c.closed = true }
 
 func TestInvalidFaultsPanic(t *testing.T) {
 	bad := []Fault{
