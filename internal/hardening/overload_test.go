@@ -231,7 +231,7 @@ func TestOverloadShapes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				run := runClosedLoop(c, "http://orders.internal/v1/orders/1", tc.callers, 4*time.Second, 2*time.Second)
+				run := runClosedLoop(c, "http://orders.internal/v1/orders/1", tc.callers, 8*time.Second, 2*time.Second)
 				capacity := float64(tc.workers) * float64(time.Second) / float64(tc.work)
 				goodput := run.goodput()
 				t.Logf("goodput %.0f/s (%.1f %% of %.0f/s), %d calls, %d failed, %d arrivals, %d shed, p50 %v, p99 %v",
