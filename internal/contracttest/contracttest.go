@@ -34,8 +34,9 @@
 //     the same layer goes through (a concurrency slot came back);
 //   - a canceled context ends RoundTrip at once with an error matching
 //     context.Canceled, before the call, during next and, for a layer that
-//     waits, during its wait; a wait that cannot end before the deadline is
-//     not started;
+//     waits, during its wait; a deadline that passes during next ends it by
+//     the deadline with an error matching context.DeadlineExceeded; a wait
+//     that cannot end before the deadline is not started;
 //   - CloseIdleConnections is forwarded to next (and a next without the
 //     method is no panic), and never called by the layer itself;
 //   - the body of a 101 Switching Protocols response keeps io.Writer;
@@ -171,6 +172,7 @@ func Run(t *testing.T, newRT func(next http.RoundTripper) http.RoundTripper, opt
 	bubble(t, "NextNilBody", newRT, testNextNilBody)
 	bubble(t, "CanceledBefore", newRT, testCanceledBefore)
 	bubble(t, "CanceledInNext", newRT, testCanceledInNext)
+	bubble(t, "DeadlineInNext", newRT, testDeadlineInNext)
 	bubble(t, "SwitchingProtocols", newRT, testSwitchingProtocols)
 	bubble(t, "Concurrent", newRT, testConcurrent)
 	bubble(t, "CloseIdleConnections", newRT, testCloseIdle)
@@ -259,16 +261,16 @@ func (e *env) start(req *http.Request) <-chan result {
 	return ch
 }
 
-// await receives the outcome of start, failing if it takes more than a
-// minute of the bubble's clock.
-func (e *env) await(ch <-chan result) (*http.Response, error) {
+// await receives the outcome of start, failing if it takes longer than
+// within on the bubble's clock.
+func (e *env) await(ch <-chan result, within time.Duration) (*http.Response, error) {
 	e.t.Helper()
 	select {
 	case r := <-ch:
 		e.checkShape(r.resp, r.err)
 		return r.resp, r.err
-	case <-time.After(time.Minute):
-		e.t.Fatal("RoundTrip did not return within a minute")
+	case <-time.After(within):
+		e.t.Fatalf("RoundTrip did not return within %v", within)
 		return nil, nil
 	}
 }
@@ -463,7 +465,7 @@ func testCanceledInNext(t *testing.T, e *env) {
 	<-entered
 	start := time.Now()
 	e.cancel()
-	_, err := e.await(ch)
+	_, err := e.await(ch, time.Minute)
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("RoundTrip canceled during next: got %v; want an error matching context.Canceled", err)
 	}
@@ -471,6 +473,21 @@ func testCanceledInNext(t *testing.T, e *env) {
 		t.Errorf("RoundTrip returned %v after the cancel; want at once", d)
 	}
 	e.followUp("a request canceled in next")
+}
+
+func testDeadlineInNext(t *testing.T, e *env) {
+	e.up.setAnswer(func(r *http.Request) (*http.Response, error) {
+		<-r.Context().Done()
+		return nil, context.Cause(r.Context())
+	})
+	start := time.Now()
+	_, err := e.await(e.start(e.req), Deadline+time.Minute)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("RoundTrip whose deadline passed in next: got %v; want an error matching context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > Deadline {
+		t.Errorf("RoundTrip returned %v after it started; want no later than its deadline (%v)", d, Deadline)
+	}
 }
 
 // upgradeBody is the body of a 101 response: the connection, readable and
@@ -592,7 +609,7 @@ func testCanceledWhileWaiting(t *testing.T, e *env) {
 	}
 	start := time.Now()
 	e.cancel()
-	resp, err := e.await(ch)
+	resp, err := e.await(ch, time.Minute)
 	if resp != nil {
 		resp.Body.Close()
 	}
@@ -613,7 +630,7 @@ func testWaitPastDeadline(t *testing.T, e *env) {
 	defer cancel()
 	req := e.up.request(ctx, http.MethodPut)
 	start := time.Now()
-	resp, err := e.await(e.start(req))
+	resp, err := e.await(e.start(req), time.Minute)
 	if d := time.Since(start); d >= deadline {
 		t.Errorf("RoundTrip returned after %v (%v); want a wait that cannot end before the deadline (%v) not started", d, err, deadline)
 	}
