@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/refusal"
 )
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
@@ -127,8 +128,7 @@ func TestTripsOnRatioOverMinRequests(t *testing.T) {
 		if oe.Key != "http://a.example:80" || oe.State != Open || oe.RetryIn != DefaultBreakDuration {
 			t.Fatalf("got %+v; want key http://a.example:80, open, RetryIn %v", *oe, DefaultBreakDuration)
 		}
-		var lr interface{ LocalRefusal() bool }
-		if !errors.As(err, &lr) || !lr.LocalRefusal() {
+		if !refusal.IsLocal(err) {
 			t.Fatal("OpenError must report LocalRefusal() == true")
 		}
 		if got := base.calls.Load(); got != sent {

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/refusal"
 )
 
 func asLimit(t *testing.T, err error, want Reason) *LimitError {
@@ -32,8 +33,7 @@ func asLimit(t *testing.T, err error, want Reason) *LimitError {
 	if le.Reason != want {
 		t.Fatalf("Reason = %q; want %q (err %v)", le.Reason, want, err)
 	}
-	var lr interface{ LocalRefusal() bool }
-	if !errors.As(err, &lr) || !lr.LocalRefusal() {
+	if !refusal.IsLocal(err) {
 		t.Fatalf("err %v: LocalRefusal not true", err)
 	}
 	return le
