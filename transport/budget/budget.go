@@ -24,6 +24,7 @@ import (
 
 	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/idle"
 )
 
 // Remaining returns the time left before ctx's deadline (zero once it has
@@ -227,8 +228,4 @@ func (t *Transport) attemptErr(ctx context.Context, err error) error {
 }
 
 // CloseIdleConnections forwards to the wrapped RoundTripper when it has the method.
-func (t *Transport) CloseIdleConnections() {
-	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
-}
+func (t *Transport) CloseIdleConnections() { idle.Close(t.next) }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/outboundhttp/outbound/internal/body"
+	"github.com/outboundhttp/outbound/internal/idle"
 	"github.com/outboundhttp/outbound/internal/reqheader"
 )
 
@@ -95,8 +96,4 @@ func (p *DeadlineTransport) send(req *http.Request) (*http.Response, error) {
 }
 
 // CloseIdleConnections forwards to the wrapped RoundTripper when it has the method.
-func (p *DeadlineTransport) CloseIdleConnections() {
-	if c, ok := p.next.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
-}
+func (p *DeadlineTransport) CloseIdleConnections() { idle.Close(p.next) }

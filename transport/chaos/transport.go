@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/outboundhttp/outbound/internal/body"
+	"github.com/outboundhttp/outbound/internal/idle"
 )
 
 // Transport is an http.RoundTripper that injects the faults of a scenario
@@ -67,11 +68,7 @@ func (t *Transport) Restart() { t.eng.restart(t.clock.Now()) }
 func (t *Transport) Stats() Stats { return t.eng.stats() }
 
 // CloseIdleConnections forwards to next when next has the method.
-func (t *Transport) CloseIdleConnections() {
-	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
-}
+func (t *Transport) CloseIdleConnections() { idle.Close(t.next) }
 
 // RoundTrip injects the faults that fire for req, passing it to next unless
 // an injected answer replaces the upstream's.

@@ -42,6 +42,7 @@ import (
 
 	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/idle"
 	"github.com/outboundhttp/outbound/internal/keyed"
 	"github.com/outboundhttp/outbound/internal/refusal"
 	"github.com/outboundhttp/outbound/internal/upstream"
@@ -241,11 +242,7 @@ func (t *Transport) State(key string) State {
 
 // CloseIdleConnections forwards to the next RoundTripper when it has the
 // method, so http.Client.CloseIdleConnections reaches the base transport.
-func (t *Transport) CloseIdleConnections() {
-	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
-}
+func (t *Transport) CloseIdleConnections() { idle.Close(t.next) }
 
 // keyFor returns the upstream key of req: the WithKey function's, or the
 // default upstream key, cached so the success path does not rebuild it.

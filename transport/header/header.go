@@ -26,6 +26,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/outboundhttp/outbound/internal/body"
+	"github.com/outboundhttp/outbound/internal/idle"
 )
 
 // ErrToken is matched by the error returned when the token source fails.
@@ -158,11 +159,7 @@ func (t *Transport) send(req *http.Request) (*http.Response, error) {
 }
 
 // CloseIdleConnections forwards to the next RoundTripper when it has the method.
-func (t *Transport) CloseIdleConnections() {
-	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
-}
+func (t *Transport) CloseIdleConnections() { idle.Close(t.next) }
 
 // sameHostAsOriginal reports whether req goes to the host of the request that
 // started its redirect chain (req.Response is set on redirected requests).

@@ -34,6 +34,7 @@ import (
 
 	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/idle"
 	"github.com/outboundhttp/outbound/internal/keyed"
 	"github.com/outboundhttp/outbound/internal/pushback"
 	"github.com/outboundhttp/outbound/internal/upstream"
@@ -105,11 +106,7 @@ func Middleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
 
 // CloseIdleConnections calls CloseIdleConnections on the next RoundTripper
 // when it has that method.
-func (t *Transport) CloseIdleConnections() {
-	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
-}
+func (t *Transport) CloseIdleConnections() { idle.Close(t.next) }
 
 // RoundTrip waits for the key's server pushback, a concurrency slot and a
 // rate token, in that order, then sends req through the next RoundTripper.

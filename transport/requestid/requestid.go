@@ -22,6 +22,7 @@ import (
 
 	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/idle"
 	"github.com/outboundhttp/outbound/internal/reqheader"
 )
 
@@ -113,11 +114,7 @@ func (t *Transport) send(req *http.Request) (*http.Response, error) {
 }
 
 // CloseIdleConnections forwards to the wrapped RoundTripper when it has the method.
-func (t *Transport) CloseIdleConnections() {
-	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
-}
+func (t *Transport) CloseIdleConnections() { idle.Close(t.next) }
 
 func (t *Transport) span(ctx context.Context, id string) {
 	if t.cfg.span {

@@ -34,6 +34,7 @@ import (
 
 	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/idle"
 	"github.com/outboundhttp/outbound/internal/keyed"
 	"github.com/outboundhttp/outbound/internal/pushback"
 	"github.com/outboundhttp/outbound/internal/refusal"
@@ -97,11 +98,7 @@ func Attempt(ctx context.Context) int { return callctx.Attempt(ctx) }
 
 // CloseIdleConnections forwards to the wrapped RoundTripper when it has the
 // method. The Transport itself never calls it.
-func (t *Transport) CloseIdleConnections() {
-	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
-}
+func (t *Transport) CloseIdleConnections() { idle.Close(t.next) }
 
 // RetryInfo describes a failed attempt that could have been retried; it is
 // passed to the function given to WithOnRetry.

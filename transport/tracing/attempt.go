@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/outboundhttp/outbound/internal/body"
+	"github.com/outboundhttp/outbound/internal/idle"
 )
 
 // AttemptTransport is the attempt layer: an http.RoundTripper that records
@@ -104,8 +105,4 @@ func (c checked) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // CloseIdleConnections forwards to the wrapped transport when it has the
 // method (otelhttp.Transport does not forward it).
-func (t *AttemptTransport) CloseIdleConnections() {
-	if ci, ok := t.next.(interface{ CloseIdleConnections() }); ok {
-		ci.CloseIdleConnections()
-	}
-}
+func (t *AttemptTransport) CloseIdleConnections() { idle.Close(t.next) }

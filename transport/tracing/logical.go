@@ -18,6 +18,7 @@ import (
 
 	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/idle"
 )
 
 // Transport is the logical layer: an http.RoundTripper that records one
@@ -80,11 +81,7 @@ func Middleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
 }
 
 // CloseIdleConnections forwards to the wrapped transport when it has the method.
-func (t *Transport) CloseIdleConnections() {
-	if ci, ok := t.next.(interface{ CloseIdleConnections() }); ok {
-		ci.CloseIdleConnections()
-	}
-}
+func (t *Transport) CloseIdleConnections() { idle.Close(t.next) }
 
 // RoundTrip runs the call below inside the logical span. It never modifies
 // req: the layers below get a shallow copy with the span and the recorder in
