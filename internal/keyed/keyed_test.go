@@ -61,3 +61,34 @@ func TestNonPositiveMax(t *testing.T) {
 		t.Fatalf("len = %d; want 1", m.Len())
 	}
 }
+
+// TestSecondChance: a key used since the hand last passed survives the next
+// eviction; one not used is dropped, whatever its age.
+func TestSecondChance(t *testing.T) {
+	m := NewMap(3, func(k string) string { return k })
+	m.Get("a")
+	m.Get("b")
+	m.Get("c")
+	m.Get("a") // used: gets a second chance
+	m.Get("c") // used
+	m.Get("d") // evicts b, the only one not used
+	for k, want := range map[string]bool{"a": true, "b": false, "c": true, "d": true} {
+		if _, ok := m.Peek(k); ok != want {
+			t.Errorf("Peek(%q) present = %v; want %v", k, ok, want)
+		}
+	}
+	if m.Len() != 3 {
+		t.Fatalf("len = %d; want 3", m.Len())
+	}
+}
+
+func BenchmarkGetHit(b *testing.B) {
+	m := NewMap(1024, func(k string) int { return len(k) })
+	m.Get("https://api.example.com:443")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.Get("https://api.example.com:443")
+		}
+	})
+}

@@ -15,8 +15,8 @@ func TestCache(t *testing.T) {
 		if got, want := c.Key(req), Key(req); got != want {
 			t.Errorf("key(%s) = %q; want %q", u, got, want)
 		}
-		if len(c.m) > 2 {
-			t.Fatalf("cache holds %d entries; want at most 2", len(c.m))
+		if len(*c.m.Load()) > 2 {
+			t.Fatalf("cache holds %d entries; want at most 2", len(*c.m.Load()))
 		}
 	}
 	// A request with no URL host uses req.Host, as upstream.Key does.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // Key returns "scheme://host:port" for req, with the scheme and host in lower
@@ -50,11 +51,13 @@ type hostKey struct{ scheme, host string }
 // use; it is safe for concurrent use.
 type Cache struct {
 	Max int
-	mu  sync.RWMutex
-	m   map[hostKey]string
+	mu  sync.Mutex                         // serialises misses
+	m   atomic.Pointer[map[hostKey]string] // read without a lock; replaced, never changed, on a miss
 }
 
-// Key returns Key(req), from the cache when it can.
+// Key returns Key(req), from the cache when it can. A hit takes no lock: the
+// map is replaced on a miss (copy on write), which is rare, as a client talks
+// to a few upstreams.
 func (c *Cache) Key(req *http.Request) string {
 	if req.URL == nil {
 		return Key(req)
@@ -63,22 +66,28 @@ func (c *Cache) Key(req *http.Request) string {
 	if hk.host == "" {
 		hk.host = req.Host
 	}
-	c.mu.RLock()
-	k, ok := c.m[hk]
-	c.mu.RUnlock()
-	if ok {
-		return k
+	if m := c.m.Load(); m != nil {
+		if k, ok := (*m)[hk]; ok {
+			return k
+		}
 	}
-	k = Key(req)
+	k := Key(req)
 	max := c.Max
 	if max < 1 {
 		max = 1024
 	}
 	c.mu.Lock()
-	if c.m == nil || len(c.m) >= max {
-		c.m = make(map[hostKey]string)
+	defer c.mu.Unlock()
+	old := c.m.Load()
+	// When full, start afresh rather than copy a map a flood of hosts filled.
+	next := make(map[hostKey]string, 1)
+	if old != nil && len(*old) < max {
+		next = make(map[hostKey]string, len(*old)+1)
+		for hk, k := range *old {
+			next[hk] = k
+		}
 	}
-	c.m[hk] = k
-	c.mu.Unlock()
+	next[hk] = k
+	c.m.Store(&next)
 	return k
 }
