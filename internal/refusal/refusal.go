@@ -7,7 +7,9 @@
 // Local, and the layers that must tell a refusal from an upstream failure
 // check it with IsLocal: retry does not retry it (asking the same layer again
 // only adds load where it was shed), and circuit does not count it against
-// the upstream's health.
+// the upstream's health. An open breaker's refusal also implements Probe,
+// which tells the retry layer when the breaker's next probe goes and when it
+// has reported, so that a call can wait for it (retry.WithWaitForBreaker).
 package refusal
 
 import "errors"

@@ -73,6 +73,24 @@ type breaker struct {
 	// closedAt is when the breaker was made or last closed (Unix
 	// nanoseconds): it may not open again within warmUp of it.
 	closedAt atomic.Int64
+	// halfOpen is set while gobreaker is half-open (by OnStateChange, under
+	// gobreaker's lock), so that RoundTrip tells a probe from an ordinary
+	// request with one atomic load.
+	halfOpen atomic.Bool
+	// probe holds the channel closed when the next probe reports; every
+	// probe's report closes it and stores a fresh one. Refusals hand it out
+	// (OpenError.NextProbe), so that a caller waiting for the breaker
+	// (retry.WithWaitForBreaker) learns the outcome when it is known, from
+	// one probe, instead of polling the breaker.
+	probe atomic.Pointer[chan struct{}]
+}
+
+// probeReported wakes whoever waits for the probe that has just reported:
+// the breaker's state already says how it went (closed again, open again,
+// or half-open with a free slot when the probe was excluded).
+func (b *breaker) probeReported() {
+	next := make(chan struct{})
+	close(*b.probe.Swap(&next))
 }
 
 // warmUp is how long a new or just-closed breaker weighs the attempts still
@@ -120,6 +138,8 @@ func Middleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
 func (t *Transport) newBreaker(key string) *breaker {
 	b := &breaker{}
 	b.closedAt.Store(time.Now().UnixNano())
+	probe := make(chan struct{})
+	b.probe.Store(&probe)
 	c := &t.cfg
 	st := gobreaker.Settings{
 		Name:         key,
@@ -144,6 +164,7 @@ func (t *Transport) newBreaker(key string) *breaker {
 		},
 		IsExcluded: func(err error) bool { return err == errExcluded },
 		OnStateChange: func(name string, from, to gobreaker.State) {
+			b.halfOpen.Store(to == gobreaker.StateHalfOpen)
 			switch to {
 			case gobreaker.StateOpen:
 				b.openedAt.Store(time.Now().UnixNano())
@@ -167,10 +188,14 @@ func (t *Transport) newBreaker(key string) *breaker {
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	key := t.keyFor(req)
 	b := t.breakers.Get(key)
+	// Loaded before Allow: should a probe report in between, this channel
+	// is already closed and a waiter asks again at once, rather than waiting
+	// on the next probe's channel for a breaker that has closed.
+	probe := *b.probe.Load()
 	done, err := b.cb.Allow()
 	if err != nil {
 		body.CloseRequest(req)
-		oe := &OpenError{Key: key, State: Open}
+		oe := &OpenError{Key: key, State: Open, probe: probe}
 		if err == gobreaker.ErrTooManyRequests {
 			oe.State = HalfOpen
 		} else if d := time.Duration(b.openedAt.Load() + int64(t.cfg.breakFor) - time.Now().UnixNano()); d > 0 {
@@ -186,18 +211,25 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		})
 		return nil, oe
 	}
+	isProbe := b.halfOpen.Load()
 	reported := false
 	defer func() {
 		// next panicked: report a failure, or a half-open breaker would
 		// wait forever for its probe and refuse everything.
 		if !reported {
 			done(errFailure)
+			if isProbe {
+				b.probeReported()
+			}
 		}
 	}()
 	resp, err := t.next.RoundTrip(req)
 	reported = true
 	resp, err = body.Checked(resp, err, "circuit")
 	done(t.outcome(req, resp, err))
+	if isProbe {
+		b.probeReported() // after done: the waiters find the new state
+	}
 	return resp, err
 }
 

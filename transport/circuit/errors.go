@@ -27,6 +27,8 @@ type OpenError struct {
 	// It is 0 in the half-open state: a probe is in flight, and its outcome
 	// (not a clock) decides when requests flow again.
 	RetryIn time.Duration
+
+	probe <-chan struct{} // closed when the next probe reports; see NextProbe
 }
 
 // Error names the upstream key and when the next probe may go.
@@ -46,4 +48,22 @@ func (e *OpenError) Unwrap() error { return ErrOpen }
 // retry loop against itself.
 func (e *OpenError) LocalRefusal() bool { return true }
 
-var _ refusal.Local = (*OpenError)(nil)
+// NextProbe returns how long until the breaker lets its next probe through
+// (while open, just over RetryIn: the break is over once RetryIn has
+// strictly passed; 0 when half-open, a probe being in flight) and a channel
+// closed as soon as that probe has reported its outcome, whatever it was: the
+// breaker has then closed, opened again, or freed the probe's slot. The
+// channel is nil for an OpenError the Transport did not make.
+// retry.WithWaitForBreaker waits on it, so that one probe releases every
+// waiting call.
+func (e *OpenError) NextProbe() (in time.Duration, reported <-chan struct{}) {
+	if e.State == Open {
+		return max(e.RetryIn, 0) + time.Nanosecond, e.probe
+	}
+	return 0, e.probe
+}
+
+var (
+	_ refusal.Local = (*OpenError)(nil)
+	_ refusal.Probe = (*OpenError)(nil)
+)
