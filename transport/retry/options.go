@@ -81,7 +81,8 @@ type config struct {
 	minPerSecond  float64
 	maxRetryAfter time.Duration
 	onRetry       func(RetryInfo)
-	idemKey       bool
+	idemKey       bool // WithIdempotencyKeys
+	waitBreaker   bool // WithWaitForBreaker
 	bufferLimit   int64
 	attemptHeader string
 	checkRetry    retryablehttp.CheckRetry
@@ -237,13 +238,57 @@ func WithOnRetry(f func(RetryInfo)) Option {
 	return optionFunc(func(c *config) { c.onRetry = f })
 }
 
-// WithIdempotencyKey makes requests whose method is not idempotent retryable by
-// giving them an Idempotency-Key header (a random UUID, as an sf-string per
-// draft-ietf-httpapi-idempotency-key-header §2) when they have none; every
-// attempt of the call carries the same key. The server must honour the header
-// for this to be safe. Default: off.
-func WithIdempotencyKey() Option {
+// WithIdempotencyKeys puts an Idempotency-Key header on every POST and PATCH
+// request that carries none, which makes the call retryable: a random UUID
+// per call, as an sf-string (`"8e03978e-..."`, draft-ietf-httpapi-idempotency-key-header
+// §2), the same key on every attempt of the call, so the server sees one
+// operation however often it arrives. A key the caller set is never replaced,
+// and with or without this option a request that carries one is retried like
+// an idempotent one.
+//
+// Only POST and PATCH get a key: they are the methods the draft is for. The
+// idempotent methods of RFC 9110 §9.2.2 (GET, HEAD, OPTIONS, TRACE, PUT,
+// DELETE) need none, CONNECT cannot be repeated, and what another method
+// means is not known here: a caller that knows its server deduplicates it
+// sets the key itself.
+//
+// Default: off. A server that does not honour the header processes every
+// attempt that reaches it, so a POST reset after the server did the work
+// would be done twice; turn it on for upstreams that deduplicate by key (as
+// Stripe's API and chaos.WithIdempotency do).
+func WithIdempotencyKeys() Option {
 	return optionFunc(func(c *config) { c.idemKey = true })
+}
+
+// WithIdempotencyKey is the former name of WithIdempotencyKeys. It also put a
+// key on methods other than POST and PATCH that are not idempotent; it now
+// does exactly what WithIdempotencyKeys does.
+//
+// Deprecated: use WithIdempotencyKeys.
+func WithIdempotencyKey() Option { return WithIdempotencyKeys() }
+
+// WithWaitForBreaker makes a call whose attempt is refused by an open circuit
+// breaker below (circuit.OpenError) wait for the breaker's next probe instead
+// of failing at once, when that probe falls before the request context's
+// deadline (with 10 ms to spare for the attempt). One probe releases every
+// waiting call: while the breaker is open the waiters sleep until the probe
+// may go, one of them (or any other request) is let through as the probe and
+// the others, refused as half-open, wait for its outcome without sending
+// anything. When the probe succeeds the breaker closes and the waiters send
+// their attempts, which pass the breaker like any request and are metered by
+// the rate and concurrency limits below; when it fails, each waiter waits for
+// the next probe if that still fits in its deadline, and otherwise gets the
+// refusal (or the response kept from an earlier attempt) at once. A call whose
+// deadline cannot reach the probe fails at once, as without the option, and
+// the caller's context ends every wait.
+//
+// The refused attempt was not sent: it does not count against WithMaxAttempts
+// or the retry budget, and is sent again with the same attempt number. Its
+// body must be rewindable (GetBody, or no body), or the call fails at once.
+// A call without a deadline waits for one probe's outcome at most. Default:
+// off; outbound.DefaultConfig turns it on (docs/circuit.md has the drills).
+func WithWaitForBreaker() Option {
+	return optionFunc(func(c *config) { c.waitBreaker = true })
 }
 
 // WithBufferBodies lets requests whose body has no GetBody be retried by

@@ -182,7 +182,8 @@ func (s *bodySource) next() (io.ReadCloser, bool) {
 // carries the attempt number (Attempt reads 0 when none is carried).
 //
 // The steps, in the order a request meets them: admit (idempotency, body
-// source, retry budget), then per attempt: send, decide, and wait.
+// source, retry budget), then per attempt: send, await the breaker's probe
+// (WithWaitForBreaker), decide, and wait.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var cl call // on the stack: a call is never shared beyond RoundTrip
 	if err := t.admit(req, &cl); err != nil {
@@ -191,6 +192,18 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	attemptBody := cl.src.first
 	for n := 0; ; n++ {
 		a := cl.send(n, attemptBody)
+		for {
+			b, again, err := cl.awaitProbe(a)
+			if err != nil {
+				return nil, err
+			}
+			if !again {
+				break
+			}
+			// The refused attempt never left: it is sent again, with the
+			// same number, once the probe has reported.
+			a = cl.send(n, b)
+		}
 		if cl.kept != nil && a.err != nil && refusal.IsLocal(a.err) && cl.ctx.Err() == nil {
 			// A layer below refused this attempt: the caller gets the
 			// upstream's previous answer, as the contract promises.
@@ -232,6 +245,9 @@ type call struct {
 	// (an open breaker, a rate limit): the caller then gets the upstream's
 	// answer rather than the refusal.
 	kept *http.Response
+	// probed is set once a breaker's probe reported while the call waited
+	// for it (WithWaitForBreaker): without a deadline, it waits for no more.
+	probed bool
 }
 
 // admit prepares the call: whether it may be repeated (RFC 9110 §9.2.2, or an
@@ -240,10 +256,13 @@ type call struct {
 func (t *Transport) admit(req *http.Request, cl *call) error {
 	c := &t.cfg
 	*cl = call{t: t, req: req, ctx: req.Context(), idempotent: c.methods[req.Method]}
-	if !cl.idempotent {
+	keyed := c.idemKey && (req.Method == http.MethodPost || req.Method == http.MethodPatch)
+	if !cl.idempotent || keyed {
 		if req.Header.Get(IdempotencyKeyHeader) != "" {
-			cl.idempotent = true
-		} else if c.idemKey {
+			cl.idempotent = true // the caller's key, kept as it is
+		} else if keyed {
+			// One key per call, sent on every attempt: the server sees one
+			// operation however often it arrives.
 			cl.idemKey = `"` + uuid.NewString() + `"`
 			cl.idempotent = true
 		}
