@@ -136,7 +136,7 @@ func TestE2EPostWithKeyRetriedSameKey(t *testing.T) {
 			w.WriteHeader(503)
 		}
 	})
-	for _, opt := range []Option{nil, WithIdempotencyKey()} {
+	for _, opt := range []Option{nil, WithIdempotencyKeys()} {
 		keys = nil
 		srv.reqs.Store(0)
 		req := mustRequest(t, context.Background(), "POST", srv.URL, bytes.NewReader([]byte("order")))

@@ -114,7 +114,9 @@ func TestIdempotencyGate(t *testing.T) {
 		{"POST without key", "POST", "", nil, 1, false},
 		{"PATCH without key", "PATCH", "", nil, 1, false},
 		{"POST with key", "POST", "k-123", nil, 3, true},
-		{"POST WithIdempotencyKey", "POST", "", []Option{WithIdempotencyKey()}, 3, true},
+		{"POST WithIdempotencyKeys", "POST", "", []Option{WithIdempotencyKeys()}, 3, true},
+		{"PATCH WithIdempotencyKeys", "PATCH", "", []Option{WithIdempotencyKeys()}, 3, true},
+		{"custom method WithIdempotencyKeys", "PURGE", "", []Option{WithIdempotencyKeys()}, 1, false},
 		{"PUT", "PUT", "", nil, 3, false},
 		{"DELETE", "DELETE", "", nil, 3, false},
 		{"POST via WithMethods", "POST", "", []Option{WithMethods("POST")}, 3, false},
@@ -806,7 +808,7 @@ func TestCallerRequestNotModified(t *testing.T) {
 	t.Run("POST with an idempotency key, attempt header and timeout", func(t *testing.T) {
 		base := &scripted{statuses: []int{503, 503, 200}}
 		rt := NewTransport(base, newFakeClock().option(), WithAttemptHeader("X-Attempt"),
-			WithIdempotencyKey(), WithAttemptTimeout(time.Second))
+			WithIdempotencyKeys(), WithAttemptTimeout(time.Second))
 		req := mustRequest(t, context.Background(), "POST", testURL, strings.NewReader("body"))
 		req.Header.Set("A", "1")
 		ctx, body, getBody, u := req.Context(), req.Body, req.GetBody, *req.URL
