@@ -13,7 +13,9 @@
 //     real resets (the connection is hijacked and closed with SO_LINGER 0),
 //     real hangs, real stalled bodies. It records every request it received,
 //     and Analyze turns the recording into amplification, politeness
-//     violations and duplicate deliveries of non-idempotent requests.
+//     violations and non-idempotent requests delivered or processed twice.
+//     WithIdempotency makes it honour Idempotency-Key as Stripe's API does:
+//     a key's work is done once, and a retry gets the stored answer.
 //
 // The shortest drill:
 //

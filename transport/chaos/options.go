@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 )
@@ -50,6 +51,7 @@ type config struct {
 	handler         http.Handler
 	requestIDHeader string
 	attemptHeader   string
+	idempotencyKeys int // WithIdempotency: keys remembered; 0 off
 }
 
 func newConfig(opts []Option) config {
@@ -126,4 +128,30 @@ func WithAttemptHeader(name string) Option {
 			c.attemptHeader = name
 		}
 	})
+}
+
+// WithIdempotency makes the Server honour the Idempotency-Key header
+// (draft-ietf-httpapi-idempotency-key-header) as Stripe's API does: the first
+// request with a key is processed and its answer stored; a later request with
+// the same key gets the stored answer, with the header Idempotent-Replayed:
+// true, without being processed again (Record.KeyOutcome says which). A
+// request whose key is still being processed gets 409 Conflict; one whose key
+// came with a different method, path or body gets 422. A reset or a hang
+// fault fires after the work is done and stored (the case keys are for);
+// an injected status, a shed 503 or a client that left first leaves the key
+// unused. Faults still apply to every delivery, replays included.
+//
+// The Server remembers DefaultMaxIdempotencyKeys keys (10 000), forgetting
+// the oldest first; WithMaxIdempotencyKeys sets another bound. Default: keys
+// are ignored and every request is processed. Server only.
+func WithIdempotency() Option { return WithMaxIdempotencyKeys(DefaultMaxIdempotencyKeys) }
+
+// WithMaxIdempotencyKeys is WithIdempotency remembering at most n keys, so
+// the stored answers take at most n times the size of an answer. It panics
+// if n < 1. Server only.
+func WithMaxIdempotencyKeys(n int) Option {
+	if n < 1 {
+		panic(fmt.Sprintf("chaos: WithMaxIdempotencyKeys(%d): n must be at least 1", n))
+	}
+	return optionFunc(func(c *config) { c.idempotencyKeys = n })
 }

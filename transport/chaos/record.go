@@ -26,6 +26,10 @@ type Record struct {
 	Attempt int
 	// IdempotencyKey is the Idempotency-Key header; empty when absent.
 	IdempotencyKey string
+	// KeyOutcome is what a Server WithIdempotency did with the key: stored
+	// its answer, replayed it, refused the request (in flight, mismatch) or
+	// left it unused; KeyNone without the option or without a key.
+	KeyOutcome KeyOutcome
 	// BodyLen and BodyHash describe the request body (its first MiB):
 	// BodyHash is a hex SHA-256 prefix, empty for an empty body.
 	BodyLen  int64
@@ -56,12 +60,30 @@ type Record struct {
 // §9.2.2) or the request carries an Idempotency-Key, that is, whether the
 // server may safely receive it more than once.
 func (r Record) Idempotent() bool {
-	switch r.Method {
+	return idempotentMethod(r.Method) || r.IdempotencyKey != ""
+}
+
+// idempotentMethod reports whether m is idempotent (RFC 9110 §9.2.2).
+func idempotentMethod(m string) bool {
+	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace,
 		http.MethodPut, http.MethodDelete:
 		return true
 	}
-	return r.IdempotencyKey != ""
+	return false
+}
+
+// Processed reports whether the Server did, or may have done, the work of
+// the request. A Server without WithIdempotency cannot tell: every request
+// that reached it counts, whatever the answer (see DuplicateDeliveries).
+// With it, a replayed answer, a 409 or 422 for the key, and a keyed request
+// answered before its work (KeySkipped) are deliveries but no processing.
+func (r Record) Processed() bool {
+	switch r.KeyOutcome {
+	case KeyReplayed, KeyInFlight, KeyMismatch, KeySkipped:
+		return false
+	}
+	return true
 }
 
 func sortBySeq(recs []Record) {
@@ -173,6 +195,42 @@ func DuplicateDeliveries(recs []Record) []Record {
 	return out
 }
 
+// DuplicateProcessing returns the requests that made the Server process a
+// non-idempotent call (a POST, a PATCH, ... whose method is not idempotent
+// under RFC 9110 §9.2.2, key or no key) again: every processed delivery
+// (Record.Processed) after the first of the same call. A call is recognized
+// by its request ID or, without one, by its Idempotency-Key, or by its
+// method, path and body hash. Against a Server without WithIdempotency it is
+// every extra delivery, keys included, since such a server ignores them;
+// against one with it, a retry that got the stored answer is no duplicate.
+func DuplicateProcessing(recs []Record) []Record {
+	processed := map[string]bool{}
+	var out []Record
+	sorted := slices.Clone(recs)
+	sortBySeq(sorted)
+	for _, r := range sorted {
+		if idempotentMethod(r.Method) || !r.Processed() {
+			continue
+		}
+		var k string
+		switch {
+		case r.RequestID != "":
+			k = "id\x00" + r.RequestID
+		case r.IdempotencyKey != "":
+			k = "key\x00" + r.Host + "\x00" + r.IdempotencyKey
+		case r.BodyHash != "":
+			k = "body\x00" + r.Method + "\x00" + r.Host + r.Path + "\x00" + r.BodyHash
+		default:
+			continue
+		}
+		if processed[k] {
+			out = append(out, r)
+		}
+		processed[k] = true
+	}
+	return out
+}
+
 // Report summarizes a Server's recording of a drill.
 type Report struct {
 	// Calls is the number of logical calls the client made (given to
@@ -186,8 +244,13 @@ type Report struct {
 	// PolitenessViolations counts requests that came back before their
 	// Retry-After had elapsed, grouped ByRequestID.
 	PolitenessViolations int
-	// DuplicateDeliveries counts extra deliveries of non-idempotent calls.
+	// DuplicateDeliveries counts extra deliveries of non-idempotent calls
+	// without a key.
 	DuplicateDeliveries int
+	// DuplicateProcessing counts the times a non-idempotent call was
+	// processed again (see DuplicateProcessing), and Replayed the requests
+	// that got a stored answer instead (WithIdempotency).
+	DuplicateProcessing, Replayed int
 }
 
 // Analyze summarizes recs for a drill of calls logical calls.
@@ -199,9 +262,13 @@ func Analyze(recs []Record, calls int) Report {
 		Answers:              map[string]int{},
 		PolitenessViolations: len(PolitenessViolations(recs, ByRequestID)),
 		DuplicateDeliveries:  len(DuplicateDeliveries(recs)),
+		DuplicateProcessing:  len(DuplicateProcessing(recs)),
 	}
 	for _, r := range recs {
 		rep.Answers[r.answer()]++
+		if r.KeyOutcome == KeyReplayed {
+			rep.Replayed++
+		}
 	}
 	return rep
 }

@@ -37,6 +37,7 @@ type Server struct {
 	handler http.Handler
 	idHdr   string
 	attHdr  string
+	idem    *idemStore // WithIdempotency; nil: keys are ignored
 
 	seq    int             // guarded by mu
 	ctx    context.Context // canceled by Close: ends hangs, stalls, latency
@@ -61,7 +62,7 @@ func NewServer(s Scenario, opts ...Option) *Server {
 		h = http.HandlerFunc(okHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
+	srv := &Server{
 		eng:     newEngine("NewServer", c.faults, c.seed, c.clock.Now()),
 		clock:   c.clock,
 		handler: h,
@@ -70,6 +71,10 @@ func NewServer(s Scenario, opts ...Option) *Server {
 		ctx:     ctx,
 		cancel:  cancel,
 	}
+	if c.idempotencyKeys > 0 {
+		srv.idem = newIdemStore(c.idempotencyKeys)
+	}
+	return srv
 }
 
 func okHandler(w http.ResponseWriter, _ *http.Request) {
@@ -197,13 +202,39 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
 
+	// With WithIdempotency, a request with a key is answered from the key's
+	// store: processed once, replayed after.
+	keyed := s.idem != nil && rec.IdempotencyKey != ""
 	rec.Delay = d.delay
 	if err := s.eng.wait(ctx, s.clock, d); err != nil {
 		rec.Canceled = true
+		if keyed {
+			rec.KeyOutcome = KeySkipped
+		}
 		s.record(rec, d.answer)
 		panic(http.ErrAbortHandler) // no answer at all, not an empty 200
 	}
-	if d.answer != nil && !d.answer.Kind.answersStatus() {
+	injected := d.answer != nil && d.answer.Kind.answersStatus()
+
+	// The answer, buffered so that a body fault can slow it: the fault's
+	// status, the key's, or the healthy handler's.
+	var cw captureWriter
+	switch {
+	case injected:
+		if keyed {
+			rec.KeyOutcome = KeySkipped // answered before the work
+		}
+		cw = plainAnswer(d.answer.Status, "chaos: injected "+strconv.Itoa(d.answer.Status)+" "+http.StatusText(d.answer.Status)+"\n")
+		for k, v := range d.answer.Header {
+			cw.header[k] = append([]string(nil), v...)
+		}
+	case keyed:
+		// Before a reset or a hang too: the work is done, the answer lost.
+		cw = s.keyedAnswer(r, reqBody, &rec)
+	case d.answer == nil:
+		cw = s.serve(r, reqBody)
+	}
+	if d.answer != nil && !injected {
 		s.record(rec, d.answer)
 		if d.answer.Kind == KindReset {
 			reset(w)
@@ -211,25 +242,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		<-ctx.Done() // hang
 		panic(http.ErrAbortHandler)
-	}
-
-	// The answer: the fault's status or the healthy handler's, buffered so
-	// that a body fault can slow it.
-	var cw captureWriter
-	cw.header = http.Header{}
-	if d.answer != nil {
-		for k, v := range d.answer.Header {
-			cw.header[k] = append([]string(nil), v...)
-		}
-		cw.header.Set("Content-Type", "text/plain; charset=utf-8")
-		cw.status = d.answer.Status
-		cw.body.WriteString("chaos: injected " + strconv.Itoa(d.answer.Status) + " " + http.StatusText(d.answer.Status) + "\n")
-	} else {
-		r.Body = io.NopCloser(bytes.NewReader(reqBody))
-		s.handler.ServeHTTP(&cw, r)
-		if cw.status == 0 {
-			cw.status = http.StatusOK
-		}
 	}
 	rec.Status = cw.status
 	if d.body != nil {
@@ -275,6 +287,55 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rc.Flush()
 		body = body[n:]
 	}
+}
+
+// serve runs the healthy handler on r, with its body read as reqBody.
+func (s *Server) serve(r *http.Request, reqBody []byte) captureWriter {
+	cw := captureWriter{header: http.Header{}}
+	r.Body = io.NopCloser(bytes.NewReader(reqBody))
+	s.handler.ServeHTTP(&cw, r)
+	if cw.status == 0 {
+		cw.status = http.StatusOK
+	}
+	return cw
+}
+
+// keyedAnswer answers a request carrying an Idempotency-Key (WithIdempotency):
+// the first one with its key is processed and its answer stored, a later one
+// gets the stored answer; rec.KeyOutcome says which, or why neither.
+func (s *Server) keyedAnswer(r *http.Request, reqBody []byte, rec *Record) captureWriter {
+	fp := r.Method + "\x00" + r.URL.Path + "\x00" + rec.BodyHash
+	e, k := s.idem.begin(rec.IdempotencyKey, fp)
+	rec.KeyOutcome = k
+	switch k {
+	case KeyReplayed:
+		cw := captureWriter{header: e.header.Clone(), status: e.status}
+		cw.header.Set("Idempotent-Replayed", "true") // as Stripe marks a replay
+		cw.body.Write(e.body)
+		return cw
+	case KeyInFlight:
+		return plainAnswer(http.StatusConflict, "chaos: a request with this Idempotency-Key is still being processed\n")
+	case KeyMismatch:
+		return plainAnswer(http.StatusUnprocessableEntity, "chaos: this Idempotency-Key was used for a different request\n")
+	}
+	done := false
+	defer func() {
+		if !done {
+			s.idem.abandon(e) // the handler panicked: the key stays unused
+		}
+	}()
+	cw := s.serve(r, reqBody)
+	s.idem.finish(e, cw.status, cw.header, cw.body.Bytes())
+	done = true
+	return cw
+}
+
+// plainAnswer is a short text answer with status.
+func plainAnswer(status int, msg string) captureWriter {
+	cw := captureWriter{header: http.Header{}, status: status}
+	cw.header.Set("Content-Type", "text/plain; charset=utf-8")
+	cw.body.WriteString(msg)
+	return cw
 }
 
 // readBody reads (a bounded prefix of) the request body and fingerprints it,
