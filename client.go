@@ -196,14 +196,22 @@ func (c Config) layers(tracingOpts []tracing.Option) [numLayers]Middleware {
 	if c.AttemptTimeout > 0 {
 		retryOpts = append(retryOpts, retry.WithAttemptTimeout(c.AttemptTimeout))
 	}
+	if c.IdempotencyKeys {
+		retryOpts = append(retryOpts, retry.WithIdempotencyKeys())
+	}
+	waitForBreaker := c.WaitForBreaker && c.CircuitEnabled
+	if waitForBreaker {
+		retryOpts = append(retryOpts, retry.WithWaitForBreaker())
+	}
 	if c.RetryBudgetRatio > 0 {
 		retryOpts = append(retryOpts, retry.WithRetryBudget(c.RetryBudgetRatio, retry.DefaultRetryBudgetWindow, retry.DefaultRetryBudgetMinPerSecond))
 	} else {
 		retryOpts = append(retryOpts, retry.WithoutRetryBudget())
 	}
 	// With one attempt the layer is still needed for what it does per
-	// attempt: the attempt timeout and the attempt header.
-	if c.MaxAttempts > 1 || c.AttemptTimeout > 0 || c.AttemptHeader != "" {
+	// attempt: the attempt timeout, the attempt header, the idempotency key
+	// and the wait for the breaker's probe.
+	if c.MaxAttempts > 1 || c.AttemptTimeout > 0 || c.AttemptHeader != "" || c.IdempotencyKeys || waitForBreaker {
 		l[LayerRetry] = retry.Middleware(retryOpts...)
 	}
 

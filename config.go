@@ -109,6 +109,11 @@ type Config struct {
 	// first) to the upstream on every attempt, as Envoy's
 	// x-envoy-attempt-count and gRPC's grpc-previous-rpc-attempts do.
 	AttemptHeader string `env:"ATTEMPT_HEADER"`
+	// IdempotencyKeys puts an Idempotency-Key (a UUID per call, the same on
+	// every attempt) on every POST and PATCH that carries none, so that they
+	// are retried like idempotent requests (retry.WithIdempotencyKeys). Off
+	// by default: only an upstream that deduplicates by key makes it safe.
+	IdempotencyKeys bool `env:"IDEMPOTENCY_KEYS"`
 
 	// Limits (transport/ratelimit). RatePerSecond 0 means no rate limit.
 	// With AdaptiveConcurrency the number of requests in flight per upstream
@@ -131,6 +136,11 @@ type Config struct {
 	CircuitMinRequests   int           `env:"CIRCUIT_MIN_REQUESTS"`
 	CircuitWindow        time.Duration `env:"CIRCUIT_WINDOW"`
 	CircuitBreakDuration time.Duration `env:"CIRCUIT_BREAK_DURATION"`
+	// WaitForBreaker makes a call refused by an open breaker wait for the
+	// breaker's next probe, when its budget reaches it, instead of failing at
+	// once (retry.WithWaitForBreaker): one probe releases every waiting call.
+	// On by default (docs/circuit.md, "Recovery").
+	WaitForBreaker bool `env:"WAIT_FOR_BREAKER"`
 
 	// Telemetry (transport/tracing).
 	TracingEnabled bool `env:"TRACING_ENABLED"`
@@ -178,6 +188,7 @@ func DefaultConfig() Config {
 		CircuitMinRequests:   circuit.DefaultMinRequests,
 		CircuitWindow:        circuit.DefaultWindow,
 		CircuitBreakDuration: circuit.DefaultBreakDuration,
+		WaitForBreaker:       true,
 
 		TracingEnabled: true,
 	}
