@@ -22,6 +22,9 @@ type clientEnv struct {
 	budget  time.Duration    // total time per call (the bare client's timeout)
 	seed    int64            // seeds any client-side randomness
 	tracing []tracing.Option // outbound's telemetry providers; none: the global ones
+	// idempotencyKeys turns outbound's IdempotencyKeys on (for an upstream
+	// that honours them); the other clients send no keys.
+	idempotencyKeys bool
 }
 
 // caller is a built client: do makes one logical call and reads the whole

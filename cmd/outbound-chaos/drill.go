@@ -68,6 +68,12 @@ type Result struct {
 	// DuplicateDeliveries counts extra deliveries of the same POST (no
 	// Idempotency-Key) to the upstream.
 	DuplicateDeliveries int `json:"duplicate_post_deliveries"`
+	// DuplicateProcessing counts the times the upstream processed a POST
+	// again (chaos.DuplicateProcessing): every extra delivery for an upstream
+	// that ignores Idempotency-Key, none for a retry that got the stored
+	// answer from one that honours it (Replayed counts those).
+	DuplicateProcessing int `json:"duplicate_post_processing"`
+	Replayed            int `json:"replayed"`
 	// FailedCalls = Calls - Succeeded.
 	FailedCalls int `json:"failed_calls"`
 	// Upstream503s counts the 503 answers the upstream servers recorded
@@ -100,8 +106,12 @@ func runDrill(ctx context.Context, sc scenario, cs clientSpec, cfg drillConfig) 
 			}
 		}
 	}()
+	var opts []chaos.Option
+	if sc.keys {
+		opts = append(opts, chaos.WithIdempotency())
+	}
 	for h := range servers {
-		servers[h] = chaos.NewServer(chaos.Scenario{Name: sc.name, Seed: cfg.seed, Faults: sc.faults(h, cfg.timescale)})
+		servers[h] = chaos.NewServer(chaos.Scenario{Name: sc.name, Seed: cfg.seed, Faults: sc.faults(h, cfg.timescale)}, opts...)
 		u, err := servers[h].Start()
 		if err != nil {
 			return Result{}, fmt.Errorf("%s: starting upstream %d: %w", sc.name, h, err)
@@ -109,7 +119,7 @@ func runDrill(ctx context.Context, sc scenario, cs clientSpec, cfg drillConfig) 
 		urls[h] = u
 	}
 
-	c, err := cs.build(clientEnv{budget: cfg.budget, seed: cfg.seed, tracing: cfg.tracing})
+	c, err := cs.build(clientEnv{budget: cfg.budget, seed: cfg.seed, tracing: cfg.tracing, idempotencyKeys: sc.keys})
 	if err != nil {
 		return Result{}, fmt.Errorf("%s: %w", cs.name, err)
 	}
@@ -181,6 +191,8 @@ func score(client string, calls []callResult, servers []*chaos.Server, budget ti
 		res.Requests += rep.Requests
 		res.PolitenessViolations += rep.PolitenessViolations
 		res.DuplicateDeliveries += rep.DuplicateDeliveries
+		res.DuplicateProcessing += rep.DuplicateProcessing
+		res.Replayed += rep.Replayed
 		for k, v := range rep.Answers {
 			res.Answers[k] += v
 		}

@@ -1,7 +1,7 @@
 // Command outbound-chaos drills HTTP client stacks against failing upstreams
 // and prints a scorecard: what each client did to its callers (success,
 // latency, calls over the time budget) and to the upstream (requests per
-// call, requests sent before a Retry-After elapsed, POSTs delivered twice).
+// call, requests sent before a Retry-After elapsed, POSTs processed twice).
 //
 // Every scenario runs against chaos Servers on loopback, started fresh for
 // each client, so nothing external is needed and every client meets the same
@@ -132,7 +132,10 @@ type ScenarioResult struct {
 	Method      string `json:"method"`
 	// Overload is set for the closed-loop overload drill.
 	Overload *OverloadSettings `json:"overload,omitempty"`
-	Clients  []Result          `json:"clients"`
+	// IdempotencyKeys is set when the upstream honours Idempotency-Key and
+	// outbound's IdempotencyKeys is on.
+	IdempotencyKeys bool     `json:"idempotency_keys,omitempty"`
+	Clients         []Result `json:"clients"`
 }
 
 // OverloadSettings are the upstream and the callers of the overload drill.
@@ -163,7 +166,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// An invalid stack configuration (a budget too short for the backoff
 	// waits of four attempts) is reported before any drill starts.
-	hc, err := outboundClient(o.budget, nil)
+	hc, err := outboundClient(o.budget, nil, false)
 	if err != nil {
 		return err
 	}
@@ -193,7 +196,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	errs := make([]error, len(scs))
 	for i, sc := range scs {
 		rep.Scenarios[i] = ScenarioResult{Name: sc.name, Description: sc.desc, Hosts: sc.hosts,
-			Method: sc.method, Clients: make([]Result, len(cls))}
+			Method: sc.method, IdempotencyKeys: sc.keys, Clients: make([]Result, len(cls))}
 		if ov := sc.closed; ov != nil {
 			rep.Scenarios[i].Overload = &OverloadSettings{Workers: ov.workers, WorkMS: ms(ov.work),
 				ShedAbove: ov.shedAbove, CapacityPerSec: ov.capacity(), Callers: ov.callers,
@@ -327,9 +330,13 @@ func printScorecard(w io.Writer, rep Report, cls []clientSpec) {
 		fmt.Fprintf(tw, "client\tsuccess\treq/call\tp50\tp99\tmax\tover %v\timpolite\tdup POST\t\n", budget)
 		var notes []string
 		for _, r := range sc.Clients {
-			fmt.Fprintf(tw, "%s\t%.1f%%\t%.2f\t%s\t%s\t%s\t%d\t%d\t%d\t\n", label[r.Client],
+			name := label[r.Client]
+			if sc.IdempotencyKeys && r.Client == "outbound" {
+				name += " (IdempotencyKeys)"
+			}
+			fmt.Fprintf(tw, "%s\t%.1f%%\t%.2f\t%s\t%s\t%s\t%d\t%d\t%d\t\n", name,
 				100*r.SuccessRate, r.RequestsPerCall, fmtMS(r.P50MS), fmtMS(r.P99MS), fmtMS(r.MaxMS),
-				r.OverBudget, r.PolitenessViolations, r.DuplicateDeliveries)
+				r.OverBudget, r.PolitenessViolations, r.DuplicateProcessing)
 			if r.Abandoned > 0 {
 				notes = append(notes, fmt.Sprintf("%s: %d calls still running after %v were abandoned",
 					label[r.Client], r.Abandoned, abandonFactor*budget))

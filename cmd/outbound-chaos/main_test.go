@@ -124,8 +124,46 @@ func TestScorecardClaims(t *testing.T) {
 		if ob.Answers["reset"] == 0 {
 			t.Errorf("outbound met no reset; the scenario did not run")
 		}
-		if ob.DuplicateDeliveries != 0 {
-			t.Errorf("outbound: %d duplicate POST deliveries under connection resets; want 0", ob.DuplicateDeliveries)
+		if ob.DuplicateDeliveries != 0 || ob.DuplicateProcessing != 0 {
+			t.Errorf("outbound: %d duplicate POST deliveries (%d processed) under connection resets; want 0",
+				ob.DuplicateDeliveries, ob.DuplicateProcessing)
+		}
+	})
+
+	t.Run("recovery+keys", func(t *testing.T) {
+		rep := runJSON(t, "-scenario", "outage-recovery,resets-keyed", "-calls", "120",
+			"-clients", "retryablehttp,outbound")
+
+		peer, ob := row(t, rep, "outage-recovery", "retryablehttp"), row(t, rep, "outage-recovery", "outbound")
+		if ob.Answers["503"] == 0 || ob.Answers["200"] == 0 {
+			t.Errorf("outbound met answers %v; the outage and the recovery should both show", ob.Answers)
+		}
+		// One call may be short: a call whose four attempts (full jitter)
+		// all fail before the breaker has seen 20 failures ends with its 503,
+		// in about one run in six; every later call waits for the probe.
+		if ob.Succeeded < peer.Succeeded-1 {
+			t.Errorf("outage recovery: outbound success %.1f%% < go-retryablehttp's %.1f%%", 100*ob.SuccessRate, 100*peer.SuccessRate)
+		}
+		if ob.RequestsPerCall > 1.25 || ob.OverBudget != 0 {
+			t.Errorf("outage recovery: outbound %.2f requests per call, %d calls over budget; want at most 1.25 and none",
+				ob.RequestsPerCall, ob.OverBudget)
+		}
+
+		peer, ob = row(t, rep, "resets-keyed", "retryablehttp"), row(t, rep, "resets-keyed", "outbound")
+		if !rep.Scenarios[1].IdempotencyKeys {
+			t.Error("resets-keyed: the report does not say that keys were on")
+		}
+		if ob.Answers["reset"] == 0 || ob.Replayed == 0 {
+			t.Errorf("outbound met %d resets and %d replays; the scenario did not run", ob.Answers["reset"], ob.Replayed)
+		}
+		if ob.DuplicateProcessing != 0 {
+			t.Errorf("outbound with IdempotencyKeys: %d POSTs processed twice by a server that honours keys; want 0", ob.DuplicateProcessing)
+		}
+		if ob.SuccessRate < 0.98 {
+			t.Errorf("outbound with IdempotencyKeys: success %.1f%% under 20%% resets; want all but a call or two", 100*ob.SuccessRate)
+		}
+		if peer.DuplicateProcessing == 0 {
+			t.Errorf("go-retryablehttp sends no keys: its resent POSTs should have been processed twice")
 		}
 	})
 

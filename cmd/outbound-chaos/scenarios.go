@@ -28,6 +28,10 @@ type scenario struct {
 	// callers that make call after call for a duration, instead of calls
 	// arriving over span.
 	closed *overload
+	// keys makes the upstream honour Idempotency-Key (chaos.WithIdempotency)
+	// and turns outbound's IdempotencyKeys on; the other clients are as
+	// they always are.
+	keys bool
 }
 
 // overload is the upstream and the callers of the overload drill, set by the
@@ -105,6 +109,13 @@ func allScenarios(ov overload) []scenario {
 			},
 		},
 		{
+			name: "outage-recovery", desc: "every attempt answered 503 for the first half of the drill (3 s), then healthy",
+			hosts: 1, method: http.MethodGet, span: 6 * time.Second,
+			faults: func(_ int, s scale) []chaos.Fault {
+				return []chaos.Fault{chaos.Outage(0, s.d(3*time.Second))}
+			},
+		},
+		{
 			name: "partial-outage", desc: "one host of three resets every connection; calls round-robin",
 			hosts: 3, method: http.MethodGet, span: 5 * time.Second,
 			faults: func(h int, _ scale) []chaos.Fault {
@@ -128,6 +139,13 @@ func allScenarios(ov overload) []scenario {
 		{
 			name: "resets", desc: "POST without Idempotency-Key; 20 % of attempts reset after the request arrived",
 			hosts: 1, method: http.MethodPost, span: 4 * time.Second,
+			faults: func(int, scale) []chaos.Fault {
+				return []chaos.Fault{chaos.ConnReset().WithProbability(0.20)}
+			},
+		},
+		{
+			name: "resets-keyed", desc: "the same resets, against an upstream that honours Idempotency-Key (chaos.WithIdempotency); outbound with IdempotencyKeys on",
+			hosts: 1, method: http.MethodPost, span: 4 * time.Second, keys: true,
 			faults: func(int, scale) []chaos.Fault {
 				return []chaos.Fault{chaos.ConnReset().WithProbability(0.20)}
 			},
