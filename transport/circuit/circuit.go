@@ -25,6 +25,10 @@
 // breaker. The state machine is github.com/sony/gobreaker/v2's two-step
 // breaker.
 //
+// A refusal's OpenError.NextProbe says when the next probe goes and gives a
+// channel closed when it has reported, so that a caller can wait for one
+// probe's outcome instead of failing (retry.WithWaitForBreaker does).
+//
 // Put circuit inside retry and budget and outside the rate limiter. Where each
 // number comes from, and how the breaker compares with .NET's and gobreaker's
 // defaults, is in docs/circuit.md. gobreaker reads time.Now itself; the tests

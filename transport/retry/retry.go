@@ -10,7 +10,10 @@
 // by the server's Retry-After or RateLimit-Reset, and are never started when
 // they would end after the deadline of the request context. A retry budget per
 // upstream keeps retries under 20 % of the traffic, so a full outage is not
-// multiplied by every client.
+// multiplied by every client. WithIdempotencyKeys gives POST and PATCH a key
+// so that they are repeated too, against servers that deduplicate by it;
+// WithWaitForBreaker makes a call refused by an open circuit breaker below
+// wait for the breaker's probe when its deadline reaches it.
 //
 // The shortest correct use:
 //
