@@ -1,6 +1,7 @@
 // Package callctx carries per-call facts between the concern packages through
-// the request context: the request ID, the attempt number, the route template,
-// and a recorder that receives resilience events for the logical call.
+// the request context: the request ID, the attempt number and type, the route
+// template, the retry budget, and a recorder that receives resilience events
+// for the logical call.
 //
 // Concern packages import only the standard library, their own dependencies
 // and internal/, never each other; this package is how they cooperate.
@@ -18,6 +19,7 @@ const (
 	attemptKey
 	routeKey
 	recorderKey
+	budgetKey
 )
 
 // WithRequestID returns a copy of ctx carrying the request ID id.
@@ -52,15 +54,96 @@ func RequestID(ctx context.Context) (string, bool) {
 }
 
 // WithAttempt returns a copy of ctx carrying the attempt number n (0 for the
-// first attempt of a call, 1 for the first resend, ...).
+// first attempt of a call, 1 for the first resend, ...). An attempt numbered
+// above 0 is a retry (AttemptRetry); attempt 0 keeps the type ctx carries.
 func WithAttempt(ctx context.Context, n int) context.Context {
-	return context.WithValue(ctx, attemptKey, n)
+	typ := AttemptRetry
+	if n <= 0 {
+		typ = AttemptTypeOf(ctx)
+	}
+	return context.WithValue(ctx, attemptKey, packAttempt(n, typ))
 }
 
 // Attempt returns the attempt number carried by ctx, or 0 when there is none.
 func Attempt(ctx context.Context) int {
-	n, _ := ctx.Value(attemptKey).(int)
-	return n
+	v, _ := ctx.Value(attemptKey).(attempt)
+	return int(v >> attemptTypeBits)
+}
+
+// AttemptType says why an attempt was sent, as gRPC's A96 attempt_type does:
+// the tracing layer puts it on every attempt span.
+type AttemptType uint8
+
+// Attempt types.
+const (
+	AttemptOriginal AttemptType = iota // the first attempt of a call
+	AttemptRetry                       // sent after an earlier attempt failed
+	AttemptHedge                       // sent while an earlier attempt was still in flight
+)
+
+// String returns the type's name as used in telemetry: "original", "retry"
+// or "hedge".
+func (t AttemptType) String() string {
+	switch t {
+	case AttemptRetry:
+		return "retry"
+	case AttemptHedge:
+		return "hedge"
+	}
+	return "original"
+}
+
+// WithAttemptType returns a copy of ctx whose attempt is of type typ; the
+// attempt number stays the one ctx carries.
+func WithAttemptType(ctx context.Context, typ AttemptType) context.Context {
+	return context.WithValue(ctx, attemptKey, packAttempt(Attempt(ctx), typ))
+}
+
+// AttemptTypeOf returns the attempt type carried by ctx: AttemptOriginal when
+// there is none.
+func AttemptTypeOf(ctx context.Context) AttemptType {
+	v, _ := ctx.Value(attemptKey).(attempt)
+	return AttemptType(v & (1<<attemptTypeBits - 1))
+}
+
+// attempt packs an attempt number and type into one context value, so that
+// the innermost layer's word on both is found in one lookup, and so that
+// boxing it costs no allocation for the attempt numbers a call reaches (the
+// runtime boxes integers below 256 for free).
+type attempt uint64
+
+const attemptTypeBits = 2
+
+func packAttempt(n int, typ AttemptType) attempt {
+	return attempt(max(n, 0))<<attemptTypeBits | attempt(typ)
+}
+
+// Withdrawer is a retry budget: Withdraw takes one resend from it, reporting
+// whether there was one. Implementations are safe for concurrent use.
+type Withdrawer interface {
+	Withdraw(now time.Time) bool
+}
+
+// WithRetryBudget returns a copy of ctx carrying b, the retry budget of the
+// call's upstream, so that a layer below which sends extra attempts (hedges)
+// spends the budget retries spend.
+func WithRetryBudget(ctx context.Context, b Withdrawer) context.Context {
+	return context.WithValue(ctx, budgetKey, b)
+}
+
+// RetryBudget returns the retry budget carried by ctx, if any.
+func RetryBudget(ctx context.Context) (Withdrawer, bool) {
+	b, ok := ctx.Value(budgetKey).(Withdrawer)
+	return b, ok && b != nil
+}
+
+// SpendsRetryBudget reports whether next, the RoundTripper below a retry
+// layer, asks for the retry budget in the context of its requests (by a
+// method SpendsRetryBudget() bool that reports true, as the hedge layer's
+// does). Only then does the retry layer pay for putting it there.
+func SpendsRetryBudget(next any) bool {
+	s, ok := next.(interface{ SpendsRetryBudget() bool })
+	return ok && s.SpendsRetryBudget()
 }
 
 // WithRoute returns a copy of ctx carrying a low-cardinality route template
@@ -105,6 +188,17 @@ const (
 	// and decided locally (redisrate's degraded mode). Reason is
 	// "shared_limiter_unreachable".
 	KindRateLimitFallback
+	// KindHedge: a hedge was sent because no attempt had answered. Attempt
+	// is the hedge's number (1 for the first), Delay how long after the
+	// first attempt it was sent.
+	KindHedge
+	// KindHedgeWon: a call that sent hedges got its answer. Attempt is the
+	// number of the attempt that won (0 for the first attempt, n for hedge
+	// n), Reason "original" or "hedge".
+	KindHedgeWon
+	// KindHedgeSuppressed: a hedge was due but not sent. Reason is "budget"
+	// (the retry budget is spent).
+	KindHedgeSuppressed
 )
 
 // String returns the kind's name as used in telemetry.
@@ -124,6 +218,12 @@ func (k Kind) String() string {
 		return "circuit_rejected"
 	case KindRateLimitFallback:
 		return "ratelimit_fallback"
+	case KindHedge:
+		return "hedge"
+	case KindHedgeWon:
+		return "hedge_won"
+	case KindHedgeSuppressed:
+		return "hedge_suppressed"
 	}
 	return "unknown"
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"testing"
+	"time"
 )
 
 type sliceRecorder struct{ got *[]Event }
@@ -60,3 +61,55 @@ func TestErrAttemptTimeoutIsATimeout(t *testing.T) {
 		t.Fatal("a plain deadline must not read as an attempt timeout")
 	}
 }
+
+func TestAttemptType(t *testing.T) {
+	ctx := context.Background()
+	if got := AttemptTypeOf(ctx); got != AttemptOriginal {
+		t.Fatalf("empty context: %v; want original", got)
+	}
+	retry := WithAttempt(ctx, 2)
+	if n, typ := Attempt(retry), AttemptTypeOf(retry); n != 2 || typ != AttemptRetry {
+		t.Fatalf("WithAttempt(2): %d %v; want 2 retry", n, typ)
+	}
+	hedge := WithAttemptType(retry, AttemptHedge)
+	if n, typ := Attempt(hedge), AttemptTypeOf(hedge); n != 2 || typ != AttemptHedge {
+		t.Fatalf("a hedge of attempt 2: %d %v; want 2 hedge", n, typ)
+	}
+	// An inner retry layer's first attempt keeps the type of the attempt
+	// it belongs to.
+	inner := WithAttempt(hedge, 0)
+	if n, typ := Attempt(inner), AttemptTypeOf(inner); n != 0 || typ != AttemptHedge {
+		t.Fatalf("attempt 0 inside a hedge: %d %v; want 0 hedge", n, typ)
+	}
+	for typ, want := range map[AttemptType]string{AttemptOriginal: "original", AttemptRetry: "retry", AttemptHedge: "hedge"} {
+		if typ.String() != want {
+			t.Errorf("%d.String() = %q; want %q", typ, typ.String(), want)
+		}
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _ = WithAttempt(ctx, 3) }); allocs > 1 {
+		t.Errorf("WithAttempt allocates %v times; want 1 (the context)", allocs)
+	}
+}
+
+type budgetFunc func(time.Time) bool
+
+func (f budgetFunc) Withdraw(now time.Time) bool { return f(now) }
+
+func TestRetryBudget(t *testing.T) {
+	if _, ok := RetryBudget(context.Background()); ok {
+		t.Fatal("empty context carries a budget")
+	}
+	calls := 0
+	ctx := WithRetryBudget(context.Background(), budgetFunc(func(time.Time) bool { calls++; return true }))
+	b, ok := RetryBudget(ctx)
+	if !ok || !b.Withdraw(time.Now()) || calls != 1 {
+		t.Fatalf("RetryBudget: %v %v, %d calls; want the budget given", b, ok, calls)
+	}
+	if SpendsRetryBudget(struct{}{}) || !SpendsRetryBudget(spender(true)) || SpendsRetryBudget(spender(false)) {
+		t.Fatal("SpendsRetryBudget")
+	}
+}
+
+type spender bool
+
+func (s spender) SpendsRetryBudget() bool { return bool(s) }
