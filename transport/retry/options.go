@@ -10,6 +10,8 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/outboundhttp/outbound/internal/retrybudget"
 )
 
 // Option configures a Transport. Options are applied in order after the
@@ -30,14 +32,16 @@ const (
 	DefaultMaxKeys       = 1024
 )
 
-// Retry budget defaults, after Finagle's RetryBudget (ttl 10 s, 20 % of
-// requests) and Envoy's retry budgets (budget_percent 20 %, a small floor of
-// min_retry_concurrency 3). See WithRetryBudget.
+// Retry budget defaults — 20 % of requests over 10 s, with a floor of 3 per
+// second — after Finagle's RetryBudget (ttl 10 s, 20 % of requests) and
+// Envoy's retry budgets (budget_percent 20 %, a small floor of
+// min_retry_concurrency 3). See WithRetryBudget. The hedge layer's own budget
+// has the same defaults (one value, in internal/retrybudget).
 // They are named for the retry budget, not the time budget of package budget.
 const (
-	DefaultRetryBudgetRatio        = 0.2
-	DefaultRetryBudgetWindow       = 10 * time.Second
-	DefaultRetryBudgetMinPerSecond = 3.0
+	DefaultRetryBudgetRatio        = retrybudget.DefaultRatio
+	DefaultRetryBudgetWindow       = retrybudget.DefaultWindow
+	DefaultRetryBudgetMinPerSecond = retrybudget.DefaultMinPerSecond
 )
 
 // Former names of the retry budget defaults.
