@@ -283,6 +283,12 @@ func (t *Transport) admit(req *http.Request, cl *call) error {
 		}
 		cl.bud = t.budgets.Get(cl.key)
 		cl.bud.request(c.now())
+		if callctx.SpendsRetryBudget(t.next) {
+			// A hedge layer below spends this budget too (docs/hedge.md):
+			// only then does the call pay for a context that carries it.
+			cl.ctx = callctx.WithRetryBudget(cl.ctx, cl.bud)
+			cl.req = req.WithContext(cl.ctx)
+		}
 	}
 	return nil
 }
