@@ -173,14 +173,14 @@ type call struct {
 	ins     *instruments
 	server  attribute.KeyValue
 	method  attribute.KeyValue
-	retries atomic.Int64
+	retries atomic.Int64 // resends announced: retries and hedges
 	wire    atomic.Int64 // attempts seen by AttemptTransport
 	needID  atomic.Bool
 }
 
-// attempts is one plus the retries announced by the retry layer, or the
-// number of attempts the attempt layer saw if that is more (a retrying
-// RoundTripper that does not announce its retries).
+// attempts is one plus the retries and hedges announced by the retry and
+// hedge layers, or the number of attempts the attempt layer saw if that is
+// more (a retrying RoundTripper that does not announce its retries).
 func (c *call) attempts() int64 {
 	return max(1+c.retries.Load(), c.wire.Load())
 }
@@ -197,13 +197,13 @@ func (c *call) attemptSeen(ctx context.Context) {
 // Record implements callctx.Recorder: each event becomes a span event named
 // "outbound.<kind>" and a metric.
 func (c *call) Record(ctx context.Context, ev callctx.Event) {
-	if ev.Kind == callctx.KindRetry {
+	if ev.Kind == callctx.KindRetry || ev.Kind == callctx.KindHedge {
 		c.retries.Add(1)
 	}
 	if c.span.IsRecording() {
 		attrs := make([]attribute.KeyValue, 0, 4)
 		attrs = append(attrs, AttrAttempt.Int(ev.Attempt))
-		if ev.Delay > 0 || ev.Kind == callctx.KindRetry || ev.Kind == callctx.KindRateLimitWait {
+		if ev.Delay > 0 || ev.Kind == callctx.KindRetry || ev.Kind == callctx.KindRateLimitWait || ev.Kind == callctx.KindHedge {
 			attrs = append(attrs, AttrDelay.Float64(ev.Delay.Seconds()))
 		}
 		if ev.Reason != "" {
@@ -231,6 +231,12 @@ func (c *call) Record(ctx context.Context, ev callctx.Event) {
 		c.count(ctx, c.ins.cbRejections, "")
 	case callctx.KindRateLimitFallback:
 		c.count(ctx, c.ins.rlFallbacks, ev.Reason)
+	case callctx.KindHedge:
+		c.count(ctx, c.ins.hedges, "")
+	case callctx.KindHedgeWon:
+		c.count(ctx, c.ins.hedgeWins, ev.Reason)
+	case callctx.KindHedgeSuppressed:
+		c.count(ctx, c.ins.hedgeSuppressed, ev.Reason)
 	}
 }
 

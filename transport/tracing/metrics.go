@@ -33,6 +33,9 @@ const (
 	AttrStatusClass = attribute.Key("outbound.status_class")
 	// AttrStatusCode is the status code of the final response of a logical call.
 	AttrStatusCode = attribute.Key("outbound.response.status_code")
+	// AttrAttemptType says why an attempt was sent: "original", "retry" or
+	// "hedge" (gRPC A96's attempt_type); set on every attempt span.
+	AttrAttemptType = attribute.Key("outbound.attempt.type")
 	// AttrCircuitFrom and AttrCircuitTo are the states of a breaker transition.
 	AttrCircuitFrom = attribute.Key("outbound.circuit.from")
 	AttrCircuitTo   = attribute.Key("outbound.circuit.to")
@@ -50,6 +53,9 @@ const (
 	MetricRateLimitFallbacks  = "outbound.ratelimit.fallbacks"
 	MetricCircuitRejections   = "outbound.circuit.rejections"
 	MetricCircuitTransitions  = "outbound.circuit.state_changes"
+	MetricHedges              = "outbound.hedges"
+	MetricHedgeWins           = "outbound.hedge.wins"
+	MetricHedgeSuppressed     = "outbound.hedge.suppressed"
 	MetricInFlight            = "outbound.requests.in_flight"
 	MetricConcurrencyLimit    = "outbound.concurrency.limit"
 	MetricConcurrencyQueued   = "outbound.concurrency.queued"
@@ -73,6 +79,9 @@ type instruments struct {
 	rlFallbacks     metric.Int64Counter
 	cbRejections    metric.Int64Counter
 	cbTransitions   metric.Int64Counter
+	hedges          metric.Int64Counter
+	hedgeWins       metric.Int64Counter
+	hedgeSuppressed metric.Int64Counter
 	inFlight        metric.Int64UpDownCounter
 }
 
@@ -140,6 +149,21 @@ func newInstruments(mp metric.MeterProvider) *instruments {
 		metric.WithDescription("Circuit breaker state changes, by upstream and states.")); err != nil {
 		ins.cbTransitions, _ = nm.Int64Counter(MetricCircuitTransitions)
 	}
+	if ins.hedges, err = m.Int64Counter(MetricHedges,
+		metric.WithUnit("{hedge}"),
+		metric.WithDescription("Hedges sent: extra attempts sent while an earlier one had not answered.")); err != nil {
+		ins.hedges, _ = nm.Int64Counter(MetricHedges)
+	}
+	if ins.hedgeWins, err = m.Int64Counter(MetricHedgeWins,
+		metric.WithUnit("{call}"),
+		metric.WithDescription("Hedged calls answered, by the attempt that won (original or hedge).")); err != nil {
+		ins.hedgeWins, _ = nm.Int64Counter(MetricHedgeWins)
+	}
+	if ins.hedgeSuppressed, err = m.Int64Counter(MetricHedgeSuppressed,
+		metric.WithUnit("{hedge}"),
+		metric.WithDescription("Hedges that were due but not sent, by reason (budget).")); err != nil {
+		ins.hedgeSuppressed, _ = nm.Int64Counter(MetricHedgeSuppressed)
+	}
 	if ins.inFlight, err = m.Int64UpDownCounter(MetricInFlight,
 		metric.WithUnit("{request}"),
 		metric.WithDescription("Attempts sent and not finished: counted until the response body is closed or read to the end.")); err != nil {
@@ -152,7 +176,8 @@ func newInstruments(mp metric.MeterProvider) *instruments {
 func (ins *instruments) callMetricsEnabled(ctx context.Context) bool {
 	return ins.attempts.Enabled(ctx) || ins.duration.Enabled(ctx) || ins.retries.Enabled(ctx) ||
 		ins.retryRefusals.Enabled(ctx) || ins.budgetExhausted.Enabled(ctx) || ins.rlWait.Enabled(ctx) ||
-		ins.rlRejections.Enabled(ctx) || ins.rlFallbacks.Enabled(ctx) || ins.cbRejections.Enabled(ctx)
+		ins.rlRejections.Enabled(ctx) || ins.rlFallbacks.Enabled(ctx) || ins.cbRejections.Enabled(ctx) ||
+		ins.hedges.Enabled(ctx) || ins.hedgeWins.Enabled(ctx) || ins.hedgeSuppressed.Enabled(ctx)
 }
 
 // CircuitObserver returns a function that records a circuit breaker state

@@ -145,7 +145,8 @@ func (t *attemptTracer) Start(ctx context.Context, name string, opts ...trace.Sp
 	if !span.IsRecording() {
 		return ctx, span
 	}
-	attrs := make([]attribute.KeyValue, 0, 3)
+	attrs := make([]attribute.KeyValue, 0, 4)
+	attrs = append(attrs, AttrAttemptType.String(callctx.AttemptTypeOf(ctx).String()))
 	if n := callctx.Attempt(ctx); n > 0 {
 		// Absent on the first attempt, as the conventions require.
 		attrs = append(attrs, semconv.HTTPRequestResendCount(n))
@@ -156,9 +157,7 @@ func (t *attemptTracer) Start(ctx context.Context, name string, opts ...trace.Sp
 	if r, ok := callctx.Route(ctx); ok {
 		attrs = append(attrs, semconv.URLTemplate(r))
 	}
-	if len(attrs) > 0 {
-		span.SetAttributes(attrs...)
-	}
+	span.SetAttributes(attrs...)
 	rs := &redactingSpan{Span: span, redact: t.redact}
 	return trace.ContextWithSpan(ctx, rs), rs
 }
