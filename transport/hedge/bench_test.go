@@ -1,0 +1,43 @@
+package hedge_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/outboundhttp/outbound/transport/hedge"
+)
+
+// memBase answers every request with a prebuilt 200 and no body (two
+// allocations of its own: the response and its header).
+type memBase struct{}
+
+func (memBase) RoundTrip(r *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r, Header: http.Header{}}, nil
+}
+
+func benchRT(b *testing.B, rt http.RoundTripper, method string) {
+	req, _ := http.NewRequest(method, "http://api.example.com/v1/things", nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := rt.RoundTrip(req)
+		if err != nil || resp.StatusCode != 200 {
+			b.Fatal(resp, err)
+		}
+		resp.Body.Close()
+	}
+}
+
+// BenchmarkNoHedge: the fast path, a response before the delay, against
+// next alone. "armed" has a hedge scheduled for every call (a fixed delay),
+// "quantile" is the default once the upstream's latency is known (a hedge
+// scheduled, and the latency recorded), "not-hedgeable" a POST that passes
+// through.
+func BenchmarkNoHedge(b *testing.B) {
+	b.Run("next", func(b *testing.B) { benchRT(b, memBase{}, http.MethodGet) })
+	b.Run("armed", func(b *testing.B) {
+		benchRT(b, hedge.NewTransport(memBase{}, hedge.WithDelay(time.Hour)), http.MethodGet)
+	})
+	b.Run("quantile", func(b *testing.B) { benchRT(b, hedge.NewTransport(memBase{}), http.MethodGet) })
+	b.Run("not-hedgeable", func(b *testing.B) { benchRT(b, hedge.NewTransport(memBase{}), http.MethodPost) })
+}

@@ -1,0 +1,286 @@
+package hedge
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/outboundhttp/outbound/internal/body"
+	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/refusal"
+)
+
+// call is one hedged call: the first attempt, its hedges, and the outcome.
+// Every field below mu is guarded by it.
+type call struct {
+	t      *Transport
+	req    *http.Request   // the caller's; read only
+	parent context.Context // the caller's context
+	key    string
+	lat    *latency // nil with a fixed delay
+	budget callctx.Withdrawer
+	start  time.Time
+	delay  time.Duration
+
+	mu         sync.Mutex
+	timer      *time.Timer // sends the next hedge
+	first      attempt
+	hedges     []*attempt
+	inflight   int
+	decided    bool          // the outcome is known (or the caller left): nothing more is sent
+	suppressed bool          // the budget refused a hedge
+	done       chan struct{} // made with the first hedge, closed once decided
+	winner     *attempt
+	failed     *attempt // the last retryable failure that came with a response, held open
+	err        error    // the last error, a local refusal only if nothing else failed
+}
+
+// attempt is one attempt of a call: the first (n = 0) or hedge n.
+type attempt struct {
+	n        int
+	ctx      context.Context
+	cancel   context.CancelFunc
+	start    time.Time
+	resp     *http.Response // when it won, or is c.failed
+	finished bool
+}
+
+// run sends the first attempt on the caller's goroutine, with the timer of
+// the first hedge running, and returns the call's outcome.
+func (c *call) run() (*http.Response, error) {
+	a := &c.first
+	a.ctx, a.cancel = context.WithCancel(c.parent)
+	a.start = c.start
+	c.mu.Lock()
+	c.inflight = 1
+	c.timer = time.AfterFunc(c.delay, c.hedge)
+	c.mu.Unlock()
+	resp, err := c.t.next.RoundTrip(c.req.WithContext(a.ctx))
+	resp, err = body.Checked(resp, err, "hedge")
+	c.report(a, resp, err)
+	return c.outcome()
+}
+
+// hedge sends the next hedge, when the call still needs one and the budget
+// allows it; it runs on the timer's goroutine and reports the hedge's
+// outcome.
+func (c *call) hedge() {
+	c.mu.Lock()
+	if c.decided || c.suppressed || len(c.hedges) >= c.t.cfg.maxHedges {
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	b, ok := c.body()
+	if !ok {
+		return // GetBody failed: no copy to send
+	}
+	now := time.Now()
+	c.mu.Lock()
+	if c.decided {
+		c.mu.Unlock()
+		closeBody(b)
+		return
+	}
+	if !c.budget.Withdraw(now) {
+		// An empty budget stops new hedges; what is in flight goes on.
+		c.suppressed = true
+		c.mu.Unlock()
+		closeBody(b)
+		callctx.Emit(c.parent, callctx.Event{Kind: callctx.KindHedgeSuppressed, Attempt: len(c.hedges) + 1, Reason: "budget", Key: c.key})
+		return
+	}
+	a := &attempt{n: len(c.hedges) + 1, start: now}
+	ctx, cancel := context.WithCancel(c.parent)
+	a.ctx, a.cancel = callctx.WithAttemptType(ctx, callctx.AttemptHedge), cancel
+	c.hedges = append(c.hedges, a)
+	c.inflight++
+	if c.done == nil {
+		c.done = make(chan struct{})
+	}
+	if len(c.hedges) < c.t.cfg.maxHedges {
+		c.timer.Reset(c.delay)
+	}
+	c.mu.Unlock()
+	callctx.Emit(c.parent, callctx.Event{Kind: callctx.KindHedge, Attempt: a.n, Delay: now.Sub(c.start), Key: c.key})
+
+	hreq := c.req.WithContext(a.ctx)
+	hreq.Body = b
+	resp, err := c.t.next.RoundTrip(hreq)
+	resp, err = body.Checked(resp, err, "hedge")
+	c.report(a, resp, err)
+}
+
+// body returns the body of a hedge: a fresh one from GetBody, never one that
+// another attempt reads (cristalhq/hedgedhttp shares one body between its
+// copies), or the caller's nil or http.NoBody.
+func (c *call) body() (io.ReadCloser, bool) {
+	rb := c.req.Body
+	if rb == nil || rb == http.NoBody {
+		return rb, true
+	}
+	b, err := c.req.GetBody()
+	if err != nil || b == nil {
+		return nil, false
+	}
+	return b, true
+}
+
+func closeBody(b io.ReadCloser) {
+	if b != nil {
+		b.Close()
+	}
+}
+
+// report records the outcome of attempt a and decides the call when it can:
+// a winner, or no attempt left in flight. What it throws away is drained,
+// closed and canceled after the lock is released.
+func (c *call) report(a *attempt, resp *http.Response, err error) {
+	var now time.Time
+	if c.lat != nil {
+		now = time.Now() // for the latency sample; a fixed delay needs none
+	}
+	var drop *attempt     // a held failure replaced or beaten
+	var losers []*attempt // attempts still in flight when a winner came
+	c.mu.Lock()
+	c.inflight--
+	a.finished = true
+	hedged := len(c.hedges) > 0
+	won := false
+	switch {
+	case c.decided:
+		// Too late: another attempt won, or the caller left.
+		c.mu.Unlock()
+		discard(resp)
+		a.cancel()
+		return
+	case wins(resp, err):
+		a.resp = resp
+		c.winner, won = a, true
+		c.decide()
+		drop, c.failed = c.failed, nil
+		losers = c.inFlight()
+		c.sample(a, now)
+	default:
+		if resp != nil {
+			a.resp = resp
+			drop, c.failed = c.failed, a
+		} else {
+			if c.err == nil || !refusal.IsLocal(err) || refusal.IsLocal(c.err) {
+				c.err = err
+			}
+			drop = a // nothing to hold: release its context now
+		}
+		if c.inflight == 0 {
+			c.decide() // nothing in flight: the last failure is the outcome
+		}
+	}
+	c.mu.Unlock()
+
+	for _, l := range losers {
+		l.cancel() // context.Canceled: not an overload signal below
+	}
+	if drop != nil {
+		discard(drop.resp) // drained while its context lives, so the connection is reused
+		drop.cancel()
+	}
+	if won && hedged {
+		reason := "hedge"
+		if a.n == 0 {
+			reason = "original"
+		}
+		callctx.Emit(c.parent, callctx.Event{Kind: callctx.KindHedgeWon, Attempt: a.n, Reason: reason, Key: c.key})
+	}
+}
+
+// decide ends the call: nothing more is sent. c.mu is held.
+func (c *call) decide() {
+	c.decided = true
+	c.timer.Stop()
+	if c.done != nil {
+		close(c.done)
+	}
+}
+
+// inFlight returns the attempts that have not reported. c.mu is held.
+func (c *call) inFlight() []*attempt {
+	var l []*attempt
+	if !c.first.finished {
+		l = append(l, &c.first)
+	}
+	for _, h := range c.hedges {
+		if !h.finished {
+			l = append(l, h)
+		}
+	}
+	return l
+}
+
+// sample records the latencies the winner a tells, at now: its own, and,
+// when a hedge beat the first attempt, the time the first attempt had run —
+// a lower bound of its latency. Leaving it out would hide exactly the slow
+// attempts the quantile is to mark, and pull the delay down until the fast
+// ones are hedged too. Losing hedges tell nothing (they started late). c.mu
+// is held.
+func (c *call) sample(a *attempt, now time.Time) {
+	if c.lat == nil {
+		return
+	}
+	c.lat.observe(now, now.Sub(a.start))
+	if a.n > 0 && !c.first.finished {
+		c.lat.observe(now, now.Sub(c.start))
+	}
+}
+
+// outcome waits, on the caller's goroutine, until the call is decided or
+// the caller gives up, and returns what the caller gets: the winner, else
+// the last failed response, else the last error. The returned response's
+// context is canceled when its body is closed or read to the end.
+func (c *call) outcome() (*http.Response, error) {
+	c.mu.Lock()
+	if !c.decided {
+		done := c.done // not nil: only a hedge can be in flight now
+		c.mu.Unlock()
+		select {
+		case <-done:
+		case <-c.parent.Done():
+		}
+		c.mu.Lock()
+		if c.winner == nil && c.parent.Err() != nil {
+			// The caller gave up while the call waited: it gets its
+			// context's error, whatever failure is held. What is in flight
+			// ends with that context and is discarded when it reports.
+			if !c.decided {
+				c.decide()
+			}
+			held := c.failed
+			c.failed = nil
+			c.mu.Unlock()
+			if held != nil {
+				discard(held.resp)
+				held.cancel()
+			}
+			return nil, ctxErr(c.parent)
+		}
+	}
+	w := c.winner
+	if w == nil {
+		w = c.failed
+	}
+	err := c.err
+	c.mu.Unlock()
+	if w == nil {
+		return nil, err
+	}
+	body.OnDone(w.resp, w.cancel)
+	return w.resp, nil
+}
+
+// discard drains resp's body (bounded) and closes it.
+func discard(resp *http.Response) {
+	if resp != nil {
+		body.Discard(resp)
+	}
+}

@@ -1,0 +1,128 @@
+package hedge
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+)
+
+// Sketch parameters. A DDSketch answers any quantile within a relative error
+// (here 1 %: a p95 of 5 ms reads between 4.95 and 5.05 ms) with bounded
+// memory: at most sketchMaxBins counters of 8 bytes, which at 1 % cover
+// latencies over eight orders of magnitude (1 µs to minutes) before the
+// lowest bins, the ones a high quantile never reads, are merged.
+const (
+	sketchAccuracy = 0.01
+	sketchMaxBins  = 1024
+	// The quantile is computed afresh after this many new latencies, or
+	// this long after the last computation, whichever comes first; the
+	// request path reads the last result from an atomic.
+	recomputeEvery = 64
+	recomputeAfter = time.Second
+)
+
+// latency tracks one upstream's latencies to response headers and the delay
+// they give: max(floor, quantile q of the last one to two windows). It is
+// safe for concurrent use.
+type latency struct {
+	q          float64
+	floor      time.Duration
+	window     time.Duration
+	minSamples float64
+
+	mu        sync.Mutex
+	cur, prev *ddsketch.DDSketch // the current window and the one before
+	merged    *ddsketch.DDSketch // scratch: prev + cur, for the quantile
+	rotated   time.Time          // start of cur's window
+	pending   int                // latencies since the last computation
+	computed  time.Time
+
+	delay      atomic.Int64 // nanoseconds; < 0 while too few latencies are known
+	validUntil atomic.Int64 // unix nanoseconds from which delay is stale: two windows after the last latency
+}
+
+func newLatency(c *config) *latency {
+	l := &latency{
+		q:          c.quantile,
+		floor:      c.delay,
+		window:     DefaultLatencyWindow,
+		minSamples: DefaultMinSamples,
+		cur:        newSketch(),
+		prev:       newSketch(),
+		merged:     newSketch(),
+	}
+	l.delay.Store(-1)
+	return l
+}
+
+func newSketch() *ddsketch.DDSketch {
+	s, err := ddsketch.LogCollapsingLowestDenseDDSketch(sketchAccuracy, sketchMaxBins)
+	if err != nil {
+		panic("hedge: " + err.Error()) // constant, valid arguments
+	}
+	return s
+}
+
+// current returns the delay to use now, or false while it is not known:
+// too few latencies, or none for two windows.
+func (l *latency) current(now time.Time) (time.Duration, bool) {
+	d := l.delay.Load()
+	if d < 0 || now.UnixNano() >= l.validUntil.Load() {
+		return 0, false
+	}
+	return time.Duration(d), true
+}
+
+// observe adds one latency d measured at now.
+func (l *latency) observe(now time.Time, d time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rotate(now)
+	l.cur.Add(max(d, 0).Seconds()) // cannot fail for a finite, non-negative value
+	l.pending++
+	l.validUntil.Store(now.Add(2 * l.window).UnixNano())
+	if l.pending >= recomputeEvery || now.Sub(l.computed) >= recomputeAfter || l.delay.Load() < 0 {
+		l.recompute(now)
+	}
+}
+
+// rotate starts a new window when the current one is over: the current
+// sketch becomes the previous one and the oldest is dropped, so a latency
+// counts for one to two windows. l.mu is held.
+func (l *latency) rotate(now time.Time) {
+	el := now.Sub(l.rotated)
+	if el < l.window {
+		return
+	}
+	l.prev, l.cur = l.cur, l.prev
+	l.cur.Clear()
+	if el >= 2*l.window {
+		l.prev.Clear() // nothing recent at all
+	}
+	l.rotated = now
+	l.pending = recomputeEvery
+}
+
+// recompute computes the delay from both windows. l.mu is held.
+func (l *latency) recompute(now time.Time) {
+	l.pending, l.computed = 0, now
+	if l.cur.GetCount()+l.prev.GetCount() < l.minSamples {
+		l.delay.Store(-1)
+		return
+	}
+	l.merged.Clear()
+	l.merged.MergeWith(l.prev) // same mapping: cannot fail
+	l.merged.MergeWith(l.cur)
+	v, err := l.merged.GetValueAtQuantile(l.q)
+	if err != nil {
+		l.delay.Store(-1)
+		return
+	}
+	// The sketch answers with a value within 1 % of the quantile, which may
+	// lie below it; the delay takes the top of that range instead, so that
+	// attempts as fast as the quantile itself are not hedged.
+	v /= 1 - sketchAccuracy
+	l.delay.Store(int64(max(l.floor, time.Duration(v*float64(time.Second)))))
+}
