@@ -88,6 +88,7 @@ type config struct {
 	idemKey       bool // WithIdempotencyKeys
 	waitBreaker   bool // WithWaitForBreaker
 	bufferLimit   int64
+	respBuffer    responseBuffer // WithResponseBuffer
 	attemptHeader string
 	checkRetry    retryablehttp.CheckRetry
 	backoffFunc   retryablehttp.Backoff
@@ -111,6 +112,7 @@ func defaultConfig() config {
 		minPerSecond:  DefaultBudgetMinPerSecond,
 		maxRetryAfter: DefaultMaxRetryAfter,
 		maxKeys:       DefaultMaxKeys,
+		respBuffer:    newResponseBuffer(DefaultResponseBuffer),
 		now:           time.Now,
 		sleep:         sleepCtx,
 		randN:         rand.Int64N,
@@ -305,6 +307,47 @@ func WithBufferBodies(limit int64) Option {
 		panic(fmt.Sprintf("retry: WithBufferBodies(%d): limit must be positive", limit))
 	}
 	return optionFunc(func(c *config) { c.bufferLimit = limit })
+}
+
+// WithResponseBuffer reads a response body of at most n bytes inside the
+// attempt, before RoundTrip returns, so that a body that stalls, is reset or
+// ends short is a failed attempt, retried like a timeout or a reset before
+// the headers, rather than an error the caller meets while reading. The
+// caller gets an in-memory body with the same bytes, the same headers and
+// trailers, and ContentLength as the upstream declared it (-1 stays -1). A
+// body fits when its declared length is at most n or, undeclared, when it
+// ends within n bytes. Default: DefaultResponseBuffer (64 KiB); 0 turns it
+// off. n must not be negative.
+//
+// The read is bounded by the body idle timeout of the layers below
+// (base.WithBodyIdleTimeout) and by the caller's context, and each wait for a
+// byte by half the time left before the caller's deadline (while that is at
+// least the first backoff), so a stalled body leaves time for another
+// attempt; a body that trickles but keeps coming is read to the end. A read
+// that fails when no retry is allowed is the call's *Error, wrapping the read
+// error; the partial body is closed, never returned.
+//
+// Nothing is held back that a caller may want as it arrives: a body longer
+// than n is handed on as the bytes read so far followed by the rest from the
+// wire; text/event-stream, application/x-ndjson, application/jsonl,
+// application/json-seq and multipart/x-mixed-replace responses, 1xx
+// responses (a 101's body keeps io.Writer), responses without a body and
+// requests whose context was marked with Streaming pass through unread. So
+// does every attempt whose failed read could not be retried — the last
+// attempt, a POST without an Idempotency-Key, a body that cannot be sent
+// again — since there the buffer would only delay the response. Memory: at
+// most n+1 bytes per attempt in flight (bodies of undeclared length are read
+// into pooled buffers of n+1 bytes, then copied out at their own length); an
+// in-memory body owns its bytes until the caller drops the response. The
+// attempt's resources are released when the caller is done with the body, as
+// for any response. docs/retry.md has the details and the drill behind the
+// default.
+func WithResponseBuffer(n int64) Option {
+	if n < 0 {
+		panic(fmt.Sprintf("retry: WithResponseBuffer(%d): n must not be negative", n))
+	}
+	rb := newResponseBuffer(n)
+	return optionFunc(func(c *config) { c.respBuffer = rb })
 }
 
 // WithAttemptHeader sends the attempt number (0 for the first attempt, 1 for

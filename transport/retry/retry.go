@@ -310,7 +310,9 @@ func (a *attempt) release() {
 	}
 }
 
-// send makes attempt n with body b and classifies its outcome.
+// send makes attempt n with body b and classifies its outcome. A response
+// that is not retried as it is gets its body read inside the attempt when it
+// is small (WithResponseBuffer), so a read that fails is a failed attempt.
 func (cl *call) send(n int, b io.ReadCloser) attempt {
 	a := attempt{n: n, ctx: cl.ctx}
 	a.ctx, a.cancel = cl.attemptContext(n)
@@ -318,6 +320,12 @@ func (cl *call) send(n int, b io.ReadCloser) attempt {
 	resp, err := cl.t.next.RoundTrip(areq)
 	a.resp, a.err = body.Checked(resp, err, "retry")
 	a.retryable, a.unsent = cl.t.retryable(cl.ctx, a.ctx, a.resp, a.err)
+	if a.err == nil && !a.retryable && cl.buffers(n) {
+		if err := cl.buffer(a.resp); err != nil {
+			a.resp, a.err = nil, err
+			a.retryable, a.unsent = cl.t.retryable(cl.ctx, a.ctx, nil, err)
+		}
+	}
 	return a
 }
 
