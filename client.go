@@ -189,6 +189,7 @@ func (c Config) layers(tracingOpts []tracing.Option) [numLayers]Middleware {
 		retry.WithBackoff(c.BackoffInitial, c.BackoffMax),
 		retry.WithMaxRetryAfter(c.MaxRetryAfter),
 		retry.WithStatuses(c.RetryStatuses...),
+		retry.WithResponseBuffer(c.ResponseBuffer),
 	}
 	if c.AttemptHeader != "" {
 		retryOpts = append(retryOpts, retry.WithAttemptHeader(c.AttemptHeader))

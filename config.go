@@ -109,6 +109,11 @@ type Config struct {
 	// first) to the upstream on every attempt, as Envoy's
 	// x-envoy-attempt-count and gRPC's grpc-previous-rpc-attempts do.
 	AttemptHeader string `env:"ATTEMPT_HEADER"`
+	// ResponseBuffer, in bytes, reads a response body of at most this size
+	// inside the attempt, so a body that stalls, is reset or ends short is
+	// retried like any failed attempt (retry.WithResponseBuffer); streams and
+	// longer bodies pass through as they arrive. 0 turns it off.
+	ResponseBuffer int64 `env:"RESPONSE_BUFFER"`
 	// IdempotencyKeys puts an Idempotency-Key (a UUID per call, the same on
 	// every attempt) on every POST and PATCH that carries none, so that they
 	// are retried like idempotent requests (retry.WithIdempotencyKeys). Off
@@ -176,6 +181,7 @@ func DefaultConfig() Config {
 		MaxRetryAfter:    retry.DefaultMaxRetryAfter,
 		RetryBudgetRatio: retry.DefaultRetryBudgetRatio,
 		RetryStatuses:    retry.DefaultStatuses(),
+		ResponseBuffer:   retry.DefaultResponseBuffer,
 
 		AdaptiveConcurrency: true,
 		MinConcurrency:      ratelimit.DefaultMinConcurrency,
@@ -393,6 +399,9 @@ func (c Config) validateRetries(add func(format string, args ...any)) {
 		if s < 100 || s > 599 {
 			add("RetryStatuses: %d is not an HTTP status", s)
 		}
+	}
+	if c.ResponseBuffer < 0 {
+		add("ResponseBuffer must not be negative (got %d)", c.ResponseBuffer)
 	}
 }
 

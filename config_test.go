@@ -45,6 +45,7 @@ func TestDefaultConfigUsesPackageDefaults(t *testing.T) {
 		{"MaxRetryAfter", cfg.MaxRetryAfter, retry.DefaultMaxRetryAfter},
 		{"RetryBudgetRatio", cfg.RetryBudgetRatio, retry.DefaultRetryBudgetRatio},
 		{"RetryStatuses", fmt.Sprint(cfg.RetryStatuses), fmt.Sprint(retry.DefaultStatuses())},
+		{"ResponseBuffer", cfg.ResponseBuffer, retry.DefaultResponseBuffer},
 		{"MaxIdleConnsPerHost", cfg.MaxIdleConnsPerHost, base.DefaultMaxIdleConnsPerHost},
 		{"MaxConnsPerHost", cfg.MaxConnsPerHost, base.DefaultMaxConnsPerHost},
 		{"AdaptiveConcurrency", cfg.AdaptiveConcurrency, true},
@@ -102,6 +103,18 @@ func TestLoadConfigFromEnvironment(t *testing.T) {
 	// Unset variables keep the defaults.
 	if cfg.TotalBudget != 10*time.Second {
 		t.Fatalf("TotalBudget = %v; want the 10s default", cfg.TotalBudget)
+	}
+}
+
+func TestLoadConfigResponseBuffer(t *testing.T) {
+	t.Setenv("APP_RESPONSE_BUFFER", "1048576")
+	cfg, err := LoadConfig("APP_")
+	if err != nil || cfg.ResponseBuffer != 1<<20 {
+		t.Fatalf("LoadConfig = %d, %v; want ResponseBuffer 1048576", cfg.ResponseBuffer, err)
+	}
+	t.Setenv("APP_RESPONSE_BUFFER", "-5")
+	if _, err := LoadConfig("APP_"); err == nil || !strings.Contains(err.Error(), "APP_RESPONSE_BUFFER must not be negative (got -5)") {
+		t.Fatalf("LoadConfig = %v; want the negative buffer named by its variable", err)
 	}
 }
 
@@ -176,6 +189,7 @@ func TestValidateCrossFieldRules(t *testing.T) {
 		{"adaptive floor below one", func(c *Config) { c.MinConcurrency = 0 }, "MinConcurrency must be at least 1"},
 		{"adaptive limit without a ceiling", func(c *Config) { c.MaxConcurrency = 0 }, "MaxConcurrency must be at least 1 with AdaptiveConcurrency"},
 		{"negative write timeout", func(c *Config) { c.WriteTimeout = -time.Second }, "WriteTimeout must not be negative"},
+		{"negative response buffer", func(c *Config) { c.ResponseBuffer = -1 }, "ResponseBuffer must not be negative (got -1)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultConfig()
