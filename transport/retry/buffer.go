@@ -116,7 +116,7 @@ var streamingTypes = [...]string{"text/event-stream", "application/x-ndjson", "a
 // as they are (-1 stays -1). A longer body is handed on as the bytes read so
 // far followed by the rest from the wire. A read that fails closes the body
 // and returns the error, which the attempt then reports instead of resp.
-func (cl *call) buffer(resp *http.Response) error {
+func (cl *call) buffer(resp *http.Response, n int) error {
 	rb := &cl.t.cfg.respBuffer
 	if !holdable(resp, rb.limit) {
 		return nil
@@ -124,7 +124,7 @@ func (cl *call) buffer(resp *http.Response) error {
 	live := resp.Body
 	var w *stallWatch
 	if dl, ok := cl.ctx.Deadline(); ok {
-		w = watchStalls(live, dl, max(cl.t.cfg.initial, minAttemptTime))
+		w = watchStalls(live, dl, cl.cutFloor(n))
 	}
 	var buf []byte
 	if resp.ContentLength >= 0 {
@@ -154,6 +154,20 @@ func (cl *call) buffer(resp *http.Response) error {
 	live.Close() // read to EOF: its connection is back in the pool already
 	resp.Body = newMemBody(buf)
 	return nil
+}
+
+// cutFloor is the least time a cut of attempt n's stalled body must leave for
+// the retry after it to be made: the longest backoff before that retry, and
+// twice the least time worth an attempt (the deadline check of decide asks
+// for one). With less, decide would refuse the retry for the deadline, and the
+// cut would only have traded a late answer for a certain error.
+func (cl *call) cutFloor(n int) time.Duration {
+	c := &cl.t.cfg
+	longest := c.max // a WithBackoffFunc backoff: its bound
+	if c.backoffFunc == nil {
+		longest = fullJitter(c.initial, c.max, n, func(k int64) int64 { return k - 1 }) // its ceiling
+	}
+	return longest + 2*minAttemptTime
 }
 
 // readPrefix reads rc into buf until EOF or until more than limit bytes
@@ -197,10 +211,10 @@ func readPrefix(rc io.Reader, buf []byte, limit int64, w *stallWatch) (_ []byte,
 // call. A body that trickles but keeps coming is never cut, however long the
 // whole read takes (the caller's deadline bounds it).
 //
-// Once half the time left is less than floor (the first backoff), another
-// attempt would hardly fit, and cutting the body would only trade a late
-// answer for a certain error: the watch ends, and the read waits for the body
-// until the caller's deadline.
+// Once half the time left is less than floor (see cutFloor), another attempt
+// would not fit, and cutting the body would only trade a late answer for a
+// certain error: the watch ends, and the read waits for the body until the
+// caller's deadline.
 //
 // One timer serves the whole read: a read only notes when it returned, and
 // the timer, when it fires, re-arms itself for the rest of the gap if a read

@@ -375,9 +375,10 @@ func TestResponseBufferTrickleReadToTheEnd(t *testing.T) {
 	})
 }
 
-// Near the deadline, when half the time left is less than the first backoff,
-// a slow body is no longer cut for another attempt that would hardly fit: the
-// read waits for it until the caller's deadline.
+// Near the deadline, when half the time left is less than the backoff and an
+// attempt need (220 ms before the first retry by default), a slow body is no
+// longer cut for another attempt that would not fit: the read waits for it
+// until the caller's deadline.
 func TestResponseBufferNoCutNearTheDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -398,6 +399,44 @@ func TestResponseBufferNoCutNearTheDeadline(t *testing.T) {
 		}
 		if !errors.Is(err, context.DeadlineExceeded) || next.count() != 1 || time.Since(start) != time.Second {
 			t.Fatalf("err %v after %d attempts and %v; want context.DeadlineExceeded after 1 attempt and 1s", err, next.count(), time.Since(start))
+		}
+	})
+}
+
+// A cut always leaves the retry room: with fast backoff an endless trickle
+// whose gaps grow past half the time left is cut while the next attempt still
+// fits, and the call ends with the caller's deadline, never with a retry
+// refused for it.
+func TestResponseBufferCutLeavesRoomForTheRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		endless := func(r *http.Request) *http.Response {
+			w := newWire(errStall, strings.Split(strings.Repeat("x", 1000), "")...)
+			for range 1000 {
+				w.pauses = append(w.pauses, 30*time.Millisecond)
+			}
+			context.AfterFunc(r.Context(), func() { w.Close() })
+			return answer(200, -1, w)(r)
+		}
+		var infos []RetryInfo
+		next := &answers{resps: []func(*http.Request) *http.Response{endless}}
+		resp, err := NewTransport(next, WithBackoff(5*time.Millisecond, 20*time.Millisecond),
+			WithOnRetry(func(i RetryInfo) { infos = append(infos, i) })).RoundTrip(get(t, ctx))
+		if resp != nil {
+			resp.Body.Close()
+			t.Fatal("got a response; want the deadline's error")
+		}
+		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrDeadline) {
+			t.Fatalf("err %v; want context.DeadlineExceeded, not ErrDeadline", err)
+		}
+		for _, i := range infos {
+			if i.Refused != "" {
+				t.Errorf("retry after attempt %d refused (%s); a cut must leave room for it", i.Attempt, i.Refused)
+			}
+		}
+		if len(infos) == 0 {
+			t.Error("no cut at all; want the stalled trickle cut once while a retry fits")
 		}
 	})
 }

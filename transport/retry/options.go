@@ -321,11 +321,11 @@ func WithBufferBodies(limit int64) Option {
 //
 // The read is bounded by the body idle timeout of the layers below
 // (base.WithBodyIdleTimeout) and by the caller's context, and each wait for a
-// byte by half the time left before the caller's deadline (while that is at
-// least the first backoff), so a stalled body leaves time for another
-// attempt; a body that trickles but keeps coming is read to the end. A read
-// that fails when no retry is allowed is the call's *Error, wrapping the read
-// error; the partial body is closed, never returned.
+// byte by half the time left before the caller's deadline (while that still
+// leaves room for the backoff and another attempt), so a stalled body leaves
+// time for another attempt; a body that trickles but keeps coming is read to
+// the end. A read that fails when no retry is allowed is the call's *Error,
+// wrapping the read error; the partial body is closed, never returned.
 //
 // Nothing is held back that a caller may want as it arrives: a body longer
 // than n is handed on as the bytes read so far followed by the rest from the

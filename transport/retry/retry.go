@@ -321,7 +321,7 @@ func (cl *call) send(n int, b io.ReadCloser) attempt {
 	a.resp, a.err = body.Checked(resp, err, "retry")
 	a.retryable, a.unsent = cl.t.retryable(cl.ctx, a.ctx, a.resp, a.err)
 	if a.err == nil && !a.retryable && cl.buffers(n) {
-		if err := cl.buffer(a.resp); err != nil {
+		if err := cl.buffer(a.resp, n); err != nil {
 			a.resp, a.err = nil, err
 			a.retryable, a.unsent = cl.t.retryable(cl.ctx, a.ctx, nil, err)
 		}
