@@ -29,6 +29,7 @@ import (
 
 	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/idempotent"
 	"github.com/outboundhttp/outbound/internal/idle"
 	"github.com/outboundhttp/outbound/internal/keyed"
 	"github.com/outboundhttp/outbound/internal/retrybudget"
@@ -188,12 +189,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // (RFC 9110 §9.2.2) or an Idempotency-Key, a body that can be sent again,
 // and no protocol upgrade (one upgraded connection is wanted, not two).
 func hedgeable(req *http.Request) bool {
-	switch req.Method {
-	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
-	default:
-		if len(req.Header[IdempotencyKeyHeader]) == 0 {
-			return false
-		}
+	if !idempotent.Method(req.Method) && len(req.Header[IdempotencyKeyHeader]) == 0 {
+		return false
 	}
 	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
 		return false

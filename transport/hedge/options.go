@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/outboundhttp/outbound/internal/idempotent"
 	"github.com/outboundhttp/outbound/internal/retrybudget"
 )
 
@@ -57,7 +58,7 @@ const (
 // IdempotencyKeyHeader marks a request as safe to repeat whatever its method
 // (draft-ietf-httpapi-idempotency-key-header); transport/retry honours the
 // same header.
-const IdempotencyKeyHeader = "Idempotency-Key"
+const IdempotencyKeyHeader = idempotent.KeyHeader
 
 type config struct {
 	delay        time.Duration // WithDelay: the fixed delay, or the quantile's floor

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/outboundhttp/outbound/internal/idempotent"
 	"github.com/outboundhttp/outbound/internal/retrybudget"
 )
 
@@ -71,7 +72,7 @@ func DefaultStatuses() []int {
 
 // IdempotencyKeyHeader is the header that marks a request as safe to repeat
 // (draft-ietf-httpapi-idempotency-key-header).
-const IdempotencyKeyHeader = "Idempotency-Key"
+const IdempotencyKeyHeader = idempotent.KeyHeader
 
 type config struct {
 	maxAttempts   int
@@ -120,8 +121,7 @@ func defaultConfig() config {
 	for _, s := range DefaultStatuses() {
 		c.statuses[s] = true
 	}
-	c.methods = setOf(http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace,
-		http.MethodPut, http.MethodDelete)
+	c.methods = setOf(idempotent.Methods()...)
 	return c
 }
 
