@@ -236,8 +236,8 @@ func (c Config) layers(tracingOpts []tracing.Option) [numLayers]Middleware {
 		}
 		if c.TracingEnabled {
 			observe := tracing.CircuitObserver(tracingOpts...)
-			circuitOpts = append(circuitOpts, circuit.WithOnStateChange(func(key string, from, to circuit.State) {
-				observe(key, from.String(), to.String())
+			circuitOpts = append(circuitOpts, circuit.WithObserver(circuit.Observer{
+				StateChange: func(key string, from, to circuit.State) { observe(key, from.String(), to.String()) },
 			}))
 		}
 		l[LayerCircuit] = circuit.Middleware(circuitOpts...)

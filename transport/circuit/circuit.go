@@ -175,8 +175,8 @@ func (t *Transport) newBreaker(key string) *breaker {
 			case gobreaker.StateClosed:
 				b.closedAt.Store(time.Now().UnixNano())
 			}
-			if c.onChange != nil {
-				c.onChange(name, fromGobreaker(from), fromGobreaker(to))
+			if f := c.obs.StateChange; f != nil {
+				f(name, fromGobreaker(from), fromGobreaker(to))
 			}
 		},
 	}

@@ -656,7 +656,7 @@ func TestOptionPanics(t *testing.T) {
 	}
 	// nil options and nil functions are ignored
 	tr := NewTransport(newFake(200), nil, WithKey(nil), WithFailure(nil), WithOnStateChange(nil))
-	if tr.cfg.key != nil || tr.cfg.isFailure == nil || tr.cfg.onChange != nil { // nil key: the cached default
+	if tr.cfg.key != nil || tr.cfg.isFailure == nil || tr.cfg.obs.StateChange != nil { // nil key: the cached default
 		t.Fatal("nil arguments not ignored")
 	}
 }

@@ -40,7 +40,7 @@ type config struct {
 	maxKeys     int
 	key         func(*http.Request) string
 	isFailure   func(*http.Response, error) bool
-	onChange    func(key string, from, to State)
+	obs         Observer // WithObserver
 }
 
 func newConfig(opts []Option) config {
@@ -153,20 +153,6 @@ func WithFailure(f func(resp *http.Response, err error) bool) Option {
 	return optionFunc(func(c *config) {
 		if f != nil {
 			c.isFailure = f
-		}
-	})
-}
-
-// WithOnStateChange sets a function called whenever the breaker of a key
-// changes state, for metrics and logs. It runs while the breaker of that key
-// is locked: it must be quick and must not call back into the Transport
-// (State would deadlock). The move from Open to HalfOpen happens lazily, when
-// the first request after the break duration arrives, so that is when it is
-// reported. A nil f is ignored.
-func WithOnStateChange(f func(key string, from, to State)) Option {
-	return optionFunc(func(c *config) {
-		if f != nil {
-			c.onChange = f
 		}
 	})
 }

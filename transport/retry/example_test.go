@@ -43,14 +43,16 @@ func ExampleNewTransport() {
 	// Output: 200 OK
 }
 
-func ExampleWithOnRetry() {
+func ExampleWithObserver() {
 	srv := flaky(2)
 	defer srv.Close()
 
 	client := &http.Client{Transport: retry.NewTransport(nil,
 		retry.WithBackoff(time.Millisecond, 10*time.Millisecond),
-		retry.WithOnRetry(func(ri retry.RetryInfo) {
-			fmt.Printf("attempt %d failed (%s), retrying\n", ri.Attempt, ri.Reason)
+		retry.WithObserver(retry.Observer{
+			Retry: func(_ context.Context, ri retry.RetryInfo) {
+				fmt.Printf("attempt %d failed (%s), retrying\n", ri.Attempt, ri.Reason)
+			},
 		}),
 	)}
 	resp, err := client.Get(srv.URL)

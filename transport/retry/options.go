@@ -85,9 +85,9 @@ type config struct {
 	window        time.Duration
 	minPerSecond  float64
 	maxRetryAfter time.Duration
-	onRetry       func(RetryInfo)
-	idemKey       bool // WithIdempotencyKeys
-	waitBreaker   bool // WithWaitForBreaker
+	obs           Observer // WithObserver
+	idemKey       bool     // WithIdempotencyKeys
+	waitBreaker   bool     // WithWaitForBreaker
 	bufferLimit   int64
 	respBuffer    responseBuffer // WithResponseBuffer
 	attemptHeader string
@@ -233,15 +233,6 @@ func WithMaxRetryAfter(d time.Duration) Option {
 		panic(fmt.Sprintf("retry: WithMaxRetryAfter(%v): d must not be negative", d))
 	}
 	return optionFunc(func(c *config) { c.maxRetryAfter = d })
-}
-
-// WithOnRetry registers f, called synchronously for every failed attempt that
-// could have been retried: once a retry is scheduled (before the wait), or
-// when it is refused (RetryInfo.Refused says why). f must be quick and safe for
-// concurrent use. Default: none. The same facts also go to the call's
-// recorder as callctx events, which is how the tracing package sees them.
-func WithOnRetry(f func(RetryInfo)) Option {
-	return optionFunc(func(c *config) { c.onRetry = f })
 }
 
 // WithIdempotencyKeys puts an Idempotency-Key header on every POST and PATCH

@@ -104,7 +104,7 @@ func Attempt(ctx context.Context) int { return callctx.Attempt(ctx) }
 func (t *Transport) CloseIdleConnections() { idle.Close(t.next) }
 
 // RetryInfo describes a failed attempt that could have been retried; it is
-// passed to the function given to WithOnRetry.
+// passed to Observer.Retry.
 type RetryInfo struct {
 	Request    *http.Request // the caller's request; must not be modified
 	Attempt    int           // number of the failed attempt, 0 for the first
@@ -422,15 +422,15 @@ func (cl *call) decide(a attempt) (info RetryInfo, nextBody io.ReadCloser, stop 
 }
 
 // report announces the decision: a call event for the tracing layers and the
-// WithOnRetry hook.
+// Observer.Retry.
 func (cl *call) report(info RetryInfo, stop error) {
 	if stop != nil {
 		callctx.Emit(cl.ctx, callctx.Event{Kind: callctx.KindRetryRefused, Attempt: info.Attempt, Reason: info.Refused, Key: cl.key})
 	} else {
 		callctx.Emit(cl.ctx, callctx.Event{Kind: callctx.KindRetry, Attempt: info.Attempt + 1, Delay: info.Delay, Reason: info.Reason, Key: cl.key})
 	}
-	if cl.t.cfg.onRetry != nil {
-		cl.t.cfg.onRetry(info)
+	if f := cl.t.cfg.obs.Retry; f != nil {
+		f(cl.ctx, info)
 	}
 }
 
