@@ -363,6 +363,51 @@ func TestNewClientRecordsConcurrencyGauges(t *testing.T) {
 	})
 }
 
+// TestNewClientCountsSharedLimiterFallbacks: a shared limiter that cannot
+// reach its store (redisrate with Redis down) and decides locally shows in
+// the metrics NewClient sets up, so the degraded mode is visible without an
+// Observer of one's own.
+func TestNewClientCountsSharedLimiterFallbacks(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	storeDown := errors.New("dial tcp 127.0.0.1:6379: connect: connection refused")
+	shared := ratelimit.LimiterFunc(func(context.Context, string) (ratelimit.Result, error) {
+		return ratelimit.Result{Allowed: true, Fallback: storeDown}, nil
+	})
+	base := RoundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+	})
+	c, err := NewClient(DefaultConfig(), WithBase(base), WithTracingOptions(tracing.WithMeterProvider(mp)),
+		WithMiddlewareAfter(LayerRateLimit, ratelimit.Middleware(ratelimit.WithSharedLimiter(shared))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		resp, err := c.Get("http://orders.internal/v1/orders/1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var fallbacks int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == tracing.MetricRateLimitFallbacks {
+				for _, p := range sum.DataPoints {
+					fallbacks += p.Value
+				}
+			}
+		}
+	}
+	if fallbacks != 3 {
+		t.Fatalf("%s = %d; want 3, one per call decided without the shared store", tracing.MetricRateLimitFallbacks, fallbacks)
+	}
+}
+
 // TestNewClientWriteTimeoutRetriesWithBody: an upload the upstream stops
 // reading ends at Config.WriteTimeout with ErrWriteTimeout instead of holding
 // the attempt until the budget, and the retry replays the whole body through
