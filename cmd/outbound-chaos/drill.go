@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/outboundhttp/outbound/internal/clock"
 	"github.com/outboundhttp/outbound/transport/budget"
 	"github.com/outboundhttp/outbound/transport/chaos"
 	"github.com/outboundhttp/outbound/transport/circuit"
@@ -135,7 +136,7 @@ issue:
 		// Calls arrive evenly over the scenario's span, like requests of
 		// users to a service that makes one outbound call each; a call waits
 		// for a slot when -concurrency calls are already in flight.
-		if err := sleepUntil(ctx, start.Add(time.Duration(k)*interval)); err != nil {
+		if err := clock.SleepUntil(ctx, start.Add(time.Duration(k)*interval)); err != nil {
 			break
 		}
 		select {
@@ -276,22 +277,6 @@ func classify(status int, err error) string {
 		return "status " + strconv.Itoa(status)
 	}
 	return "error"
-}
-
-// sleepUntil waits until t or until ctx ends.
-func sleepUntil(ctx context.Context, t time.Time) error {
-	d := time.Until(t)
-	if d <= 0 {
-		return ctx.Err()
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // percentile returns the nearest-rank q-quantile of sorted (0 when empty).

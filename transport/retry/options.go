@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/outboundhttp/outbound/internal/clock"
 	"github.com/outboundhttp/outbound/internal/idempotent"
 	"github.com/outboundhttp/outbound/internal/retrybudget"
 )
@@ -115,7 +116,7 @@ func defaultConfig() config {
 		maxKeys:       DefaultMaxKeys,
 		respBuffer:    newResponseBuffer(DefaultResponseBuffer),
 		now:           time.Now,
-		sleep:         sleepCtx,
+		sleep:         clock.Sleep,
 		randN:         rand.Int64N,
 	}
 	for _, s := range DefaultStatuses() {
@@ -390,19 +391,4 @@ func WithMaxKeys(n int) Option {
 		panic(fmt.Sprintf("retry: WithMaxKeys(%d): n must be at least 1", n))
 	}
 	return optionFunc(func(c *config) { c.maxKeys = n })
-}
-
-// sleepCtx waits d or until ctx is done, whichever is first.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
