@@ -74,12 +74,6 @@ const URL = "http://contract.test/path?q=1"
 // end in time, whose deadline is one second away).
 const Deadline = time.Hour
 
-// RoundTripFunc adapts a function to http.RoundTripper, for fakes.
-type RoundTripFunc func(*http.Request) (*http.Response, error)
-
-// RoundTrip calls f(r).
-func (f RoundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 // An Option declares what the layer under test does beyond passing a request
 // on: whether it refuses requests, waits before sending them, or discards
 // responses. Run requires each of the three to be declared, one way or the

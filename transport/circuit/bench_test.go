@@ -3,6 +3,8 @@ package circuit
 import (
 	"net/http"
 	"testing"
+
+	"github.com/outboundhttp/outbound/internal/contracttest"
 )
 
 // memBase answers every request with a prebuilt 200 and http.NoBody.
@@ -51,7 +53,7 @@ func BenchmarkClosedParallel(b *testing.B) {
 
 // BenchmarkOpen is the cost of a refusal while open.
 func BenchmarkOpen(b *testing.B) {
-	tr := NewTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	tr := NewTransport(contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: 503, Body: http.NoBody}, nil
 	}), WithMinRequests(1), WithBreakDuration(1<<62))
 	req, _ := http.NewRequest(http.MethodGet, "http://bench.example/x", nil)

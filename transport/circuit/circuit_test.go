@@ -18,12 +18,9 @@ import (
 	"time"
 
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/contracttest"
 	"github.com/outboundhttp/outbound/internal/refusal"
 )
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // fakeBase answers with the status it holds and counts the requests it saw.
 type fakeBase struct {
@@ -152,7 +149,7 @@ func TestWarmUpWeighsAttemptsInFlight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
 		var slow atomic.Int64
-		base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		base := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 			if r.URL.Path == "/slow" {
 				slow.Add(1)
 				<-release
@@ -345,7 +342,7 @@ func TestHalfOpenLimitsProbes(t *testing.T) {
 		fail := newFake(503)
 		blk := &blockingBase{release: make(chan struct{}), status: 200}
 		var useBlk atomic.Bool
-		base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		base := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 			if useBlk.Load() {
 				return blk.RoundTrip(r)
 			}
@@ -491,7 +488,7 @@ func TestCallerCancellationIsExcluded(t *testing.T) {
 
 func TestHostsAreIndependent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		base := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 			code := 200
 			if r.URL.Host == "down.example" {
 				code = 503
@@ -548,7 +545,7 @@ func TestPanicInNextReportsFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var boom atomic.Bool
 		fail := newFake(503)
-		base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		base := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 			if boom.Load() {
 				panic("boom")
 			}
@@ -575,28 +572,17 @@ func TestPanicInNextReportsFailure(t *testing.T) {
 	})
 }
 
-type recorder struct {
-	mu  sync.Mutex
-	evs []callctx.Event
-}
-
-func (r *recorder) Record(_ context.Context, ev callctx.Event) {
-	r.mu.Lock()
-	r.evs = append(r.evs, ev)
-	r.mu.Unlock()
-}
-
 func TestRefusalEmitsEvent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tr := NewTransport(newFake(503), WithMinRequests(2), WithBreakDuration(time.Minute))
 		do(t, tr, hostA, 2)
 		time.Sleep(10 * time.Second)
-		rec := &recorder{}
+		rec := &contracttest.Recorder{}
 		ctx := callctx.WithAttempt(callctx.WithRecorder(context.Background(), rec), 2)
 		tr.RoundTrip(get(t, hostA).WithContext(ctx))
 		want := callctx.Event{Kind: callctx.KindCircuitRejected, Attempt: 2, Delay: 50 * time.Second, Reason: "open", Key: "http://a.example:80"}
-		if len(rec.evs) != 1 || rec.evs[0] != want {
-			t.Fatalf("events %+v; want [%+v]", rec.evs, want)
+		if evs := rec.Events(); len(evs) != 1 || evs[0] != want {
+			t.Fatalf("events %+v; want [%+v]", evs, want)
 		}
 	})
 }
@@ -608,7 +594,7 @@ func TestNilNextAndNilResponse(t *testing.T) {
 		t.Fatal("nil next is not http.DefaultTransport")
 	}
 	synctest.Test(t, func(t *testing.T) {
-		broken := roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, nil })
+		broken := contracttest.RoundTripFunc(func(*http.Request) (*http.Response, error) { return nil, nil })
 		tr := NewTransport(broken, WithMinRequests(2))
 		do(t, tr, hostA, 2) // must not panic in the default classifier
 		if s := tr.State("http://a.example:80"); s != Open {
@@ -691,7 +677,7 @@ func TestWindowOption(t *testing.T) {
 
 func TestAttemptTimeoutCauseCounts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		base := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 			<-r.Context().Done()
 			return nil, r.Context().Err()
 		})
@@ -727,7 +713,7 @@ func (localRefusal) LocalRefusal() bool { return true }
 // nothing about the upstream: it must not open the breaker.
 func TestLocalRefusalsBelowAreExcluded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		refusing := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		refusing := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("wrapped: %w", localRefusal{})
 		})
 		tr := NewTransport(refusing, WithMinRequests(1))

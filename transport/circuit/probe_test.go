@@ -4,47 +4,12 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/outboundhttp/outbound/internal/contracttest"
 )
-
-// gate is a base that answers 503 until opened, and then holds each request
-// at its hold channel (when set) before answering with status.
-type gate struct {
-	mu     sync.Mutex
-	status int
-	hold   chan struct{}
-	calls  int
-}
-
-func (g *gate) set(status int, hold chan struct{}) {
-	g.mu.Lock()
-	g.status, g.hold = status, hold
-	g.mu.Unlock()
-}
-
-func (g *gate) RoundTrip(r *http.Request) (*http.Response, error) {
-	g.mu.Lock()
-	g.calls++
-	status, hold := g.status, g.hold
-	g.mu.Unlock()
-	if hold != nil {
-		select {
-		case <-hold:
-		case <-r.Context().Done():
-			return nil, r.Context().Err()
-		}
-	}
-	return &http.Response{StatusCode: status, Body: http.NoBody, Request: r}, nil
-}
-
-func (g *gate) count() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.calls
-}
 
 // openErr sends one request and returns its *OpenError, failing the test if
 // the request was not refused.
@@ -86,7 +51,7 @@ func TestNextProbeReportsEachProbe(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				g := &gate{status: 503}
+				g := contracttest.NewGate(503)
 				tr := NewTransport(g, WithMinRequests(1))
 				do(t, tr, hostA, 1)
 				oe := openErr(t, tr)
@@ -97,7 +62,7 @@ func TestNextProbeReportsEachProbe(t *testing.T) {
 
 				time.Sleep(in)
 				hold := make(chan struct{})
-				g.set(tc.status, hold)
+				g.Set(tc.status, hold)
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
 				probeDone := make(chan struct{})
@@ -129,8 +94,8 @@ func TestNextProbeReportsEachProbe(t *testing.T) {
 				if s := tr.State("http://a.example:80"); s != tc.wantState {
 					t.Fatalf("after the probe: state %v; want %v", s, tc.wantState)
 				}
-				if g.count() != 2 {
-					t.Fatalf("the base saw %d requests; want 2 (the trip and the probe)", g.count())
+				if g.Calls() != 2 {
+					t.Fatalf("the base saw %d requests; want 2 (the trip and the probe)", g.Calls())
 				}
 				if tc.wantState == Open {
 					_, next := openErr(t, tr).NextProbe()
@@ -147,9 +112,9 @@ func TestNextProbeReportsEachProbe(t *testing.T) {
 // failure and wakes the waiters.
 func TestNextProbeAfterPanic(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		g := &gate{status: 503}
+		g := contracttest.NewGate(503)
 		var boom bool
-		tr := NewTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		tr := NewTransport(contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 			if boom {
 				panic("boom")
 			}
