@@ -2,14 +2,12 @@ package outbound
 
 import (
 	"errors"
-	"io"
-	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/outboundhttp/outbound/internal/contracttest"
 	"github.com/outboundhttp/outbound/transport/circuit"
 )
 
@@ -30,37 +28,11 @@ func TestConfigIdempotencyKeysAndWaitForBreaker(t *testing.T) {
 	}
 }
 
-// scriptedBase answers with its status and records each request's method
-// and Idempotency-Key.
-type scriptedBase struct {
-	mu     sync.Mutex
-	status []int // per request, the last one repeated
-	keys   []string
-}
-
-func (b *scriptedBase) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil {
-		io.Copy(io.Discard, r.Body)
-		r.Body.Close()
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.keys = append(b.keys, r.Header.Get("Idempotency-Key"))
-	code := b.status[min(len(b.keys)-1, len(b.status)-1)]
-	return &http.Response{StatusCode: code, Body: io.NopCloser(strings.NewReader("x")), Request: r}, nil
-}
-
-func (b *scriptedBase) seen() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return append([]string(nil), b.keys...)
-}
-
 // TestNewClientIdempotencyKeys: with IdempotencyKeys a POST carries a key,
 // the same on its retry; without, it is sent once and carries none.
 func TestNewClientIdempotencyKeys(t *testing.T) {
 	for _, on := range []bool{true, false} {
-		b := &scriptedBase{status: []int{503, 200}}
+		b := contracttest.NewGate(503, 200)
 		cfg := fastConfig()
 		cfg.IdempotencyKeys = on
 		c := newTestClient(t, cfg, WithBase(b))
@@ -69,7 +41,7 @@ func TestNewClientIdempotencyKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		keys := b.seen()
+		keys := b.Header("Idempotency-Key")
 		if on && (len(keys) != 2 || keys[0] == "" || keys[0] != keys[1] || resp.StatusCode != 200) {
 			t.Errorf("IdempotencyKeys on: keys %q, status %d; want two attempts with one key and the 200", keys, resp.StatusCode)
 		}
@@ -94,7 +66,7 @@ func TestNewClientWaitForBreaker(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				b := &scriptedBase{status: []int{503}}
+				b := contracttest.NewGate(503)
 				cfg := fastConfig()
 				cfg.WaitForBreaker = tc.wait
 				cfg.MaxAttempts = tc.maxAttempts
@@ -108,10 +80,8 @@ func TestNewClientWaitForBreaker(t *testing.T) {
 					}
 					time.Sleep(10 * time.Millisecond)
 				}
-				b.mu.Lock()
-				b.status = []int{200}
-				b.mu.Unlock()
-				sent := len(b.seen())
+				b.Set(200, nil)
+				sent := b.Calls()
 				start := time.Now()
 				resp, err := c.Get("http://orders.test/v1")
 				took := time.Since(start)
@@ -125,8 +95,8 @@ func TestNewClientWaitForBreaker(t *testing.T) {
 					t.Fatalf("got %v after %v; want the answer after the probe", err, took)
 				}
 				resp.Body.Close()
-				if resp.StatusCode != 200 || took <= 0 || took > cfg.CircuitBreakDuration || len(b.seen()) != sent+1 {
-					t.Fatalf("got %d after %v, %d requests sent; want 200 within the break, 1 request", resp.StatusCode, took, len(b.seen())-sent)
+				if resp.StatusCode != 200 || took <= 0 || took > cfg.CircuitBreakDuration || b.Calls() != sent+1 {
+					t.Fatalf("got %d after %v, %d requests sent; want 200 within the break, 1 request", resp.StatusCode, took, b.Calls()-sent)
 				}
 			})
 		})
