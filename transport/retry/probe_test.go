@@ -15,58 +15,19 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/outboundhttp/outbound/internal/contracttest"
 	"github.com/outboundhttp/outbound/transport/circuit"
 	"github.com/outboundhttp/outbound/transport/retry"
 )
 
 const upstream = "http://a.example"
 
-// upstreamFake answers with its status; while hold is set, each request
-// waits at it (or for its context) first. It counts what reaches it.
-type upstreamFake struct {
-	mu     sync.Mutex
-	status int
-	hold   chan struct{}
-	calls  int
-}
-
-func (u *upstreamFake) set(status int, hold chan struct{}) {
-	u.mu.Lock()
-	u.status, u.hold = status, hold
-	u.mu.Unlock()
-}
-
-func (u *upstreamFake) count() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.calls
-}
-
-func (u *upstreamFake) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil {
-		io.Copy(io.Discard, r.Body)
-		r.Body.Close()
-	}
-	u.mu.Lock()
-	u.calls++
-	status, hold := u.status, u.hold
-	u.mu.Unlock()
-	if hold != nil {
-		select {
-		case <-hold:
-		case <-r.Context().Done():
-			return nil, r.Context().Err()
-		}
-	}
-	return &http.Response{StatusCode: status, Body: io.NopCloser(strings.NewReader("ok")), Request: r}, nil
-}
-
 // openStack returns retry (with opts) over a breaker that opens on one
 // failure, over u, with the breaker already open: one 503 went through.
-func openStack(t *testing.T, u *upstreamFake, opts ...retry.Option) http.RoundTripper {
+func openStack(t *testing.T, u *contracttest.Gate, opts ...retry.Option) http.RoundTripper {
 	t.Helper()
 	cb := circuit.NewTransport(u, circuit.WithMinRequests(1))
-	u.set(503, nil)
+	u.Set(503, nil)
 	resp, err := cb.RoundTrip(get(t, context.Background()))
 	if err != nil {
 		t.Fatal(err)
@@ -114,10 +75,10 @@ func call(t *testing.T, rt http.RoundTripper, deadline time.Duration) outcome {
 // releases every waiter, which then passes the closed breaker.
 func TestWaitForBreakerOneProbeReleasesWaiters(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		u := &upstreamFake{}
+		u := contracttest.NewGate()
 		rt := openStack(t, u, retry.WithWaitForBreaker())
 		hold := make(chan struct{})
-		u.set(200, hold)
+		u.Set(200, hold)
 		const waiters = 10
 		out := make([]outcome, waiters)
 		var wg sync.WaitGroup
@@ -125,12 +86,12 @@ func TestWaitForBreakerOneProbeReleasesWaiters(t *testing.T) {
 			wg.Go(func() { out[i] = call(t, rt, 10*time.Second) })
 		}
 		synctest.Wait() // every call refused and waiting
-		if got := u.count(); got != 1 {
+		if got := u.Calls(); got != 1 {
 			t.Fatalf("%d requests reached the upstream while open; want only the one that tripped it", got)
 		}
 		time.Sleep(circuit.DefaultBreakDuration + time.Nanosecond)
 		synctest.Wait() // the break is over: the probe is at the upstream
-		if got := u.count() - 1; got != 1 {
+		if got := u.Calls() - 1; got != 1 {
 			t.Fatalf("%d requests reached the upstream while half-open; want exactly 1 (the probe)", got)
 		}
 		close(hold)
@@ -140,7 +101,7 @@ func TestWaitForBreakerOneProbeReleasesWaiters(t *testing.T) {
 				t.Errorf("call %d: %d, %v after %v; want 200 after the break", i, o.status, o.err, o.took)
 			}
 		}
-		if got := u.count(); got != 1+waiters {
+		if got := u.Calls(); got != 1+waiters {
 			t.Errorf("the upstream saw %d requests; want %d (the trip, the probe, each waiter once)", got, 1+waiters)
 		}
 	})
@@ -163,10 +124,10 @@ func TestWaitForBreakerFailedProbe(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				u := &upstreamFake{}
+				u := contracttest.NewGate()
 				rt := openStack(t, u, retry.WithWaitForBreaker())
 				hold := make(chan struct{})
-				u.set(503, hold)
+				u.Set(503, hold)
 				var wg sync.WaitGroup
 				out := make([]outcome, 2)
 				for i := range out {
@@ -174,10 +135,10 @@ func TestWaitForBreakerFailedProbe(t *testing.T) {
 				}
 				time.Sleep(brk + time.Nanosecond)
 				synctest.Wait() // one call is the probe, held at the upstream
-				if got := u.count() - 1; got != 1 {
+				if got := u.Calls() - 1; got != 1 {
 					t.Fatalf("%d requests reached the upstream while half-open; want 1", got)
 				}
-				u.set(200, nil) // the upstream recovers just after the probe failed
+				u.Set(200, nil) // the upstream recovers just after the probe failed
 				close(hold)
 				wg.Wait()
 				probe, waiter := out[0], out[1]
@@ -191,7 +152,7 @@ func TestWaitForBreakerFailedProbe(t *testing.T) {
 					if waiter.err != nil || waiter.status != 200 || waiter.took != tc.wantTook {
 						t.Errorf("waiter: %d, %v after %v; want 200 after %v", waiter.status, waiter.err, waiter.took, tc.wantTook)
 					}
-					if got := u.count(); got != 3 {
+					if got := u.Calls(); got != 3 {
 						t.Errorf("the upstream saw %d requests; want 3 (the trip, the failed probe, the waiter as the next probe)", got)
 					}
 					return
@@ -222,7 +183,7 @@ func TestWaitForBreakerFailsFast(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				u := &upstreamFake{}
+				u := contracttest.NewGate()
 				rt := openStack(t, u, tc.opts...)
 				ctx, cancel := context.WithTimeout(context.Background(), tc.deadline)
 				defer cancel()
@@ -233,8 +194,8 @@ func TestWaitForBreakerFailsFast(t *testing.T) {
 				if resp != nil || !errors.As(err, &oe) || time.Since(start) != 0 {
 					t.Fatalf("got %v, %v after %v; want the OpenError at once", resp, err, time.Since(start))
 				}
-				if u.count() != 1 {
-					t.Errorf("the upstream saw %d requests; want only the trip", u.count())
+				if u.Calls() != 1 {
+					t.Errorf("the upstream saw %d requests; want only the trip", u.Calls())
 				}
 			})
 		})
@@ -244,7 +205,7 @@ func TestWaitForBreakerFailsFast(t *testing.T) {
 // TestWaitForBreakerCancel: the caller's cancel ends the wait at once.
 func TestWaitForBreakerCancel(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		u := &upstreamFake{}
+		u := contracttest.NewGate()
 		rt := openStack(t, u, retry.WithWaitForBreaker())
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -261,10 +222,10 @@ func TestWaitForBreakerCancel(t *testing.T) {
 // waits for one probe's outcome, no more.
 func TestWaitForBreakerWithoutDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		u := &upstreamFake{}
+		u := contracttest.NewGate()
 		rt := openStack(t, u, retry.WithWaitForBreaker())
 		hold := make(chan struct{})
-		u.set(503, hold)
+		u.Set(503, hold)
 		var wg sync.WaitGroup
 		out := make([]outcome, 2)
 		for i := range out {
@@ -297,7 +258,7 @@ func TestWaitForBreakerWithoutDeadline(t *testing.T) {
 // still gets its remaining attempts.
 func TestWaitForBreakerKeepsAttempts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		u := &upstreamFake{status: 503}
+		u := contracttest.NewGate(503)
 		cb := circuit.NewTransport(u, circuit.WithMinRequests(1))
 		var infos []retry.RetryInfo
 		rt := retry.NewTransport(cb, retry.WithWaitForBreaker(), retry.WithMaxAttempts(2),
@@ -306,13 +267,13 @@ func TestWaitForBreakerKeepsAttempts(t *testing.T) {
 		var o outcome
 		wg.Go(func() { o = call(t, rt, 10*time.Second) }) // 503, trips, retry refused: waits
 		synctest.Wait()
-		u.set(200, nil)
+		u.Set(200, nil)
 		wg.Wait()
 		if o.err != nil || o.status != 200 {
 			t.Fatalf("got %d, %v; want 200 from the attempt sent after the break", o.status, o.err)
 		}
-		if u.count() != 2 || len(infos) != 1 {
-			t.Fatalf("%d requests, %d retries; want 2 and 1 (the refusal is no attempt)", u.count(), len(infos))
+		if u.Calls() != 2 || len(infos) != 1 {
+			t.Fatalf("%d requests, %d retries; want 2 and 1 (the refusal is no attempt)", u.Calls(), len(infos))
 		}
 	})
 }
