@@ -9,6 +9,7 @@ import (
 	"github.com/outboundhttp/outbound/transport/budget"
 	"github.com/outboundhttp/outbound/transport/circuit"
 	"github.com/outboundhttp/outbound/transport/header"
+	"github.com/outboundhttp/outbound/transport/hedge"
 	"github.com/outboundhttp/outbound/transport/ratelimit"
 	"github.com/outboundhttp/outbound/transport/requestid"
 	"github.com/outboundhttp/outbound/transport/retry"
@@ -26,6 +27,7 @@ const (
 	LayerTracing                     // transport/tracing: logical span
 	LayerBudget                      // transport/budget: total time budget
 	LayerRetry                       // transport/retry
+	LayerHedge                       // transport/hedge: a second attempt when the first is slow
 	LayerDeadline                    // transport/budget: remaining budget on the wire, per attempt
 	LayerHeader                      // transport/header: User-Agent and API key, per attempt
 	LayerCircuit                     // transport/circuit
@@ -34,7 +36,7 @@ const (
 	numLayers
 )
 
-var layerNames = [numLayers]string{"requestid", "tracing", "budget", "retry", "deadline", "header", "circuit", "ratelimit", "attempt-tracing"}
+var layerNames = [numLayers]string{"requestid", "tracing", "budget", "retry", "hedge", "deadline", "header", "circuit", "ratelimit", "attempt-tracing"}
 
 // String returns the layer's name.
 func (l Layer) String() string {
@@ -117,7 +119,7 @@ func WithTracingOptions(opts ...tracing.Option) ClientOption {
 // NewClient validates cfg (every problem reported at once, see
 // Config.Validate) and builds the standard stack on a tuned base transport (package transport/base),
 // in the order of docs/ordering.md: request ID, logical span, total budget,
-// retries, remaining budget on the wire, headers, circuit breaker, rate and
+// retries, hedges, remaining budget on the wire, headers, circuit breaker, rate and
 // concurrency limits, one span per attempt, base transport. Every value comes
 // from cfg; options drop, replace or add layers.
 //
@@ -214,6 +216,17 @@ func (c Config) layers(tracingOpts []tracing.Option) [numLayers]Middleware {
 	// and the wait for the breaker's probe.
 	if c.MaxAttempts > 1 || c.AttemptTimeout > 0 || c.AttemptHeader != "" || c.IdempotencyKeys || waitForBreaker {
 		l[LayerRetry] = retry.Middleware(retryOpts...)
+	}
+
+	// Just below retry, with nothing in between: the retry layer then shares
+	// its per-upstream budget with the hedges (hedge.Transport.SpendsRetryBudget).
+	// Every layer below meters each hedge like any attempt.
+	if c.HedgeDelay > 0 {
+		hedgeOpts := []hedge.Option{hedge.WithDelay(c.HedgeDelay)}
+		if c.HedgeQuantile > 0 {
+			hedgeOpts = append(hedgeOpts, hedge.WithQuantile(c.HedgeQuantile))
+		}
+		l[LayerHedge] = hedge.Middleware(hedgeOpts...)
 	}
 
 	var headerOpts []header.Option

@@ -15,6 +15,7 @@ import (
 	"github.com/outboundhttp/outbound/transport/base"
 	"github.com/outboundhttp/outbound/transport/budget"
 	"github.com/outboundhttp/outbound/transport/circuit"
+	"github.com/outboundhttp/outbound/transport/hedge"
 	"github.com/outboundhttp/outbound/transport/ratelimit"
 	"github.com/outboundhttp/outbound/transport/requestid"
 	"github.com/outboundhttp/outbound/transport/retry"
@@ -120,6 +121,16 @@ type Config struct {
 	// by default: only an upstream that deduplicates by key makes it safe.
 	IdempotencyKeys bool `env:"IDEMPOTENCY_KEYS"`
 
+	// Hedging (transport/hedge): an attempt that has not answered after the
+	// delay gets a copy, and whichever answers first wins; hedges spend the
+	// retry budget. HedgeDelay 0 turns hedging off. With HedgeQuantile in
+	// (0, 1) the delay is the upstream's recent latency at that quantile
+	// (hedge.WithQuantile) and HedgeDelay its floor; HedgeQuantile 0 makes
+	// HedgeDelay a fixed delay for every upstream (hedge.WithDelay alone).
+	// docs/hedge.md says why the default is what it is.
+	HedgeDelay    time.Duration `env:"HEDGE_DELAY"`
+	HedgeQuantile float64       `env:"HEDGE_QUANTILE"`
+
 	// Limits (transport/ratelimit). RatePerSecond 0 means no rate limit.
 	// With AdaptiveConcurrency the number of requests in flight per upstream
 	// follows the upstream's latency and overload signals between
@@ -182,6 +193,9 @@ func DefaultConfig() Config {
 		RetryBudgetRatio: retry.DefaultRetryBudgetRatio,
 		RetryStatuses:    retry.DefaultStatuses(),
 		ResponseBuffer:   retry.DefaultResponseBuffer,
+
+		HedgeDelay:    hedge.DefaultMinDelay,
+		HedgeQuantile: hedge.DefaultQuantile,
 
 		AdaptiveConcurrency: true,
 		MinConcurrency:      ratelimit.DefaultMinConcurrency,
@@ -307,6 +321,7 @@ func (c Config) Validate() error {
 	c.validatePool(add)
 	c.validateHeaders(add)
 	c.validateRetries(add)
+	c.validateHedge(add)
 	c.validateLimits(add)
 	c.validateCircuit(add)
 	c.validateFitsBudget(add)
@@ -335,6 +350,7 @@ func (c Config) validateDurations(add func(format string, args ...any)) {
 		{"QueueTimeout", c.QueueTimeout},
 		{"BackoffInitial", c.BackoffInitial},
 		{"BackoffMax", c.BackoffMax},
+		{"HedgeDelay", c.HedgeDelay},
 	} {
 		if d.v < 0 {
 			add("%s must not be negative (got %v)", d.name, d.v)
@@ -402,6 +418,15 @@ func (c Config) validateRetries(add func(format string, args ...any)) {
 	}
 	if c.ResponseBuffer < 0 {
 		add("ResponseBuffer must not be negative (got %d)", c.ResponseBuffer)
+	}
+}
+
+// validateHedge checks the hedge quantile (HedgeDelay is checked with the
+// other durations).
+func (c Config) validateHedge(add func(format string, args ...any)) {
+	// !(in range) so that NaN is reported too.
+	if !(c.HedgeQuantile == 0 || (c.HedgeQuantile > 0 && c.HedgeQuantile < 1)) {
+		add("HedgeQuantile must be within (0, 1), or 0 for a fixed HedgeDelay (got %v)", c.HedgeQuantile)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/outboundhttp/outbound/transport/base"
 	"github.com/outboundhttp/outbound/transport/budget"
 	"github.com/outboundhttp/outbound/transport/circuit"
+	"github.com/outboundhttp/outbound/transport/hedge"
 	"github.com/outboundhttp/outbound/transport/ratelimit"
 	"github.com/outboundhttp/outbound/transport/requestid"
 	"github.com/outboundhttp/outbound/transport/retry"
@@ -56,6 +57,8 @@ func TestDefaultConfigUsesPackageDefaults(t *testing.T) {
 		{"CircuitMinRequests", cfg.CircuitMinRequests, circuit.DefaultMinRequests},
 		{"CircuitWindow", cfg.CircuitWindow, circuit.DefaultWindow},
 		{"CircuitBreakDuration", cfg.CircuitBreakDuration, circuit.DefaultBreakDuration},
+		{"HedgeDelay", cfg.HedgeDelay, hedge.DefaultMinDelay},
+		{"HedgeQuantile", cfg.HedgeQuantile, hedge.DefaultQuantile},
 	} {
 		if c.got != c.want {
 			t.Errorf("DefaultConfig().%s = %v; want the package default %v", c.name, c.got, c.want)
@@ -103,6 +106,51 @@ func TestLoadConfigFromEnvironment(t *testing.T) {
 	// Unset variables keep the defaults.
 	if cfg.TotalBudget != 10*time.Second {
 		t.Fatalf("TotalBudget = %v; want the 10s default", cfg.TotalBudget)
+	}
+}
+
+// TestValidateHedge: a quantile outside (0, 1) (NaN included) or a negative
+// delay is reported by Validate, named by its variable through LoadConfig;
+// 0 is the fixed-delay setting of HedgeQuantile and the off setting of
+// HedgeDelay.
+func TestValidateHedge(t *testing.T) {
+	for _, tc := range []struct {
+		delay time.Duration
+		q     float64
+		want  string // "" for valid
+	}{
+		{0, 0, ""},
+		{0, 0.5, ""},
+		{15 * time.Millisecond, 0, ""},
+		{time.Millisecond, 0.99, ""},
+		{-time.Millisecond, 0.95, "HedgeDelay must not be negative"},
+		{time.Millisecond, 1, "HedgeQuantile must be within (0, 1)"},
+		{time.Millisecond, -0.1, "HedgeQuantile must be within (0, 1)"},
+		{time.Millisecond, math.NaN(), "HedgeQuantile must be within (0, 1)"},
+	} {
+		cfg := DefaultConfig()
+		cfg.HedgeDelay, cfg.HedgeQuantile = tc.delay, tc.q
+		err := cfg.Validate()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("HedgeDelay %v, HedgeQuantile %v: Validate = %v; want nil", tc.delay, tc.q, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("HedgeDelay %v, HedgeQuantile %v: Validate = %v; want %q", tc.delay, tc.q, err, tc.want)
+		}
+	}
+	t.Setenv("APP_HEDGE_QUANTILE", "1.5")
+	t.Setenv("APP_HEDGE_DELAY", "-1ms")
+	_, err := LoadConfig("APP_")
+	for _, want := range []string{"APP_HEDGE_QUANTILE must be within (0, 1)", "APP_HEDGE_DELAY must not be negative"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("LoadConfig = %v; want %q", err, want)
+		}
+	}
+	t.Setenv("APP_HEDGE_QUANTILE", "0")
+	t.Setenv("APP_HEDGE_DELAY", "15ms")
+	cfg, err := LoadConfig("APP_")
+	if err != nil || cfg.HedgeDelay != 15*time.Millisecond || cfg.HedgeQuantile != 0 {
+		t.Errorf("LoadConfig = %v, %v, %v; want a fixed 15ms hedge delay", cfg.HedgeDelay, cfg.HedgeQuantile, err)
 	}
 }
 
