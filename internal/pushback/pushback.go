@@ -1,7 +1,9 @@
 // Package pushback parses the headers with which a server asks its clients to
-// slow down: Retry-After (RFC 9110 §10.2.3), RateLimit-Reset (IETF
-// draft-ietf-httpapi-ratelimit-headers) and X-RateLimit-Reset. The retry and
-// ratelimit packages and the root package share this one parser.
+// slow down: Retry-After (RFC 9110 §10.2.3), the RateLimit field of
+// draft-ietf-httpapi-ratelimit-headers-11 (a policy with r=0 and a reset t),
+// the RateLimit-Reset of its earlier revisions, and X-RateLimit-Reset; and it
+// reads RateLimit-Policy for telemetry. The retry and ratelimit packages, the
+// tracing package and the root package share this one parser.
 package pushback
 
 import (
@@ -20,14 +22,20 @@ const Max = 24 * time.Hour
 // (GitHub, Twitter) from delta-seconds: no server asks for a 30-year pause.
 const epochThreshold = 1_000_000_000
 
-// Delay returns the pause that h asks for, as of now: Retry-After first, then
-// RateLimit-Reset, then X-RateLimit-Reset. ok is false when none is present
-// and valid. A date in the past or a zero delta gives (0, true).
+// Delay returns the pause that h asks for, as of now: Retry-After first (it
+// MUST take precedence over RateLimit, draft-11 §7), then RateLimit (see
+// [RateLimitDelay]), then RateLimit-Reset, then X-RateLimit-Reset. A field
+// that is absent, malformed or asks for no pause (RateLimit with no exhausted
+// policy) gives way to the next. ok is false when none asks for a pause. A
+// date in the past or a zero delta gives (0, true).
 func Delay(h http.Header, now time.Time) (d time.Duration, ok bool) {
 	if v := h.Get("Retry-After"); v != "" {
 		if d, ok := ParseRetryAfter(v, now); ok {
 			return d, true
 		}
+	}
+	if d, ok := RateLimitDelay(h); ok {
+		return d, true
 	}
 	if v := h.Get("RateLimit-Reset"); v != "" {
 		if d, ok := parseSeconds(v); ok {
