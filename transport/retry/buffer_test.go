@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/contracttest"
 )
 
 // wireBody is a response body as the wire gives it: chunks, each after its
@@ -321,7 +322,7 @@ func TestResponseBufferFailedReadRetried(t *testing.T) {
 				good := newWire(io.EOF, `{"status":"ok"}`)
 				next := &answers{resps: []func(*http.Request) *http.Response{answer(200, 15, bad), answer(200, 15, good)}}
 				var infos []RetryInfo
-				rec := &recorder{}
+				rec := &contracttest.Recorder{}
 				start := time.Now()
 				resp, err := NewTransport(next, WithOnRetry(func(i RetryInfo) { infos = append(infos, i) })).
 					RoundTrip(get(t, callctx.WithRecorder(ctx, rec)))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/outboundhttp/outbound/internal/contracttest"
 	"github.com/outboundhttp/outbound/transport/retry"
 )
 
@@ -129,7 +130,7 @@ func ExampleAttempt() {
 	srv := flaky(1)
 	defer srv.Close()
 
-	inner := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	inner := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		fmt.Println("sending attempt", retry.Attempt(r.Context()))
 		return http.DefaultTransport.RoundTrip(r)
 	})
@@ -168,7 +169,3 @@ func ExampleWithMaxRetryAfter() {
 	fmt.Println(resp.Status, "at once:", time.Since(start) < time.Second)
 	// Output: 429 Too Many Requests at once: true
 }
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

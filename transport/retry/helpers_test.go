@@ -8,49 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/outboundhttp/outbound/internal/callctx"
 )
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-// fakeClock is a clock whose sleep advances time instead of waiting.
-type fakeClock struct {
-	mu     sync.Mutex
-	t      time.Time
-	sleeps []time.Duration
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.sleeps = append(c.sleeps, d)
-	c.t = c.t.Add(d)
-	return nil
-}
-
-func (c *fakeClock) waits() []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]time.Duration(nil), c.sleeps...)
-}
-
-func (c *fakeClock) option() Option { return WithClock(c.now, c.sleep) }
 
 // trackBody records whether it was read to the end and closed.
 type trackBody struct {
@@ -89,13 +47,15 @@ func (b *trackBody) state() (eof, closed bool) {
 }
 
 // scripted is a fake base that answers attempt i with statuses[i] (or the
-// last one), recording each request it saw and every body it handed out.
+// last one), recording each request it saw, when it saw it, and every body it
+// handed out.
 type scripted struct {
 	mu       sync.Mutex
 	statuses []int
 	headers  []http.Header // optional, per attempt
 	reqs     []*http.Request
-	bodies   []string // request bodies read
+	at       []time.Time // when each request arrived
+	bodies   []string    // request bodies read
 	resps    []*trackBody
 }
 
@@ -110,6 +70,7 @@ func (s *scripted) RoundTrip(req *http.Request) (*http.Response, error) {
 	defer s.mu.Unlock()
 	i := len(s.reqs)
 	s.reqs = append(s.reqs, req)
+	s.at = append(s.at, time.Now())
 	s.bodies = append(s.bodies, reqBody)
 	code := s.statuses[min(i, len(s.statuses)-1)]
 	h := http.Header{}
@@ -127,22 +88,17 @@ func (s *scripted) count() int {
 	return len(s.reqs)
 }
 
-// recorder collects callctx events.
-type recorder struct {
-	mu  sync.Mutex
-	evs []callctx.Event
-}
-
-func (r *recorder) Record(_ context.Context, ev callctx.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.evs = append(r.evs, ev)
-}
-
-func (r *recorder) events() []callctx.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]callctx.Event(nil), r.evs...)
+// waits returns the time between each attempt and the next. In a
+// testing/synctest bubble nothing but the layer's wait moves the clock
+// between two attempts of a scripted base, so these are the waits exactly.
+func (s *scripted) waits() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ws []time.Duration
+	for i := 1; i < len(s.at); i++ {
+		ws = append(ws, s.at[i].Sub(s.at[i-1]))
+	}
+	return ws
 }
 
 func mustRequest(t testing.TB, ctx context.Context, method, url string, body io.Reader) *http.Request {

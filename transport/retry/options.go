@@ -1,7 +1,6 @@
 package retry
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -11,7 +10,6 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 	"golang.org/x/net/http/httpguts"
 
-	"github.com/outboundhttp/outbound/internal/clock"
 	"github.com/outboundhttp/outbound/internal/idempotent"
 	"github.com/outboundhttp/outbound/internal/retrybudget"
 )
@@ -97,9 +95,8 @@ type config struct {
 	keyFunc       func(*http.Request) string // nil: upstream.Key, cached
 	maxKeys       int
 
-	// Test hooks (export_test.go): time and randomness.
-	now   func() time.Time
-	sleep func(ctx context.Context, d time.Duration) error
+	// Test hook (export_test.go): the jitter's randomness. Tests control
+	// time with testing/synctest instead.
 	randN func(n int64) int64 // uniform in [0, n)
 }
 
@@ -115,8 +112,6 @@ func defaultConfig() config {
 		maxRetryAfter: DefaultMaxRetryAfter,
 		maxKeys:       DefaultMaxKeys,
 		respBuffer:    newResponseBuffer(DefaultResponseBuffer),
-		now:           time.Now,
-		sleep:         clock.Sleep,
 		randN:         rand.Int64N,
 	}
 	for _, s := range DefaultStatuses() {

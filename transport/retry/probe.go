@@ -46,7 +46,7 @@ func (cl *call) awaitProbe(a attempt) (b io.ReadCloser, again bool, err error) {
 	}
 	limit := time.Duration(-1) // how long the call can wait; -1: no deadline
 	if dl, ok := cl.ctx.Deadline(); ok {
-		limit = dl.Sub(c.now()) - minAttemptTime
+		limit = time.Until(dl) - minAttemptTime
 		if in >= limit || limit <= 0 {
 			return nil, false, nil
 		}

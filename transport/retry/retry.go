@@ -37,6 +37,7 @@ import (
 
 	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/clock"
 	"github.com/outboundhttp/outbound/internal/idle"
 	"github.com/outboundhttp/outbound/internal/keyed"
 	"github.com/outboundhttp/outbound/internal/pushback"
@@ -282,7 +283,7 @@ func (t *Transport) admit(req *http.Request, cl *call) error {
 			cl.key = t.keys.Key(req)
 		}
 		cl.bud = t.budgets.Get(cl.key)
-		cl.bud.request(c.now())
+		cl.bud.request(time.Now())
 		if callctx.SpendsRetryBudget(t.next) {
 			// A hedge layer below spends this budget too (docs/hedge.md):
 			// only then does the call pay for a context that carries it.
@@ -386,7 +387,7 @@ func (cl *call) attemptRequest(n int, actx context.Context, b io.ReadCloser) *ht
 // body, or why not (stop is then the sentinel the caller's error matches).
 func (cl *call) decide(a attempt) (info RetryInfo, nextBody io.ReadCloser, stop error) {
 	c := &cl.t.cfg
-	now := c.now()
+	now := time.Now()
 	n := a.n
 	info = RetryInfo{Request: cl.req, Attempt: n, Err: a.err, Reason: reason(a.ctx, a.resp, a.err), Key: cl.key}
 	if a.resp != nil {
@@ -442,7 +443,7 @@ func (cl *call) wait(a attempt, d time.Duration) error {
 		cl.kept = a.resp
 	}
 	a.release()
-	return cl.t.cfg.sleep(cl.ctx, d)
+	return clock.Sleep(cl.ctx, d)
 }
 
 // minAttemptTime is the least time worth starting another attempt with: a

@@ -13,11 +13,13 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/contracttest"
 )
 
 const testURL = "http://api.example.com/v1/things"
@@ -41,65 +43,73 @@ func TestStatusSequences(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.statuses), func(t *testing.T) {
-			clk := newFakeClock()
-			base := &scripted{statuses: tt.statuses}
-			rt := NewTransport(base, clk.option())
-			resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
-			if err != nil {
-				t.Fatalf("RoundTrip error %v; want nil", err)
-			}
-			if got := base.count(); got != tt.wantAttempts {
-				t.Errorf("attempts = %d; want %d", got, tt.wantAttempts)
-			}
-			if resp.StatusCode != tt.wantStatus {
-				t.Errorf("status = %d; want %d", resp.StatusCode, tt.wantStatus)
-			}
-			want := "attempt " + string(rune('0'+tt.wantAttempts-1))
-			if got := readAll(t, resp); got != want {
-				t.Errorf("body = %q; want %q (the last response, intact)", got, want)
-			}
-			// Every discarded response was drained and closed.
-			for i, b := range base.resps[:len(base.resps)-1] {
-				if eof, closed := b.state(); !eof || !closed {
-					t.Errorf("discarded response %d: drained=%v closed=%v; want both", i, eof, closed)
+			synctest.Test(t, func(t *testing.T) {
+				base := &scripted{statuses: tt.statuses}
+				rt := NewTransport(base)
+				resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
+				if err != nil {
+					t.Fatalf("RoundTrip error %v; want nil", err)
 				}
-			}
-			if got := len(clk.waits()); got != tt.wantAttempts-1 {
-				t.Errorf("waits = %d; want %d", got, tt.wantAttempts-1)
-			}
+				if got := base.count(); got != tt.wantAttempts {
+					t.Errorf("attempts = %d; want %d", got, tt.wantAttempts)
+				}
+				if resp.StatusCode != tt.wantStatus {
+					t.Errorf("status = %d; want %d", resp.StatusCode, tt.wantStatus)
+				}
+				want := "attempt " + string(rune('0'+tt.wantAttempts-1))
+				if got := readAll(t, resp); got != want {
+					t.Errorf("body = %q; want %q (the last response, intact)", got, want)
+				}
+				// Every discarded response was drained and closed.
+				for i, b := range base.resps[:len(base.resps)-1] {
+					if eof, closed := b.state(); !eof || !closed {
+						t.Errorf("discarded response %d: drained=%v closed=%v; want both", i, eof, closed)
+					}
+				}
+				waits := base.waits()
+				if got := len(waits); got != tt.wantAttempts-1 {
+					t.Errorf("waits = %d; want %d", got, tt.wantAttempts-1)
+				}
+				for i, w := range waits {
+					if w <= 0 || w > DefaultMaxBackoff {
+						t.Errorf("wait %d = %v; want a backoff in (0, %v]", i, w, DefaultMaxBackoff)
+					}
+				}
+			})
 		})
 	}
 }
 
 func TestAttemptNumberAndHeader(t *testing.T) {
-	var seen []int
-	var hdr []string
-	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		seen = append(seen, Attempt(r.Context()))
-		hdr = append(hdr, r.Header.Get("X-Attempt"))
-		code := 503
-		if len(seen) == 3 {
-			code = 200
+	synctest.Test(t, func(t *testing.T) {
+		var seen []int
+		var hdr []string
+		base := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+			seen = append(seen, Attempt(r.Context()))
+			hdr = append(hdr, r.Header.Get("X-Attempt"))
+			code := 503
+			if len(seen) == 3 {
+				code = 200
+			}
+			return &http.Response{StatusCode: code, Body: http.NoBody}, nil
+		})
+		rt := NewTransport(base, WithAttemptHeader("x-attempt"))
+		req := mustRequest(t, context.Background(), "GET", testURL, nil)
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return &http.Response{StatusCode: code, Body: http.NoBody}, nil
+		resp.Body.Close()
+		if want := []int{0, 1, 2}; !reflect.DeepEqual(seen, want) {
+			t.Errorf("Attempt(ctx) per attempt = %v; want %v", seen, want)
+		}
+		if want := []string{"0", "1", "2"}; !reflect.DeepEqual(hdr, want) {
+			t.Errorf("X-Attempt per attempt = %v; want %v", hdr, want)
+		}
+		if req.Header.Get("X-Attempt") != "" {
+			t.Error("caller's request was modified")
+		}
 	})
-	clk := newFakeClock()
-	rt := NewTransport(base, clk.option(), WithAttemptHeader("x-attempt"))
-	req := mustRequest(t, context.Background(), "GET", testURL, nil)
-	resp, err := rt.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if want := []int{0, 1, 2}; !reflect.DeepEqual(seen, want) {
-		t.Errorf("Attempt(ctx) per attempt = %v; want %v", seen, want)
-	}
-	if want := []string{"0", "1", "2"}; !reflect.DeepEqual(hdr, want) {
-		t.Errorf("X-Attempt per attempt = %v; want %v", hdr, want)
-	}
-	if req.Header.Get("X-Attempt") != "" {
-		t.Error("caller's request was modified")
-	}
 }
 
 func TestIdempotencyGate(t *testing.T) {
@@ -124,48 +134,49 @@ func TestIdempotencyGate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := newFakeClock()
-			base := &scripted{statuses: []int{503, 503, 200}}
-			rec := &recorder{}
-			rt := NewTransport(base, append([]Option{clk.option()}, tt.opts...)...)
-			ctx := callctx.WithRecorder(context.Background(), rec)
-			req := mustRequest(t, ctx, tt.method, testURL, strings.NewReader("payload"))
-			if tt.key != "" {
-				req.Header.Set("Idempotency-Key", tt.key)
-			}
-			resp, err := rt.RoundTrip(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if got := base.count(); got != tt.wantAttempts {
-				t.Fatalf("attempts = %d; want %d", got, tt.wantAttempts)
-			}
-			if tt.wantAttempts == 1 {
-				evs := rec.events()
-				if len(evs) != 1 || evs[0].Kind != callctx.KindRetryRefused || evs[0].Reason != "not_idempotent" {
-					t.Errorf("events = %+v; want one retry_refused not_idempotent", evs)
+			synctest.Test(t, func(t *testing.T) {
+				base := &scripted{statuses: []int{503, 503, 200}}
+				rec := &contracttest.Recorder{}
+				rt := NewTransport(base, tt.opts...)
+				ctx := callctx.WithRecorder(context.Background(), rec)
+				req := mustRequest(t, ctx, tt.method, testURL, strings.NewReader("payload"))
+				if tt.key != "" {
+					req.Header.Set("Idempotency-Key", tt.key)
 				}
-			}
-			if tt.wantSameKey {
-				k0 := base.reqs[0].Header.Get("Idempotency-Key")
-				if k0 == "" {
-					t.Fatal("no Idempotency-Key sent")
+				resp, err := rt.RoundTrip(req)
+				if err != nil {
+					t.Fatal(err)
 				}
-				for i, r := range base.reqs {
-					if got := r.Header.Get("Idempotency-Key"); got != k0 {
-						t.Errorf("attempt %d key = %q; want %q", i, got, k0)
+				resp.Body.Close()
+				if got := base.count(); got != tt.wantAttempts {
+					t.Fatalf("attempts = %d; want %d", got, tt.wantAttempts)
+				}
+				if tt.wantAttempts == 1 {
+					evs := rec.Events()
+					if len(evs) != 1 || evs[0].Kind != callctx.KindRetryRefused || evs[0].Reason != "not_idempotent" {
+						t.Errorf("events = %+v; want one retry_refused not_idempotent", evs)
 					}
 				}
-				if tt.key == "" && req.Header.Get("Idempotency-Key") != "" {
-					t.Error("caller's request was modified")
+				if tt.wantSameKey {
+					k0 := base.reqs[0].Header.Get("Idempotency-Key")
+					if k0 == "" {
+						t.Fatal("no Idempotency-Key sent")
+					}
+					for i, r := range base.reqs {
+						if got := r.Header.Get("Idempotency-Key"); got != k0 {
+							t.Errorf("attempt %d key = %q; want %q", i, got, k0)
+						}
+					}
+					if tt.key == "" && req.Header.Get("Idempotency-Key") != "" {
+						t.Error("caller's request was modified")
+					}
 				}
-			}
-			for i, b := range base.bodies {
-				if b != "payload" {
-					t.Errorf("attempt %d body = %q; want %q", i, b, "payload")
+				for i, b := range base.bodies {
+					if b != "payload" {
+						t.Errorf("attempt %d body = %q; want %q", i, b, "payload")
+					}
 				}
-			}
+			})
 		})
 	}
 }
@@ -185,26 +196,28 @@ func TestPOSTRetriedOnlyWhenUnsent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := 0
-			base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
-				n++
-				if r.Body != nil {
-					r.Body.Close()
+			synctest.Test(t, func(t *testing.T) {
+				n := 0
+				base := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+					n++
+					if r.Body != nil {
+						r.Body.Close()
+					}
+					return nil, tt.err
+				})
+				rt := NewTransport(base)
+				_, err := rt.RoundTrip(mustRequest(t, context.Background(), "POST", testURL, strings.NewReader("x")))
+				if n != tt.wantAttempts {
+					t.Errorf("attempts = %d; want %d", n, tt.wantAttempts)
 				}
-				return nil, tt.err
+				var re *Error
+				if !errors.As(err, &re) || re.Attempts != tt.wantAttempts {
+					t.Fatalf("err = %v; want *retry.Error with %d attempts", err, tt.wantAttempts)
+				}
+				if !errors.Is(err, tt.err) {
+					t.Errorf("errors.Is(err, cause) = false for %v", err)
+				}
 			})
-			rt := NewTransport(base, newFakeClock().option())
-			_, err := rt.RoundTrip(mustRequest(t, context.Background(), "POST", testURL, strings.NewReader("x")))
-			if n != tt.wantAttempts {
-				t.Errorf("attempts = %d; want %d", n, tt.wantAttempts)
-			}
-			var re *Error
-			if !errors.As(err, &re) || re.Attempts != tt.wantAttempts {
-				t.Fatalf("err = %v; want *retry.Error with %d attempts", err, tt.wantAttempts)
-			}
-			if !errors.Is(err, tt.err) {
-				t.Errorf("errors.Is(err, cause) = false for %v", err)
-			}
 		})
 	}
 }
@@ -234,34 +247,36 @@ func TestErrorClasses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := 0
-			base := roundTripFunc(func(*http.Request) (*http.Response, error) { n++; return nil, tt.err })
-			var reasons []string
-			rt := NewTransport(base, newFakeClock().option(),
-				WithOnRetry(func(ri RetryInfo) { reasons = append(reasons, ri.Reason) }))
-			resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
-			if resp != nil {
-				t.Fatal("response together with an error")
-			}
-			if n != tt.wantAttempts {
-				t.Errorf("attempts = %d; want %d", n, tt.wantAttempts)
-			}
-			var re *Error
-			if !errors.As(err, &re) {
-				t.Fatalf("err = %T; want *retry.Error", err)
-			}
-			if re.Attempts != tt.wantAttempts || re.Stop != tt.wantStop {
-				t.Errorf("Error = %+v; want Attempts %d Stop %v", re, tt.wantAttempts, tt.wantStop)
-			}
-			if !errors.Is(err, tt.err) {
-				t.Error("errors.Is does not reach the cause")
-			}
-			if tt.wantStop != nil && !errors.Is(err, tt.wantStop) {
-				t.Errorf("errors.Is(err, %v) = false", tt.wantStop)
-			}
-			if tt.wantReason != "" && (len(reasons) == 0 || reasons[0] != tt.wantReason) {
-				t.Errorf("reasons = %v; want %q", reasons, tt.wantReason)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				n := 0
+				base := contracttest.RoundTripFunc(func(*http.Request) (*http.Response, error) { n++; return nil, tt.err })
+				var reasons []string
+				rt := NewTransport(base,
+					WithOnRetry(func(ri RetryInfo) { reasons = append(reasons, ri.Reason) }))
+				resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
+				if resp != nil {
+					t.Fatal("response together with an error")
+				}
+				if n != tt.wantAttempts {
+					t.Errorf("attempts = %d; want %d", n, tt.wantAttempts)
+				}
+				var re *Error
+				if !errors.As(err, &re) {
+					t.Fatalf("err = %T; want *retry.Error", err)
+				}
+				if re.Attempts != tt.wantAttempts || re.Stop != tt.wantStop {
+					t.Errorf("Error = %+v; want Attempts %d Stop %v", re, tt.wantAttempts, tt.wantStop)
+				}
+				if !errors.Is(err, tt.err) {
+					t.Error("errors.Is does not reach the cause")
+				}
+				if tt.wantStop != nil && !errors.Is(err, tt.wantStop) {
+					t.Errorf("errors.Is(err, %v) = false", tt.wantStop)
+				}
+				if tt.wantReason != "" && (len(reasons) == 0 || reasons[0] != tt.wantReason) {
+					t.Errorf("reasons = %v; want %q", reasons, tt.wantReason)
+				}
+			})
 		})
 	}
 }
@@ -286,106 +301,118 @@ func TestErrorTimeoutFlag(t *testing.T) {
 
 func TestBodies(t *testing.T) {
 	t.Run("GetBody gives each attempt identical bytes", func(t *testing.T) {
-		base := &scripted{statuses: []int{503, 503, 200}}
-		rt := NewTransport(base, newFakeClock().option())
-		payload := strings.Repeat("abc", 1000)
-		req := mustRequest(t, context.Background(), "PUT", testURL, strings.NewReader(payload))
-		resp, err := rt.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if base.count() != 3 {
-			t.Fatalf("attempts = %d; want 3", base.count())
-		}
-		for i, b := range base.bodies {
-			if b != payload {
-				t.Errorf("attempt %d body has %d bytes; want the %d-byte payload", i, len(b), len(payload))
+		synctest.Test(t, func(t *testing.T) {
+			base := &scripted{statuses: []int{503, 503, 200}}
+			rt := NewTransport(base)
+			payload := strings.Repeat("abc", 1000)
+			req := mustRequest(t, context.Background(), "PUT", testURL, strings.NewReader(payload))
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		// Every attempt got a distinct reader: none reads a body another consumed.
-		if base.reqs[0].Body == base.reqs[1].Body {
-			t.Error("attempts 0 and 1 share one body")
-		}
+			resp.Body.Close()
+			if base.count() != 3 {
+				t.Fatalf("attempts = %d; want 3", base.count())
+			}
+			for i, b := range base.bodies {
+				if b != payload {
+					t.Errorf("attempt %d body has %d bytes; want the %d-byte payload", i, len(b), len(payload))
+				}
+			}
+			// Every attempt got a distinct reader: none reads a body another consumed.
+			if base.reqs[0].Body == base.reqs[1].Body {
+				t.Error("attempts 0 and 1 share one body")
+			}
+		})
 	})
 	t.Run("no GetBody: sent once", func(t *testing.T) {
-		base := &scripted{statuses: []int{503, 200}}
-		var refused string
-		rt := NewTransport(base, newFakeClock().option(), WithOnRetry(func(ri RetryInfo) { refused = ri.Refused }))
-		req := mustRequest(t, context.Background(), "PUT", testURL, noGetBody{strings.NewReader("once")})
-		resp, err := rt.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if base.count() != 1 || resp.StatusCode != 503 || refused != "body_not_rewindable" {
-			t.Errorf("attempts %d status %d refused %q; want 1, 503, body_not_rewindable", base.count(), resp.StatusCode, refused)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			base := &scripted{statuses: []int{503, 200}}
+			var refused string
+			rt := NewTransport(base, WithOnRetry(func(ri RetryInfo) { refused = ri.Refused }))
+			req := mustRequest(t, context.Background(), "PUT", testURL, noGetBody{strings.NewReader("once")})
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if base.count() != 1 || resp.StatusCode != 503 || refused != "body_not_rewindable" {
+				t.Errorf("attempts %d status %d refused %q; want 1, 503, body_not_rewindable", base.count(), resp.StatusCode, refused)
+			}
+		})
 	})
 	t.Run("GetBody failing stops retries", func(t *testing.T) {
-		base := &scripted{statuses: []int{503, 200}}
-		rt := NewTransport(base, newFakeClock().option())
-		req := mustRequest(t, context.Background(), "PUT", testURL, strings.NewReader("x"))
-		req.GetBody = func() (io.ReadCloser, error) { return nil, errors.New("gone") }
-		resp, err := rt.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if base.count() != 1 || resp.StatusCode != 503 {
-			t.Errorf("attempts %d status %d; want 1 and 503", base.count(), resp.StatusCode)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			base := &scripted{statuses: []int{503, 200}}
+			rt := NewTransport(base)
+			req := mustRequest(t, context.Background(), "PUT", testURL, strings.NewReader("x"))
+			req.GetBody = func() (io.ReadCloser, error) { return nil, errors.New("gone") }
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if base.count() != 1 || resp.StatusCode != 503 {
+				t.Errorf("attempts %d status %d; want 1 and 503", base.count(), resp.StatusCode)
+			}
+		})
 	})
 	t.Run("WithBufferBodies small body retried", func(t *testing.T) {
-		base := &scripted{statuses: []int{503, 503, 200}}
-		rt := NewTransport(base, newFakeClock().option(), WithBufferBodies(10))
-		orig := newTrackBody("0123456789")
-		req := mustRequest(t, context.Background(), "PUT", testURL, nil)
-		req.Body = orig
-		resp, err := rt.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if base.count() != 3 {
-			t.Fatalf("attempts = %d; want 3", base.count())
-		}
-		for i, b := range base.bodies {
-			if b != "0123456789" {
-				t.Errorf("attempt %d body = %q", i, b)
+		synctest.Test(t, func(t *testing.T) {
+			base := &scripted{statuses: []int{503, 503, 200}}
+			rt := NewTransport(base, WithBufferBodies(10))
+			orig := newTrackBody("0123456789")
+			req := mustRequest(t, context.Background(), "PUT", testURL, nil)
+			req.Body = orig
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		if _, closed := orig.state(); !closed {
-			t.Error("caller's body not closed")
-		}
+			resp.Body.Close()
+			if base.count() != 3 {
+				t.Fatalf("attempts = %d; want 3", base.count())
+			}
+			for i, b := range base.bodies {
+				if b != "0123456789" {
+					t.Errorf("attempt %d body = %q", i, b)
+				}
+			}
+			if _, closed := orig.state(); !closed {
+				t.Error("caller's body not closed")
+			}
+		})
 	})
 	t.Run("WithBufferBodies large body sent once, whole", func(t *testing.T) {
-		base := &scripted{statuses: []int{503, 200}}
-		rt := NewTransport(base, newFakeClock().option(), WithBufferBodies(4))
-		req := mustRequest(t, context.Background(), "PUT", testURL, nil)
-		req.Body = noGetBody{strings.NewReader("0123456789")}
-		resp, err := rt.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if base.count() != 1 || base.bodies[0] != "0123456789" {
-			t.Errorf("attempts %d body %q; want 1 and the whole body", base.count(), base.bodies[0])
-		}
+		synctest.Test(t, func(t *testing.T) {
+			base := &scripted{statuses: []int{503, 200}}
+			rt := NewTransport(base, WithBufferBodies(4))
+			req := mustRequest(t, context.Background(), "PUT", testURL, nil)
+			req.Body = noGetBody{strings.NewReader("0123456789")}
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if base.count() != 1 || base.bodies[0] != "0123456789" {
+				t.Errorf("attempts %d body %q; want 1 and the whole body", base.count(), base.bodies[0])
+			}
+		})
 	})
 	t.Run("WithBufferBodies read error closes body", func(t *testing.T) {
-		base := &scripted{statuses: []int{200}}
-		rt := NewTransport(base, WithBufferBodies(100))
-		tb := &trackBody{r: io.MultiReader(strings.NewReader("ab"), errReader{})}
-		req := mustRequest(t, context.Background(), "PUT", testURL, nil)
-		req.Body = tb
-		resp, err := rt.RoundTrip(req)
-		if resp != nil || err == nil || base.count() != 0 {
-			t.Fatalf("resp %v err %v attempts %d; want an error and no attempt", resp, err, base.count())
-		}
-		if _, closed := tb.state(); !closed {
-			t.Error("request body not closed on the error path")
-		}
+		synctest.Test(t, func(t *testing.T) {
+			base := &scripted{statuses: []int{200}}
+			rt := NewTransport(base, WithBufferBodies(100))
+			tb := &trackBody{r: io.MultiReader(strings.NewReader("ab"), errReader{})}
+			req := mustRequest(t, context.Background(), "PUT", testURL, nil)
+			req.Body = tb
+			resp, err := rt.RoundTrip(req)
+			if resp != nil || err == nil || base.count() != 0 {
+				t.Fatalf("resp %v err %v attempts %d; want an error and no attempt", resp, err, base.count())
+			}
+			if _, closed := tb.state(); !closed {
+				t.Error("request body not closed on the error path")
+			}
+		})
 	})
 }
 
@@ -424,24 +451,28 @@ func TestFullJitter(t *testing.T) {
 }
 
 func TestBackoffWaits(t *testing.T) {
-	clk := newFakeClock()
-	base := &scripted{statuses: []int{503, 503, 503, 503}}
-	rt := NewTransport(base, clk.option(), WithRand(func(n int64) int64 { return n - 1 }),
-		WithBackoff(100*time.Millisecond, 250*time.Millisecond))
-	resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 250 * time.Millisecond}
-	if got := clk.waits(); !reflect.DeepEqual(got, want) {
-		t.Errorf("waits = %v; want %v", got, want)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		base := &scripted{statuses: []int{503, 503, 503, 503}}
+		rt := NewTransport(base, WithRand(func(n int64) int64 { return n - 1 }),
+			WithBackoff(100*time.Millisecond, 250*time.Millisecond))
+		resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 250 * time.Millisecond}
+		if got := base.waits(); !reflect.DeepEqual(got, want) {
+			t.Errorf("waits = %v; want %v", got, want)
+		}
+	})
 }
 
 func TestPushback(t *testing.T) {
-	clk := newFakeClock()
-	date := clk.now().Add(7 * time.Second).Format(http.TimeFormat)
+	// Each subtest's bubble first moves its clock to epoch, a time whose
+	// Unix seconds read as an epoch in X-RateLimit-Reset (a bubble starts in
+	// January 2000, below that threshold), so the table can use it.
+	epoch := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	date := epoch.Add(7 * time.Second).Format(http.TimeFormat)
 	tests := []struct {
 		name string
 		h    http.Header
@@ -454,7 +485,7 @@ func TestPushback(t *testing.T) {
 		{"Retry-After negative falls back to backoff", http.Header{"Retry-After": {"-5"}}, nil, 200 * time.Millisecond},
 		{"Retry-After shorter than backoff", http.Header{"Retry-After": {"0"}}, nil, 200 * time.Millisecond},
 		{"RateLimit-Reset", http.Header{"Ratelimit-Reset": {"4"}}, nil, 4 * time.Second},
-		{"X-RateLimit-Reset epoch", http.Header{"X-Ratelimit-Reset": {fmt.Sprint(clk.now().Unix() + 9)}}, nil, 9 * time.Second},
+		{"X-RateLimit-Reset epoch", http.Header{"X-Ratelimit-Reset": {fmt.Sprint(epoch.Unix() + 9)}}, nil, 9 * time.Second},
 		{"capped", http.Header{"Retry-After": {"3600"}}, nil, 30 * time.Second},
 		{"capped by option", http.Header{"Retry-After": {"3600"}}, []Option{WithMaxRetryAfter(5 * time.Second)}, 5 * time.Second},
 		// The cap bounds the pushback, never the backoff: 0 ignores Retry-After
@@ -464,162 +495,175 @@ func TestPushback(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := newFakeClock()
-			base := &scripted{statuses: []int{429, 200}, headers: []http.Header{tt.h}}
-			opts := append([]Option{clk.option(), WithRand(func(n int64) int64 { return n - 1 })}, tt.opts...)
-			rt := NewTransport(base, opts...)
-			resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			if got := clk.waits(); len(got) != 1 || got[0] != tt.want {
-				t.Errorf("waits = %v; want [%v]", got, tt.want)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				time.Sleep(time.Until(epoch))
+				base := &scripted{statuses: []int{429, 200}, headers: []http.Header{tt.h}}
+				opts := append([]Option{WithRand(func(n int64) int64 { return n - 1 })}, tt.opts...)
+				rt := NewTransport(base, opts...)
+				resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if got := base.waits(); len(got) != 1 || got[0] != tt.want {
+					t.Errorf("waits = %v; want [%v]", got, tt.want)
+				}
+			})
 		})
 	}
 }
 
 func TestWaitPastDeadlineReturnsAtOnce(t *testing.T) {
-	base := &scripted{statuses: []int{429, 200}, headers: []http.Header{{"Retry-After": {"3600"}}}}
-	rec := &recorder{}
-	slept := false
-	rt := NewTransport(base, WithClock(time.Now, func(context.Context, time.Duration) error { slept = true; return nil }))
-	ctx, cancel := context.WithTimeout(callctx.WithRecorder(context.Background(), rec), 10*time.Second)
-	defer cancel()
-	start := time.Now()
-	resp, err := rt.RoundTrip(mustRequest(t, ctx, "GET", testURL, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := readAll(t, resp); resp.StatusCode != 429 || got != "attempt 0" {
-		t.Errorf("got %d %q; want the 429 itself", resp.StatusCode, got)
-	}
-	if slept || time.Since(start) > time.Second || base.count() != 1 {
-		t.Errorf("slept=%v elapsed=%v attempts=%d; want no sleep, at once, 1 attempt", slept, time.Since(start), base.count())
-	}
-	evs := rec.events()
-	if len(evs) != 1 || evs[0].Kind != callctx.KindRetryRefused || evs[0].Reason != "deadline" || evs[0].Attempt != 0 {
-		t.Errorf("events = %+v; want one retry_refused deadline for attempt 0", evs)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		base := &scripted{statuses: []int{429, 200}, headers: []http.Header{{"Retry-After": {"3600"}}}}
+		rec := &contracttest.Recorder{}
+		rt := NewTransport(base)
+		ctx, cancel := context.WithTimeout(callctx.WithRecorder(context.Background(), rec), 10*time.Second)
+		defer cancel()
+		start := time.Now()
+		resp, err := rt.RoundTrip(mustRequest(t, ctx, "GET", testURL, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := readAll(t, resp); resp.StatusCode != 429 || got != "attempt 0" {
+			t.Errorf("got %d %q; want the 429 itself", resp.StatusCode, got)
+		}
+		if el := time.Since(start); el != 0 || base.count() != 1 {
+			t.Errorf("elapsed=%v attempts=%d; want no wait (0 on the bubble's clock), 1 attempt", el, base.count())
+		}
+		evs := rec.Events()
+		if len(evs) != 1 || evs[0].Kind != callctx.KindRetryRefused || evs[0].Reason != "deadline" || evs[0].Attempt != 0 {
+			t.Errorf("events = %+v; want one retry_refused deadline for attempt 0", evs)
+		}
+	})
 }
 
 func TestDeadlineWithErrorReturnsTypedError(t *testing.T) {
-	base := roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, syscall.ECONNRESET })
-	rt := NewTransport(base, WithBackoff(time.Hour, time.Hour), WithRand(func(n int64) int64 { return n - 1 }),
-		WithMaxRetryAfter(time.Hour))
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	_, err := rt.RoundTrip(mustRequest(t, ctx, "GET", testURL, nil))
-	if !errors.Is(err, ErrDeadline) || !errors.Is(err, syscall.ECONNRESET) {
-		t.Errorf("err = %v; want ErrDeadline wrapping ECONNRESET", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		base := contracttest.RoundTripFunc(func(*http.Request) (*http.Response, error) { return nil, syscall.ECONNRESET })
+		rt := NewTransport(base, WithBackoff(time.Hour, time.Hour), WithRand(func(n int64) int64 { return n - 1 }),
+			WithMaxRetryAfter(time.Hour))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := rt.RoundTrip(mustRequest(t, ctx, "GET", testURL, nil))
+		if !errors.Is(err, ErrDeadline) || !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("err = %v; want ErrDeadline wrapping ECONNRESET", err)
+		}
+	})
 }
 
 func TestCancelDuringWait(t *testing.T) {
-	base := &scripted{statuses: []int{503}, headers: []http.Header{{"Retry-After": {"20"}}}}
-	rt := NewTransport(base)
-	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(30*time.Millisecond, cancel)
-	start := time.Now()
-	resp, err := rt.RoundTrip(mustRequest(t, ctx, "GET", testURL, nil))
-	if resp != nil {
-		t.Fatal("got a response; want an error")
-	}
-	if !errors.Is(err, context.Canceled) {
-		t.Errorf("err = %v; want context.Canceled", err)
-	}
-	if el := time.Since(start); el > 2*time.Second {
-		t.Errorf("returned after %v; want promptly", el)
-	}
-	if eof, closed := base.resps[0].state(); !eof || !closed {
-		t.Error("discarded response not drained and closed")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		base := &scripted{statuses: []int{503}, headers: []http.Header{{"Retry-After": {"20"}}}}
+		rt := NewTransport(base)
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(30*time.Millisecond, cancel)
+		start := time.Now()
+		resp, err := rt.RoundTrip(mustRequest(t, ctx, "GET", testURL, nil))
+		if resp != nil {
+			t.Fatal("got a response; want an error")
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v; want context.Canceled", err)
+		}
+		if el := time.Since(start); el != 30*time.Millisecond {
+			t.Errorf("returned after %v; want 30ms, when the caller canceled", el)
+		}
+		if eof, closed := base.resps[0].state(); !eof || !closed {
+			t.Error("discarded response not drained and closed")
+		}
+	})
 }
 
 func TestCancelCauseKept(t *testing.T) {
-	base := &scripted{statuses: []int{503}, headers: []http.Header{{"Retry-After": {"20"}}}}
-	rt := NewTransport(base)
-	cause := errors.New("budget: exhausted")
-	ctx, cancel := context.WithCancelCause(context.Background())
-	time.AfterFunc(10*time.Millisecond, func() { cancel(cause) })
-	_, err := rt.RoundTrip(mustRequest(t, ctx, "GET", testURL, nil))
-	if !errors.Is(err, context.Canceled) || !errors.Is(err, cause) {
-		t.Errorf("err = %v; want both context.Canceled and the cause", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		base := &scripted{statuses: []int{503}, headers: []http.Header{{"Retry-After": {"20"}}}}
+		rt := NewTransport(base)
+		cause := errors.New("budget: exhausted")
+		ctx, cancel := context.WithCancelCause(context.Background())
+		time.AfterFunc(10*time.Millisecond, func() { cancel(cause) })
+		_, err := rt.RoundTrip(mustRequest(t, ctx, "GET", testURL, nil))
+		if !errors.Is(err, context.Canceled) || !errors.Is(err, cause) {
+			t.Errorf("err = %v; want both context.Canceled and the cause", err)
+		}
+	})
 }
 
 func TestNoRetryAfterCallerDone(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	n := 0
-	base := roundTripFunc(func(*http.Request) (*http.Response, error) {
-		n++
-		cancel()
-		return nil, context.Canceled
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		n := 0
+		base := contracttest.RoundTripFunc(func(*http.Request) (*http.Response, error) {
+			n++
+			cancel()
+			return nil, context.Canceled
+		})
+		_, err := NewTransport(base).RoundTrip(mustRequest(t, ctx, "GET", testURL, nil))
+		if n != 1 || !errors.Is(err, context.Canceled) {
+			t.Errorf("attempts %d err %v; want 1 and context.Canceled", n, err)
+		}
 	})
-	_, err := NewTransport(base, newFakeClock().option()).RoundTrip(mustRequest(t, ctx, "GET", testURL, nil))
-	if n != 1 || !errors.Is(err, context.Canceled) {
-		t.Errorf("attempts %d err %v; want 1 and context.Canceled", n, err)
-	}
 }
 
 func TestEventsAndOnRetry(t *testing.T) {
-	clk := newFakeClock()
-	base := &scripted{statuses: []int{503, 502, 503, 503}}
-	rec := &recorder{}
-	var infos []RetryInfo
-	rt := NewTransport(base, clk.option(), WithRand(func(n int64) int64 { return n - 1 }),
-		WithOnRetry(func(ri RetryInfo) { infos = append(infos, ri) }))
-	req := mustRequest(t, callctx.WithRecorder(context.Background(), rec), "GET", testURL, nil)
-	resp, err := rt.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	key := "http://api.example.com:80"
-	want := []callctx.Event{
-		{Kind: callctx.KindRetry, Attempt: 1, Delay: 200 * time.Millisecond, Reason: "status_503", Key: key},
-		{Kind: callctx.KindRetry, Attempt: 2, Delay: 400 * time.Millisecond, Reason: "status_502", Key: key},
-		{Kind: callctx.KindRetry, Attempt: 3, Delay: 800 * time.Millisecond, Reason: "status_503", Key: key},
-		{Kind: callctx.KindRetryRefused, Attempt: 3, Reason: "attempts", Key: key},
-	}
-	if got := rec.events(); !reflect.DeepEqual(got, want) {
-		t.Errorf("events:\n got %+v\nwant %+v", got, want)
-	}
-	if len(infos) != 4 || infos[0].Attempt != 0 || infos[0].StatusCode != 503 || infos[0].Request != req ||
-		infos[3].Refused != "attempts" || infos[2].Refused != "" {
-		t.Errorf("RetryInfo = %+v", infos)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		base := &scripted{statuses: []int{503, 502, 503, 503}}
+		rec := &contracttest.Recorder{}
+		var infos []RetryInfo
+		rt := NewTransport(base, WithRand(func(n int64) int64 { return n - 1 }),
+			WithOnRetry(func(ri RetryInfo) { infos = append(infos, ri) }))
+		req := mustRequest(t, callctx.WithRecorder(context.Background(), rec), "GET", testURL, nil)
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		key := "http://api.example.com:80"
+		want := []callctx.Event{
+			{Kind: callctx.KindRetry, Attempt: 1, Delay: 200 * time.Millisecond, Reason: "status_503", Key: key},
+			{Kind: callctx.KindRetry, Attempt: 2, Delay: 400 * time.Millisecond, Reason: "status_502", Key: key},
+			{Kind: callctx.KindRetry, Attempt: 3, Delay: 800 * time.Millisecond, Reason: "status_503", Key: key},
+			{Kind: callctx.KindRetryRefused, Attempt: 3, Reason: "attempts", Key: key},
+		}
+		if got := rec.Events(); !reflect.DeepEqual(got, want) {
+			t.Errorf("events:\n got %+v\nwant %+v", got, want)
+		}
+		if len(infos) != 4 || infos[0].Attempt != 0 || infos[0].StatusCode != 503 || infos[0].Request != req ||
+			infos[3].Refused != "attempts" || infos[2].Refused != "" {
+			t.Errorf("RetryInfo = %+v", infos)
+		}
+	})
 }
 
 func TestBudgetRefusal(t *testing.T) {
-	clk := newFakeClock()
-	base := &scripted{statuses: []int{503}}
-	var refused []string
-	rt := NewTransport(base, clk.option(), WithRetryBudget(0, 10*time.Second, 0),
-		WithOnRetry(func(ri RetryInfo) { refused = append(refused, ri.Refused) }))
-	resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if base.count() != 1 || !reflect.DeepEqual(refused, []string{"budget"}) {
-		t.Errorf("attempts %d refused %v; want 1 and [budget]", base.count(), refused)
-	}
-	// Errors stop with ErrBudget.
-	rt = NewTransport(roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, io.EOF }),
-		clk.option(), WithRetryBudget(0, 10*time.Second, 0))
-	if _, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil)); !errors.Is(err, ErrBudget) {
-		t.Errorf("err = %v; want ErrBudget", err)
-	}
-	// WithoutRetryBudget: every attempt.
-	base = &scripted{statuses: []int{503}}
-	rt = NewTransport(base, clk.option(), WithRetryBudget(0, 10*time.Second, 0), WithoutRetryBudget())
-	resp, _ = rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
-	resp.Body.Close()
-	if base.count() != 4 {
-		t.Errorf("WithoutRetryBudget: attempts %d; want 4", base.count())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		base := &scripted{statuses: []int{503}}
+		var refused []string
+		rt := NewTransport(base, WithRetryBudget(0, 10*time.Second, 0),
+			WithOnRetry(func(ri RetryInfo) { refused = append(refused, ri.Refused) }))
+		resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if base.count() != 1 || !reflect.DeepEqual(refused, []string{"budget"}) {
+			t.Errorf("attempts %d refused %v; want 1 and [budget]", base.count(), refused)
+		}
+		// Errors stop with ErrBudget.
+		rt = NewTransport(contracttest.RoundTripFunc(func(*http.Request) (*http.Response, error) { return nil, io.EOF }),
+			WithRetryBudget(0, 10*time.Second, 0))
+		if _, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil)); !errors.Is(err, ErrBudget) {
+			t.Errorf("err = %v; want ErrBudget", err)
+		}
+		// WithoutRetryBudget: every attempt.
+		base = &scripted{statuses: []int{503}}
+		rt = NewTransport(base, WithRetryBudget(0, 10*time.Second, 0), WithoutRetryBudget())
+		resp, _ = rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
+		resp.Body.Close()
+		if base.count() != 4 {
+			t.Errorf("WithoutRetryBudget: attempts %d; want 4", base.count())
+		}
+	})
 }
 
 func TestRetryBudgetWindow(t *testing.T) {
@@ -665,139 +709,151 @@ func TestRetryBudgetWindow(t *testing.T) {
 }
 
 func TestBudgetPerUpstreamAndBounded(t *testing.T) {
-	clk := newFakeClock()
-	base := &scripted{statuses: []int{503}}
-	rt := NewTransport(base, clk.option(), WithRetryBudget(0, time.Second, 1), WithMaxKeys(2)) // floor: 1 retry
-	for _, host := range []string{"a", "b", "c", "a"} {
-		resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", "http://"+host+"/", nil))
+	synctest.Test(t, func(t *testing.T) {
+		base := &scripted{statuses: []int{503}}
+		rt := NewTransport(base, WithRetryBudget(0, time.Second, 1), WithMaxKeys(2)) // floor: 1 retry
+		for _, host := range []string{"a", "b", "c", "a"} {
+			resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", "http://"+host+"/", nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+		// a: 2 attempts; b: 2; c: 2; a again after eviction: fresh budget, 2.
+		if base.count() != 8 {
+			t.Errorf("attempts = %d; want 8 (one retry per upstream, a forgotten and fresh again)", base.count())
+		}
+		if rt.budgets.Len() != 2 {
+			t.Errorf("keys kept = %d; want 2", rt.budgets.Len())
+		}
+	})
+}
+
+func TestAttemptTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var first, last context.Context
+		n := 0
+		base := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+			n++
+			if n == 1 {
+				first = r.Context()
+				<-r.Context().Done() // hang until the attempt's deadline
+				return nil, r.Context().Err()
+			}
+			last = r.Context()
+			return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader("late body"))}, nil
+		})
+		var reasons []string
+		rt := NewTransport(base, WithAttemptTimeout(20*time.Millisecond), WithBackoff(0, 0),
+			WithOnRetry(func(ri RetryInfo) { reasons = append(reasons, ri.Reason) }))
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		resp, err := rt.RoundTrip(mustRequest(t, ctx, "GET", testURL, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(reasons, []string{"timeout"}) {
+			t.Errorf("reasons = %v; want [timeout]", reasons)
+		}
+		if cause := context.Cause(first); !errors.Is(cause, callctx.ErrAttemptTimeout) {
+			t.Errorf("first attempt's cause = %v; want callctx.ErrAttemptTimeout", cause)
+		}
+		if last.Err() != nil {
+			t.Fatal("attempt context canceled before the body was read")
+		}
+		if dl, ok := last.Deadline(); !ok || time.Until(dl) > 20*time.Millisecond {
+			t.Errorf("attempt deadline = %v, %v; want within 20ms", dl, ok)
+		}
+		if got := readAll(t, resp); got != "late body" {
+			t.Errorf("body = %q", got)
+		}
+		if last.Err() != context.Canceled {
+			t.Errorf("after Close, attempt ctx err = %v; want context.Canceled (timer released)", last.Err())
+		}
+	})
+}
+
+func TestCallerDeadlineSoonerThanAttemptTimeoutNotRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := 0
+		base := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+			n++
+			<-r.Context().Done()
+			return nil, r.Context().Err()
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+		defer cancel()
+		_, err := NewTransport(base, WithAttemptTimeout(time.Hour)).RoundTrip(mustRequest(t, ctx, "GET", testURL, nil))
+		if n != 1 || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("attempts %d err %v; want 1 and DeadlineExceeded (the caller's deadline is not retried)", n, err)
+		}
+	})
+}
+
+func TestAttemptTimeoutCappedByCaller(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var dl time.Time
+		base := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+			dl, _ = r.Context().Deadline()
+			return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		want, _ := ctx.Deadline()
+		resp, err := NewTransport(base, WithAttemptTimeout(time.Hour)).RoundTrip(mustRequest(t, ctx, "GET", testURL, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-	}
-	// a: 2 attempts; b: 2; c: 2; a again after eviction: fresh budget, 2.
-	if base.count() != 8 {
-		t.Errorf("attempts = %d; want 8 (one retry per upstream, a forgotten and fresh again)", base.count())
-	}
-	if rt.budgets.Len() != 2 {
-		t.Errorf("keys kept = %d; want 2", rt.budgets.Len())
-	}
-}
-
-func TestAttemptTimeout(t *testing.T) {
-	var first, last context.Context
-	n := 0
-	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		n++
-		if n == 1 {
-			first = r.Context()
-			<-r.Context().Done() // hang until the attempt's deadline
-			return nil, r.Context().Err()
+		if !dl.Equal(want) {
+			t.Errorf("attempt deadline %v; want the caller's %v", dl, want)
 		}
-		last = r.Context()
-		return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader("late body"))}, nil
 	})
-	var reasons []string
-	rt := NewTransport(base, WithAttemptTimeout(20*time.Millisecond), WithBackoff(0, 0),
-		WithOnRetry(func(ri RetryInfo) { reasons = append(reasons, ri.Reason) }))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	resp, err := rt.RoundTrip(mustRequest(t, ctx, "GET", testURL, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(reasons, []string{"timeout"}) {
-		t.Errorf("reasons = %v; want [timeout]", reasons)
-	}
-	if cause := context.Cause(first); !errors.Is(cause, callctx.ErrAttemptTimeout) {
-		t.Errorf("first attempt's cause = %v; want callctx.ErrAttemptTimeout", cause)
-	}
-	if last.Err() != nil {
-		t.Fatal("attempt context canceled before the body was read")
-	}
-	if dl, ok := last.Deadline(); !ok || time.Until(dl) > 20*time.Millisecond {
-		t.Errorf("attempt deadline = %v, %v; want within 20ms", dl, ok)
-	}
-	if got := readAll(t, resp); got != "late body" {
-		t.Errorf("body = %q", got)
-	}
-	if last.Err() != context.Canceled {
-		t.Errorf("after Close, attempt ctx err = %v; want context.Canceled (timer released)", last.Err())
-	}
-}
-
-func TestCallerDeadlineSoonerThanAttemptTimeoutNotRetried(t *testing.T) {
-	n := 0
-	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		n++
-		<-r.Context().Done()
-		return nil, r.Context().Err()
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
-	defer cancel()
-	_, err := NewTransport(base, WithAttemptTimeout(time.Hour)).RoundTrip(mustRequest(t, ctx, "GET", testURL, nil))
-	if n != 1 || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("attempts %d err %v; want 1 and DeadlineExceeded (the caller's deadline is not retried)", n, err)
-	}
-}
-
-func TestAttemptTimeoutCappedByCaller(t *testing.T) {
-	var dl time.Time
-	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		dl, _ = r.Context().Deadline()
-		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	want, _ := ctx.Deadline()
-	resp, err := NewTransport(base, WithAttemptTimeout(time.Hour)).RoundTrip(mustRequest(t, ctx, "GET", testURL, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if !dl.Equal(want) {
-		t.Errorf("attempt deadline %v; want the caller's %v", dl, want)
-	}
 }
 
 func TestRetryablehttpPolicies(t *testing.T) {
 	t.Run("DefaultRetryPolicy retries 500, DefaultBackoff waits", func(t *testing.T) {
-		clk := newFakeClock()
-		base := &scripted{statuses: []int{500, 500, 200}}
-		rt := NewTransport(base, clk.option(), WithCheckRetry(retryablehttp.DefaultRetryPolicy),
-			WithBackoffFunc(retryablehttp.DefaultBackoff))
-		resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 || base.count() != 3 {
-			t.Errorf("status %d attempts %d; want 200 after 3", resp.StatusCode, base.count())
-		}
-		want := []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}
-		if got := clk.waits(); !reflect.DeepEqual(got, want) {
-			t.Errorf("waits = %v; want %v (min·2^n)", got, want)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			base := &scripted{statuses: []int{500, 500, 200}}
+			rt := NewTransport(base, WithCheckRetry(retryablehttp.DefaultRetryPolicy),
+				WithBackoffFunc(retryablehttp.DefaultBackoff))
+			resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 || base.count() != 3 {
+				t.Errorf("status %d attempts %d; want 200 after 3", resp.StatusCode, base.count())
+			}
+			want := []time.Duration{200 * time.Millisecond, 400 * time.Millisecond}
+			if got := base.waits(); !reflect.DeepEqual(got, want) {
+				t.Errorf("waits = %v; want %v (min·2^n)", got, want)
+			}
+		})
 	})
 	t.Run("idempotency gate still blocks POST", func(t *testing.T) {
-		base := &scripted{statuses: []int{503, 200}}
-		rt := NewTransport(base, newFakeClock().option(), WithCheckRetry(retryablehttp.DefaultRetryPolicy))
-		resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "POST", testURL, strings.NewReader("x")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if base.count() != 1 || resp.StatusCode != 503 {
-			t.Errorf("attempts %d status %d; want one POST and its 503", base.count(), resp.StatusCode)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			base := &scripted{statuses: []int{503, 200}}
+			rt := NewTransport(base, WithCheckRetry(retryablehttp.DefaultRetryPolicy))
+			resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "POST", testURL, strings.NewReader("x")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if base.count() != 1 || resp.StatusCode != 503 {
+				t.Errorf("attempts %d status %d; want one POST and its 503", base.count(), resp.StatusCode)
+			}
+		})
 	})
 	t.Run("LocalRefusal still not retried", func(t *testing.T) {
-		n := 0
-		base := roundTripFunc(func(*http.Request) (*http.Response, error) { n++; return nil, openCircuit{} })
-		rt := NewTransport(base, newFakeClock().option(), WithCheckRetry(retryablehttp.DefaultRetryPolicy))
-		if _, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil)); err == nil || n != 1 {
-			t.Errorf("attempts %d err %v; want 1 and an error", n, err)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			n := 0
+			base := contracttest.RoundTripFunc(func(*http.Request) (*http.Response, error) { n++; return nil, openCircuit{} })
+			rt := NewTransport(base, WithCheckRetry(retryablehttp.DefaultRetryPolicy))
+			if _, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil)); err == nil || n != 1 {
+				t.Errorf("attempts %d err %v; want 1 and an error", n, err)
+			}
+		})
 	})
 }
 
@@ -806,27 +862,29 @@ func TestRetryablehttpPolicies(t *testing.T) {
 // drained, CloseIdleConnections forwarded and never called.
 func TestCallerRequestNotModified(t *testing.T) {
 	t.Run("POST with an idempotency key, attempt header and timeout", func(t *testing.T) {
-		base := &scripted{statuses: []int{503, 503, 200}}
-		rt := NewTransport(base, newFakeClock().option(), WithAttemptHeader("X-Attempt"),
-			WithIdempotencyKeys(), WithAttemptTimeout(time.Second))
-		req := mustRequest(t, context.Background(), "POST", testURL, strings.NewReader("body"))
-		req.Header.Set("A", "1")
-		ctx, body, getBody, u := req.Context(), req.Body, req.GetBody, *req.URL
-		hdr := req.Header.Clone()
-		resp, err := rt.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if req.Context() != ctx || req.Body != body || reflect.ValueOf(req.GetBody).Pointer() != reflect.ValueOf(getBody).Pointer() ||
-			*req.URL != u || !reflect.DeepEqual(req.Header, hdr) || req.Method != "POST" {
-			t.Error("caller's request was modified")
-		}
-		for i, r := range base.reqs {
-			if r == req {
-				t.Errorf("attempt %d sent the caller's request itself", i)
+		synctest.Test(t, func(t *testing.T) {
+			base := &scripted{statuses: []int{503, 503, 200}}
+			rt := NewTransport(base, WithAttemptHeader("X-Attempt"),
+				WithIdempotencyKeys(), WithAttemptTimeout(time.Second))
+			req := mustRequest(t, context.Background(), "POST", testURL, strings.NewReader("body"))
+			req.Header.Set("A", "1")
+			ctx, body, getBody, u := req.Context(), req.Body, req.GetBody, *req.URL
+			hdr := req.Header.Clone()
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
+			resp.Body.Close()
+			if req.Context() != ctx || req.Body != body || reflect.ValueOf(req.GetBody).Pointer() != reflect.ValueOf(getBody).Pointer() ||
+				*req.URL != u || !reflect.DeepEqual(req.Header, hdr) || req.Method != "POST" {
+				t.Error("caller's request was modified")
+			}
+			for i, r := range base.reqs {
+				if r == req {
+					t.Errorf("attempt %d sent the caller's request itself", i)
+				}
+			}
+		})
 	})
 }
 
@@ -862,34 +920,37 @@ func TestOptionPanics(t *testing.T) {
 }
 
 func TestWithStatusesAndKeyFunc(t *testing.T) {
-	clk := newFakeClock()
-	base := &scripted{statuses: []int{500, 503, 200}}
-	var keys []string
-	rt := NewTransport(base, clk.option(), WithStatuses(500),
-		WithKey(func(*http.Request) string { return "tenant-1" }),
-		WithOnRetry(func(ri RetryInfo) { keys = append(keys, ri.Key) }))
-	resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 503 || base.count() != 2 || !reflect.DeepEqual(keys, []string{"tenant-1"}) {
-		t.Errorf("status %d attempts %d keys %v; want 503 after 2 (only 500 retried), key tenant-1", resp.StatusCode, base.count(), keys)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		base := &scripted{statuses: []int{500, 503, 200}}
+		var keys []string
+		rt := NewTransport(base, WithStatuses(500),
+			WithKey(func(*http.Request) string { return "tenant-1" }),
+			WithOnRetry(func(ri RetryInfo) { keys = append(keys, ri.Key) }))
+		resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 503 || base.count() != 2 || !reflect.DeepEqual(keys, []string{"tenant-1"}) {
+			t.Errorf("status %d attempts %d keys %v; want 503 after 2 (only 500 retried), key tenant-1", resp.StatusCode, base.count(), keys)
+		}
+	})
 }
 
 func TestMiddleware(t *testing.T) {
-	base := &scripted{statuses: []int{503, 200}}
-	rt := Middleware(newFakeClock().option())(base)
-	resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Errorf("status %d; want 200", resp.StatusCode)
-	}
-	_ = bytes.MinRead
+	synctest.Test(t, func(t *testing.T) {
+		base := &scripted{statuses: []int{503, 200}}
+		rt := Middleware()(base)
+		resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("status %d; want 200", resp.StatusCode)
+		}
+		_ = bytes.MinRead
+	})
 }
 
 type refusedBelow struct{}
@@ -900,45 +961,47 @@ func (refusedBelow) LocalRefusal() bool { return true }
 // When the next attempt is refused by a layer below (breaker, limiter), the
 // caller gets the previous attempt's response, body intact, not the refusal.
 func TestRefusedRetryReturnsLastResponse(t *testing.T) {
-	clk := newFakeClock()
-	calls := 0
-	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		calls++
-		if calls == 1 {
-			return &http.Response{StatusCode: 503, Header: http.Header{}, Request: r,
-				Body: io.NopCloser(strings.NewReader("upstream busy"))}, nil
+	synctest.Test(t, func(t *testing.T) {
+		calls := 0
+		base := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+			calls++
+			if calls == 1 {
+				return &http.Response{StatusCode: 503, Header: http.Header{}, Request: r,
+					Body: io.NopCloser(strings.NewReader("upstream busy"))}, nil
+			}
+			return nil, refusedBelow{}
+		})
+		rt := NewTransport(base)
+		resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
+		if err != nil {
+			t.Fatalf("err = %v; want the last 503", err)
 		}
-		return nil, refusedBelow{}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 503 || string(b) != "upstream busy" || calls != 2 {
+			t.Fatalf("got %d %q after %d attempts; want 503 \"upstream busy\" after 2", resp.StatusCode, b, calls)
+		}
 	})
-	rt := NewTransport(base, clk.option())
-	resp, err := rt.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
-	if err != nil {
-		t.Fatalf("err = %v; want the last 503", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 503 || string(b) != "upstream busy" || calls != 2 {
-		t.Fatalf("got %d %q after %d attempts; want 503 \"upstream busy\" after 2", resp.StatusCode, b, calls)
-	}
 }
 
 // Nested retry layers: the inner layer's first attempt reads as attempt 0,
 // not as the outer layer's attempt number.
 func TestNestedAttemptNumbers(t *testing.T) {
-	var seen []int
-	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		seen = append(seen, Attempt(r.Context()))
-		return &http.Response{StatusCode: 503, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+	synctest.Test(t, func(t *testing.T) {
+		var seen []int
+		base := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+			seen = append(seen, Attempt(r.Context()))
+			return &http.Response{StatusCode: 503, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+		})
+		inner := NewTransport(base, WithMaxAttempts(1))
+		outer := NewTransport(inner, WithMaxAttempts(3), WithoutRetryBudget())
+		resp, err := outer.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if fmt.Sprint(seen) != "[0 0 0]" {
+			t.Fatalf("inner attempts read %v; want [0 0 0]", seen)
+		}
 	})
-	clk := newFakeClock()
-	inner := NewTransport(base, WithMaxAttempts(1), clk.option())
-	outer := NewTransport(inner, WithMaxAttempts(3), clk.option(), WithoutRetryBudget())
-	resp, err := outer.RoundTrip(mustRequest(t, context.Background(), "GET", testURL, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if fmt.Sprint(seen) != "[0 0 0]" {
-		t.Fatalf("inner attempts read %v; want [0 0 0]", seen)
-	}
 }
