@@ -6,6 +6,7 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/idle"
@@ -100,7 +101,12 @@ type checked struct{ next http.RoundTripper }
 
 func (c checked) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := c.next.RoundTrip(req)
-	return body.Checked(resp, err, "tracing")
+	resp, err = body.Checked(resp, err, "tracing")
+	if err == nil {
+		// otelhttp put its attempt span in req's context.
+		recordRateLimitFields(trace.SpanFromContext(req.Context()), resp.Header)
+	}
+	return resp, err
 }
 
 // CloseIdleConnections forwards to the wrapped transport when it has the
