@@ -1,6 +1,7 @@
-// Package reqheader gives a layer a copy of a request with one header set,
-// for the layers that change a header per request or per attempt (request ID,
-// remaining budget) and must never modify the caller's request.
+// Package reqheader is the one way a layer copies a request to change its
+// header: the layers that set a header per call or per attempt (request ID,
+// remaining budget, User-Agent and credentials, attempt number, idempotency
+// key) never modify the caller's request, and all make the same small copy.
 package reqheader
 
 import (
@@ -8,37 +9,41 @@ import (
 	"net/http"
 )
 
-// With returns a shallow copy of req with context ctx and a copy of its
-// header in which key (canonical form) is set to value. It is
-// http.Request.Clone cut down to what changes: the URL, body and the rest
-// stay shared (no layer may modify them), and the header values are copied
-// into one backing array with room for value, as http.Header.Clone does —
-// three allocations in all (the request, the map, the values) instead of
-// Clone's dozen for a typical request.
-func With(req *http.Request, ctx context.Context, key, value string) *http.Request {
+// Field is one header field to set: Key in canonical form, and its values.
+// Values is stored in the copy as given (capacity clipped), so a layer can
+// build it once and share it between requests; nothing may write into it.
+type Field struct {
+	Key    string
+	Values []string
+}
+
+// Copy returns a shallow copy of req with context ctx and a new header map
+// in which every field of fields is set (replacing the caller's values of
+// that key) and every other key of req.Header is kept.
+//
+// It is http.Request.Clone cut down to what changes. The URL, body and the
+// rest of the request stay shared, as Request.WithContext shares them and
+// the whole header map: no layer may modify a request it was given
+// (http.RoundTripper's contract). The value slices of the other keys are
+// shared too, with their capacity clipped, so Add, Set or Del on the copy
+// never reach the caller's arrays. Only the request and the map are
+// allocated — two or three allocations, against Clone's dozen for a
+// typical request — plus whatever the caller allocated for fields.
+func Copy(req *http.Request, ctx context.Context, fields ...Field) *http.Request {
 	r2 := req.WithContext(ctx)
-	nv := 1
+	h := make(http.Header, len(req.Header)+len(fields))
 	for k, vv := range req.Header {
-		if k != key {
-			nv += len(vv)
-		}
+		h[k] = vv[:len(vv):len(vv)] // a nil slice stays nil, as Header.Clone keeps it
 	}
-	sv := make([]string, nv)
-	h := make(http.Header, len(req.Header)+1)
-	for k, vv := range req.Header {
-		if k == key {
-			continue // replaced below
-		}
-		if vv == nil {
-			h[k] = nil // a nil slice stays nil, as Header.Clone keeps it
-			continue
-		}
-		n := copy(sv, vv)
-		h[k] = sv[:n:n]
-		sv = sv[n:]
+	for _, f := range fields {
+		h[f.Key] = f.Values[:len(f.Values):len(f.Values)]
 	}
-	sv[0] = value
-	h[key] = sv[:1:1]
 	r2.Header = h
 	return r2
+}
+
+// With returns Copy(req, ctx, Field{key, []string{value}}): a copy with one
+// header set to one value.
+func With(req *http.Request, ctx context.Context, key, value string) *http.Request {
+	return Copy(req, ctx, Field{key, []string{value}})
 }

@@ -41,6 +41,30 @@ func TestWith(t *testing.T) {
 	}
 }
 
+func TestCopy(t *testing.T) {
+	req := httptest.NewRequest("GET", "http://a.test/", nil)
+	req.Header = http.Header{"Accept": {"a"}, "User-Agent": {"caller"}}
+	before := req.Header.Clone()
+	ua := []string{"outbound"}
+	r2 := Copy(req, req.Context(), Field{"User-Agent", ua}, Field{"Authorization", []string{"Bearer t"}})
+	want := http.Header{"Accept": {"a"}, "User-Agent": {"outbound"}, "Authorization": {"Bearer t"}}
+	if !reflect.DeepEqual(r2.Header, want) || !reflect.DeepEqual(req.Header, before) {
+		t.Fatalf("copy %v, caller %v; want %v and the caller's unchanged", r2.Header, req.Header, want)
+	}
+	// The shared values are clipped: Add on the copy writes a new array.
+	r2.Header.Add("User-Agent", "more")
+	r2.Header.Add("Accept", "b")
+	if len(ua) != 1 || cap(ua) != 1 || !reflect.DeepEqual(req.Header, before) {
+		t.Fatalf("Add on the copy reached shared values: %v %v", ua, req.Header)
+	}
+	// The request and the map, nothing else (fields built once, as the
+	// layers do).
+	f := Field{"X-Request-Id", []string{"id"}}
+	if n := testing.AllocsPerRun(100, func() { Copy(req, req.Context(), f) }); n > 3 {
+		t.Errorf("Copy allocates %v times; want at most 3", n)
+	}
+}
+
 func BenchmarkWith(b *testing.B) {
 	req := httptest.NewRequest("GET", "http://a.test/", nil)
 	req.Header = http.Header{"Accept": {"application/json"}, "User-Agent": {"x"}}

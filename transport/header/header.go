@@ -22,11 +22,13 @@ import (
 	"net/http"
 	"net/textproto"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/idle"
+	"github.com/outboundhttp/outbound/internal/reqheader"
 )
 
 // ErrToken is matched by the error returned when the token source fails.
@@ -78,11 +80,13 @@ func WithTokenSource(source func(ctx context.Context) (string, error)) Option {
 }
 
 // Transport adds headers to requests. It is safe for concurrent use; the
-// caller's request is never modified (a clone carries the headers).
+// caller's request is never modified (a copy with its own header map carries
+// the headers).
 type Transport struct {
 	next   http.RoundTripper
-	static []field
+	static []reqheader.Field // values built once, shared read-only by every copy
 	token  func(context.Context) (string, error)
+	auth   atomic.Pointer[authCache]
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -99,7 +103,11 @@ func NewTransport(next http.RoundTripper, opts ...Option) *Transport {
 			o.apply(&c)
 		}
 	}
-	return &Transport{next: next, static: c.static, token: c.token}
+	t := &Transport{next: next, token: c.token}
+	for _, f := range c.static {
+		t.static = append(t.static, reqheader.Field{Key: f.name, Values: []string{f.value}})
+	}
+	return t
 }
 
 // Middleware returns NewTransport as a middleware for outbound.Chain.
@@ -111,11 +119,11 @@ func Middleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	missing := 0
 	for _, f := range t.static {
-		if _, ok := req.Header[f.name]; !ok {
+		if _, ok := req.Header[f.Key]; !ok {
 			missing++
 		}
 	}
-	var auth string
+	var auth []string
 	if t.token != nil && req.Header.Get("Authorization") == "" && sameHostAsOriginal(req) {
 		tok, err := t.token(req.Context())
 		if err != nil {
@@ -126,31 +134,43 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			body.CloseRequest(req)
 			return nil, fmt.Errorf("%w: token is empty or not a valid header value", ErrToken)
 		}
-		auth = "Bearer " + tok
+		auth = t.authValues(tok)
 	}
-	if missing == 0 && auth == "" {
+	if missing == 0 && auth == nil {
 		return t.send(req)
 	}
-	// Copy the header map only; the rest of the request is shared, as
-	// net/http's own RoundTrippers do for header-only changes.
-	r2 := new(http.Request)
-	*r2 = *req
-	r2.Header = req.Header.Clone()
-	if r2.Header == nil {
-		r2.Header = make(http.Header, missing+1)
-	}
-	if missing > 0 {
-		for _, f := range t.static {
-			// Checked against the caller's header, not the copy being filled.
-			if _, ok := req.Header[f.name]; !ok {
-				r2.Header[f.name] = []string{f.value}
-			}
+	// One shallow copy with a new header map (reqheader.Copy); the values
+	// of the static fields were built once, in NewTransport.
+	var buf [4]reqheader.Field
+	fs := buf[:0]
+	for _, f := range t.static {
+		// Checked against the caller's header, not the copy being filled.
+		if _, ok := req.Header[f.Key]; !ok {
+			fs = append(fs, f)
 		}
 	}
-	if auth != "" {
-		r2.Header["Authorization"] = []string{auth}
+	if auth != nil {
+		fs = append(fs, reqheader.Field{Key: "Authorization", Values: auth})
 	}
-	return t.send(r2)
+	return t.send(reqheader.Copy(req, req.Context(), fs...))
+}
+
+// authValues returns the Authorization value of token tok, reusing the one
+// built for the previous call when the token is the same (a static key, or
+// a source that refreshes now and then), so an unchanged token costs no
+// allocation per attempt.
+func (t *Transport) authValues(tok string) []string {
+	if c := t.auth.Load(); c != nil && c.token == tok {
+		return c.values
+	}
+	c := &authCache{token: tok, values: []string{"Bearer " + tok}}
+	t.auth.Store(c)
+	return c.values
+}
+
+type authCache struct {
+	token  string
+	values []string // read-only
 }
 
 func (t *Transport) send(req *http.Request) (*http.Response, error) {

@@ -62,6 +62,20 @@ func TestStaticHeadersAndTokenNeverOverwrite(t *testing.T) {
 	}
 }
 
+// Adding the headers costs one small copy of the request per attempt (the
+// request and its header map): the static values and an unchanged token's
+// Authorization value are built once, not per request.
+func TestCopyPerAttemptOnly(t *testing.T) {
+	resp := &http.Response{StatusCode: 200, Body: http.NoBody, Header: http.Header{}}
+	base := contracttest.RoundTripFunc(func(*http.Request) (*http.Response, error) { return resp, nil })
+	rt := header.NewTransport(base, header.WithHeader("User-Agent", "svc/1"), header.WithBearerToken("tok-1"))
+	req := httptest.NewRequest("GET", "http://api.test/", nil)
+	req.Header.Set("Accept", "application/json")
+	if n := testing.AllocsPerRun(100, func() { rt.RoundTrip(req) }); n > 3 {
+		t.Errorf("RoundTrip allocates %v times; want at most 3 (the request copy and its header map)", n)
+	}
+}
+
 func TestTokenSourceCalledPerAttempt(t *testing.T) {
 	base, seen := echoHeaders()
 	var n atomic.Int32

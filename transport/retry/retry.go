@@ -42,6 +42,7 @@ import (
 	"github.com/outboundhttp/outbound/internal/keyed"
 	"github.com/outboundhttp/outbound/internal/pushback"
 	"github.com/outboundhttp/outbound/internal/refusal"
+	"github.com/outboundhttp/outbound/internal/reqheader"
 	"github.com/outboundhttp/outbound/internal/upstream"
 )
 
@@ -351,9 +352,9 @@ func (cl *call) attemptContext(n int) (context.Context, context.CancelFunc) {
 
 // attemptRequest returns the request of attempt n. Each attempt is its own
 // copy of the request, so the caller's request is never touched. Only when
-// this layer changes headers does it pay for a deep copy (req.Clone);
-// otherwise a shallow copy (req.WithContext) shares the caller's read-only
-// header map, as net/http's own Client.send does.
+// this layer changes headers does it pay for a new header map
+// (reqheader.Copy); otherwise a shallow copy (req.WithContext) shares the
+// caller's read-only header map, as net/http's own Client.send does.
 func (cl *call) attemptRequest(n int, actx context.Context, b io.ReadCloser) *http.Request {
 	req, src, c := cl.req, &cl.src, &cl.t.cfg
 	changesHeaders := cl.idemKey != "" || c.attemptHeader != ""
@@ -364,16 +365,18 @@ func (cl *call) attemptRequest(n int, actx context.Context, b io.ReadCloser) *ht
 	if !changesHeaders {
 		areq = req.WithContext(actx)
 	} else {
-		areq = req.Clone(actx)
-		if areq.Header == nil {
-			areq.Header = make(http.Header)
-		}
+		// The one way a layer copies a request to change its header: a
+		// shallow copy with its own header map (a deep req.Clone would copy
+		// the URL and every value for nothing, as no layer modifies them).
+		var buf [2]reqheader.Field
+		fs := buf[:0]
 		if cl.idemKey != "" {
-			areq.Header.Set(IdempotencyKeyHeader, cl.idemKey)
+			fs = append(fs, reqheader.Field{Key: IdempotencyKeyHeader, Values: []string{cl.idemKey}})
 		}
 		if c.attemptHeader != "" {
-			areq.Header.Set(c.attemptHeader, strconv.Itoa(n))
+			fs = append(fs, reqheader.Field{Key: c.attemptHeader, Values: []string{strconv.Itoa(n)}})
 		}
+		areq = reqheader.Copy(req, actx, fs...)
 	}
 	areq.Body = b
 	areq.ContentLength = src.length
