@@ -30,9 +30,20 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 	return &idCtx{Context: ctx, id: id}
 }
 
+// WithRequestIDHeader is WithRequestID for the layer that also sends the ID
+// in a header: the header's value slice ([]string{id}, read-only) comes from
+// the same allocation as the context, so the ID costs the call one
+// allocation for both.
+func WithRequestIDHeader(ctx context.Context, id string) (context.Context, []string) {
+	c := &idCtx{Context: ctx, id: id}
+	c.vals[0] = id
+	return c, c.vals[:]
+}
+
 type idCtx struct {
 	context.Context
-	id string
+	id   string
+	vals [1]string // WithRequestIDHeader's header value
 }
 
 func (c *idCtx) Value(k any) any {

@@ -98,14 +98,17 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.send(req)
 	}
 
+	var vals []string
 	if inCtx {
 		id = ctxID
+		vals = []string{id}
 	} else {
 		id = t.cfg.newID()
-		ctx = callctx.WithRequestID(ctx, id)
+		// The ID's context value and its header value share an allocation.
+		ctx, vals = callctx.WithRequestIDHeader(ctx, id)
 	}
 	t.span(ctx, id)
-	return t.send(reqheader.With(req, ctx, t.cfg.header, id))
+	return t.send(reqheader.Copy(req, ctx, reqheader.Field{Key: t.cfg.header, Values: vals}))
 }
 
 func (t *Transport) send(req *http.Request) (*http.Response, error) {

@@ -386,3 +386,58 @@ func TestSpanAttribute(t *testing.T) {
 	}
 	check(2, "http.request.header.correlation-id", "in-1")
 }
+
+// The pooled generator makes well-formed version 4 UUIDs, all distinct, from
+// many goroutines at once, and sets every one of the 122 random bits both
+// ways (a stuck bit would make IDs guessable).
+func TestUUIDv4(t *testing.T) {
+	const goroutines, each = 8, 500
+	var mu sync.Mutex
+	seenIDs := make(map[string]bool, goroutines*each)
+	var ones, zeros [16]byte
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Go(func() {
+			for range each {
+				s := UUIDv4()
+				u, err := uuid.Parse(s)
+				if err != nil || len(s) != 36 || u.Version() != 4 || u.Variant() != uuid.RFC4122 {
+					t.Errorf("UUIDv4() = %q (version %v, variant %v, err %v); want a version 4 RFC 9562 UUID", s, u.Version(), u.Variant(), err)
+					return
+				}
+				mu.Lock()
+				if seenIDs[s] {
+					t.Errorf("UUIDv4() returned %q twice", s)
+				}
+				seenIDs[s] = true
+				for i, b := range u {
+					ones[i] |= b
+					zeros[i] |= ^b
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	for i := range 16 {
+		fixedOnes, fixedZeros := byte(0), byte(0)
+		switch i {
+		case 6:
+			fixedOnes, fixedZeros = 0x40, 0xb0 // version 0100
+		case 8:
+			fixedOnes, fixedZeros = 0x80, 0x40 // variant 10
+		}
+		if ones[i]|fixedZeros != 0xff || zeros[i]|fixedOnes != 0xff {
+			t.Errorf("byte %d: bits never set %08b, never clear %08b", i, ^(ones[i] | fixedZeros), ^(zeros[i] | fixedOnes))
+		}
+	}
+}
+
+func BenchmarkUUIDv4(b *testing.B) {
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			UUIDv4()
+		}
+	})
+}
