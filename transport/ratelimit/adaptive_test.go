@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/contracttest"
 )
 
 // The adaptive tests drive a simulated upstream inside a testing/synctest
@@ -391,7 +392,7 @@ func TestAdaptiveOverloadCut(t *testing.T) {
 	for _, floor := range []int{2, DefaultMinConcurrency, 7} {
 		t.Run(fmt.Sprintf("min=%d", floor), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				up := roundTripFunc(func(req *http.Request) (*http.Response, error) {
+				up := contracttest.RoundTripFunc(func(req *http.Request) (*http.Response, error) {
 					// Refused after 5 ms, not at once: at the floor a shed
 					// slot is freed at once, and 50 callers refused in no
 					// virtual time would spin.
@@ -891,7 +892,7 @@ func TestAdaptiveContract(t *testing.T) {
 		} {
 			t.Run(finish.name, func(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
-					tr := NewTransport(roundTripFunc(body), WithAdaptiveConcurrency(1, 10))
+					tr := NewTransport(contracttest.RoundTripFunc(body), WithAdaptiveConcurrency(1, 10))
 					resp, err := tr.RoundTrip(getRequest(t, adaptiveURL))
 					if err != nil {
 						t.Fatal(err)
@@ -910,7 +911,7 @@ func TestAdaptiveContract(t *testing.T) {
 	})
 	t.Run("released on an error from next", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			tr := NewTransport(roundTripFunc(func(*http.Request) (*http.Response, error) {
+			tr := NewTransport(contracttest.RoundTripFunc(func(*http.Request) (*http.Response, error) {
 				return nil, errors.New("connection refused")
 			}), WithAdaptiveConcurrency(1, 10))
 			if _, err := tr.RoundTrip(getRequest(t, adaptiveURL)); err == nil {
@@ -923,7 +924,7 @@ func TestAdaptiveContract(t *testing.T) {
 	})
 	t.Run("attempt timeout held for a window", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			tr := NewTransport(roundTripFunc(func(*http.Request) (*http.Response, error) {
+			tr := NewTransport(contracttest.RoundTripFunc(func(*http.Request) (*http.Response, error) {
 				return nil, timeoutError{}
 			}), WithAdaptiveConcurrency(1, 10))
 			if _, err := tr.RoundTrip(getRequest(t, adaptiveURL)); err == nil {
@@ -942,7 +943,7 @@ func TestAdaptiveContract(t *testing.T) {
 	t.Run("released on a panic in next", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			calls := 0
-			tr := NewTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			tr := NewTransport(contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 				calls++
 				if calls == 1 {
 					panic("boom")
@@ -969,7 +970,7 @@ func TestAdaptiveContract(t *testing.T) {
 	})
 	t.Run("unknown key", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			tr := NewTransport(roundTripFunc(body), WithAdaptiveConcurrency(1, 10))
+			tr := NewTransport(contracttest.RoundTripFunc(body), WithAdaptiveConcurrency(1, 10))
 			if s, ok := tr.Concurrency(adaptiveKey); ok {
 				t.Errorf("Concurrency before any request: got %+v, ok true; want ok false", s)
 			}

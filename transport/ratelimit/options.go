@@ -44,9 +44,6 @@ type config struct {
 	maxPushback  time.Duration
 
 	obs Observer
-
-	now      func() time.Time
-	newTimer func(d time.Duration) (<-chan time.Time, func() bool)
 }
 
 func newConfig(opts []Option) *config {
@@ -55,11 +52,6 @@ func newConfig(opts []Option) *config {
 		queue:        DefaultQueue,
 		queueTimeout: DefaultQueueTimeout,
 		maxPushback:  DefaultMaxPushback,
-		now:          time.Now,
-		newTimer: func(d time.Duration) (<-chan time.Time, func() bool) {
-			t := time.NewTimer(d)
-			return t.C, t.Stop
-		},
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -221,9 +213,4 @@ func WithMaxPushback(d time.Duration) Option {
 // changes, pushback pauses and shared-limiter fallbacks, for metrics.
 func WithObserver(o Observer) Option {
 	return optionFunc(func(c *config) { c.obs = o })
-}
-
-// withClock replaces the clock and timers, for tests.
-func withClock(now func() time.Time, newTimer func(time.Duration) (<-chan time.Time, func() bool)) Option {
-	return optionFunc(func(c *config) { c.now, c.newTimer = now, newTimer })
 }

@@ -34,6 +34,7 @@ import (
 
 	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/clock"
 	"github.com/outboundhttp/outbound/internal/idle"
 	"github.com/outboundhttp/outbound/internal/keyed"
 	"github.com/outboundhttp/outbound/internal/pushback"
@@ -128,7 +129,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	var start time.Time
 	if st.adaptive != nil {
-		start = t.cfg.now()
+		start = time.Now()
 	}
 	// Until the slot is handed to the response body, this call owns it: the
 	// deferred release also covers a panic in next (net/http's server
@@ -146,7 +147,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(req)
 	resp, err = body.Checked(resp, err, "ratelimit")
 	if st.adaptive != nil {
-		rtt = t.cfg.now().Sub(start)
+		rtt = time.Since(start)
 		seen = classify(ctx, resp, err)
 	}
 	if err != nil {
@@ -224,20 +225,20 @@ func (t *Transport) acquire(ctx context.Context, key string, s *semaphore) (queu
 	if full {
 		return false, t.reject(ctx, &LimitError{Key: key, Reason: ReasonQueue, detail: "queue full"})
 	}
-	start := t.cfg.now()
-	timeout, stop := t.cfg.newTimer(t.cfg.queueTimeout)
+	start := time.Now()
+	timeout := time.NewTimer(t.cfg.queueTimeout)
 	select {
 	case <-ready(w):
-		stop()
+		timeout.Stop()
 		t.waited(ctx, key, ReasonConcurrency, start)
 		return true, nil
-	case <-timeout:
+	case <-timeout.C:
 		s.leave(w)
 		t.waited(ctx, key, ReasonConcurrency, start)
 		return false, t.reject(ctx, &LimitError{Key: key, Reason: ReasonConcurrency,
 			detail: "no slot free within " + t.cfg.queueTimeout.String()})
 	case <-ctx.Done():
-		stop()
+		timeout.Stop()
 		s.leave(w)
 		t.waited(ctx, key, ReasonConcurrency, start)
 		return false, fmt.Errorf("ratelimit: waiting for a concurrency slot for %s: %w", key, ctx.Err())
@@ -252,7 +253,7 @@ func (t *Transport) waitPushback(ctx context.Context, key string, st *keyState) 
 		if until == 0 {
 			return nil
 		}
-		now := t.cfg.now()
+		now := time.Now()
 		d := time.Unix(0, until).Sub(now)
 		if d <= 0 {
 			return nil
@@ -261,7 +262,7 @@ func (t *Transport) waitPushback(ctx context.Context, key string, st *keyState) 
 			return t.reject(ctx, &LimitError{Key: key, Reason: ReasonPushback, RetryAfter: d,
 				detail: "upstream asked for a pause of " + d.String() + ", past the deadline"})
 		}
-		err := t.sleep(ctx, d)
+		err := clock.Sleep(ctx, d)
 		t.waited(ctx, key, ReasonPushback, now)
 		if err != nil {
 			return fmt.Errorf("ratelimit: waiting out server pushback for %s: %w", key, err)
@@ -272,7 +273,7 @@ func (t *Transport) waitPushback(ctx context.Context, key string, st *keyState) 
 // notePushback pauses key until the time a 429 or 503 response asks for,
 // capped by WithMaxPushback; a later pause never shortens an earlier one.
 func (t *Transport) notePushback(ctx context.Context, key string, st *keyState, h http.Header) {
-	now := t.cfg.now()
+	now := time.Now()
 	d, ok := pushback.Delay(h, now)
 	if !ok || d <= 0 {
 		return
@@ -306,7 +307,7 @@ func (t *Transport) waitRate(ctx context.Context, key string, st *keyState) erro
 	if lim == nil {
 		return nil
 	}
-	now := t.cfg.now()
+	now := time.Now()
 	if lim.AllowN(now, 1) { // no allocation on the path that does not wait
 		return nil
 	}
@@ -325,10 +326,10 @@ func (t *Transport) waitRate(ctx context.Context, key string, st *keyState) erro
 		return t.reject(ctx, &LimitError{Key: key, Reason: ReasonRate, RetryAfter: d,
 			detail: "wait of " + d.String() + " would pass the deadline"})
 	}
-	err := t.sleep(ctx, d)
+	err := clock.Sleep(ctx, d)
 	t.waited(ctx, key, ReasonRate, now)
 	if err != nil {
-		r.CancelAt(t.cfg.now())
+		r.CancelAt(time.Now())
 		return fmt.Errorf("ratelimit: waiting for the rate limit of %s: %w", key, err)
 	}
 	return nil
@@ -362,7 +363,7 @@ func (t *Transport) waitShared(ctx context.Context, key string) error {
 			}
 			return nil
 		}
-		now := t.cfg.now()
+		now := time.Now()
 		if start.IsZero() {
 			start = now
 		}
@@ -374,28 +375,16 @@ func (t *Transport) waitShared(ctx context.Context, key string) error {
 			return t.reject(ctx, &LimitError{Key: key, Reason: ReasonRate, RetryAfter: d,
 				detail: "wait of " + d.String() + " would pass the deadline"})
 		}
-		if err := t.sleep(ctx, d); err != nil {
+		if err := clock.Sleep(ctx, d); err != nil {
 			t.waited(ctx, key, ReasonRate, start)
 			return fmt.Errorf("ratelimit: waiting for the shared rate limit of %s: %w", key, err)
 		}
 	}
 }
 
-// sleep waits d or until ctx ends, whichever is first.
-func (t *Transport) sleep(ctx context.Context, d time.Duration) error {
-	c, stop := t.cfg.newTimer(d)
-	select {
-	case <-c:
-		return nil
-	case <-ctx.Done():
-		stop()
-		return ctx.Err()
-	}
-}
-
 // waited reports a wait that began at start.
 func (t *Transport) waited(ctx context.Context, key string, reason Reason, start time.Time) {
-	d := t.cfg.now().Sub(start)
+	d := time.Since(start)
 	callctx.Emit(ctx, callctx.Event{Kind: callctx.KindRateLimitWait, Attempt: callctx.Attempt(ctx),
 		Delay: d, Reason: string(reason), Key: key})
 	if t.cfg.obs.Wait != nil {

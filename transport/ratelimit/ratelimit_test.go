@@ -18,6 +18,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/contracttest"
 	"github.com/outboundhttp/outbound/internal/refusal"
 )
 
@@ -39,85 +40,91 @@ func asLimit(t *testing.T, err error, want Reason) *LimitError {
 	return le
 }
 
-func TestRateWaitsForTokenWithFakeClock(t *testing.T) {
-	clk := newFakeClock()
-	var calls atomic.Int64
-	rec := &recorder{}
-	rt := NewTransport(okNext(&calls), WithRate(1, 1), clk.option())
-	ctx := callctx.WithRecorder(context.Background(), rec)
+func TestRateWaitsForToken(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int64
+		rec := &contracttest.Recorder{}
+		rt := NewTransport(okNext(&calls), WithRate(1, 1))
+		ctx := callctx.WithRecorder(context.Background(), rec)
 
-	req, _ := newReq(t, ctx, "http://a.test/")
-	resp, err := rt.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-
-	done := make(chan error, 1)
-	go func() {
 		req, _ := newReq(t, ctx, "http://a.test/")
 		resp, err := rt.RoundTrip(req)
-		if err == nil {
-			resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
 		}
-		done <- err
-	}()
-	waitFor(t, "the second request to wait for a token", func() bool { return clk.pending() == 1 })
-	if got := calls.Load(); got != 1 {
-		t.Fatalf("calls before the token = %d; want 1", got)
-	}
-	clk.Advance(999 * time.Millisecond)
-	select {
-	case err := <-done:
-		t.Fatalf("request finished before its token (err %v)", err)
-	default:
-	}
-	clk.Advance(time.Millisecond)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if got := calls.Load(); got != 2 {
-		t.Fatalf("calls = %d; want 2", got)
-	}
-	evs := rec.all()
-	if len(evs) != 1 || evs[0].Kind != callctx.KindRateLimitWait || evs[0].Reason != "rate" ||
-		evs[0].Delay != time.Second || evs[0].Key != "http://a.test:80" {
-		t.Fatalf("events = %+v; want one rate wait of 1s for http://a.test:80", evs)
-	}
+		resp.Body.Close()
+
+		done := make(chan error, 1)
+		go func() {
+			req, _ := newReq(t, ctx, "http://a.test/")
+			resp, err := rt.RoundTrip(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			done <- err
+		}()
+		synctest.Wait() // the second request waits for a token
+		if got := calls.Load(); got != 1 {
+			t.Fatalf("calls before the token = %d; want 1", got)
+		}
+		time.Sleep(999 * time.Millisecond)
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("request finished before its token (err %v)", err)
+		default:
+		}
+		start := time.Now()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := time.Since(start); got != time.Millisecond {
+			t.Fatalf("the token came %v after 999ms; want 1ms later", got)
+		}
+		if got := calls.Load(); got != 2 {
+			t.Fatalf("calls = %d; want 2", got)
+		}
+		evs := rec.Events()
+		if len(evs) != 1 || evs[0].Kind != callctx.KindRateLimitWait || evs[0].Reason != "rate" ||
+			evs[0].Delay != time.Second || evs[0].Key != "http://a.test:80" {
+			t.Fatalf("events = %+v; want one rate wait of 1s for http://a.test:80", evs)
+		}
+	})
 }
 
 func TestRateWaitCanceledGivesTokenBack(t *testing.T) {
-	clk := newFakeClock()
-	var calls atomic.Int64
-	lim := rate.NewLimiter(1, 1)
-	rt := NewTransport(okNext(&calls), WithTokenBucket(lim), clk.option())
-	req, _ := newReq(t, context.Background(), "http://a.test/")
-	resp, err := rt.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int64
+		lim := rate.NewLimiter(1, 1)
+		rt := NewTransport(okNext(&calls), WithTokenBucket(lim))
+		req, _ := newReq(t, context.Background(), "http://a.test/")
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	req2, body2 := newReq(t, ctx, "http://a.test/")
-	go func() {
-		_, err := rt.RoundTrip(req2)
-		done <- err
-	}()
-	waitFor(t, "the request to wait", func() bool { return clk.pending() == 1 })
-	cancel()
-	err = <-done
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("err = %v; want context.Canceled", err)
-	}
-	if !body2.closed.Load() {
-		t.Fatal("request body not closed after a canceled wait")
-	}
-	// The reservation was given back: one second later a token is there.
-	if got := lim.TokensAt(clk.Now().Add(time.Second)); got < 0.999 {
-		t.Fatalf("tokens a second later = %v; want 1 (reservation not canceled)", got)
-	}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		req2, body2 := newReq(t, ctx, "http://a.test/")
+		go func() {
+			_, err := rt.RoundTrip(req2)
+			done <- err
+		}()
+		synctest.Wait() // the request waits for a token
+		cancel()
+		err = <-done
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v; want context.Canceled", err)
+		}
+		if !body2.closed.Load() {
+			t.Fatal("request body not closed after a canceled wait")
+		}
+		// The reservation was given back: one second later a token is there.
+		if got := lim.TokensAt(time.Now().Add(time.Second)); got < 0.999 {
+			t.Fatalf("tokens a second later = %v; want 1 (reservation not canceled)", got)
+		}
+	})
 }
 
 // A wait that would pass the deadline fails at once: no sleeping then failing.
@@ -320,48 +327,53 @@ func TestQueueFullAndSlotHeldUntilBodyDone(t *testing.T) {
 }
 
 func TestQueueTimeout(t *testing.T) {
-	clk := newFakeClock()
-	var calls atomic.Int64
-	rt := NewTransport(okNext(&calls), WithConcurrency(1), WithQueue(4), WithQueueTimeout(2*time.Second), clk.option())
-	req, _ := newReq(t, context.Background(), "http://a.test/")
-	resp1, err := rt.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp1.Body.Close()
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int64
+		rt := NewTransport(okNext(&calls), WithConcurrency(1), WithQueue(4), WithQueueTimeout(2*time.Second))
+		req, _ := newReq(t, context.Background(), "http://a.test/")
+		resp1, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp1.Body.Close()
 
-	req2, body2 := newReq(t, context.Background(), "http://a.test/")
-	done := make(chan error, 1)
-	go func() {
-		_, err := rt.RoundTrip(req2)
-		done <- err
-	}()
-	waitFor(t, "the request to queue", func() bool { return clk.pending() == 1 })
-	clk.Advance(1999 * time.Millisecond)
-	select {
-	case err := <-done:
-		t.Fatalf("gave up before the queue timeout: %v", err)
-	default:
-	}
-	clk.Advance(time.Millisecond)
-	le := asLimit(t, <-done, ReasonConcurrency)
-	if !strings.Contains(le.Error(), "concurrency limit for http://a.test:80") {
-		t.Fatalf("message %q", le.Error())
-	}
-	if !body2.closed.Load() {
-		t.Fatal("request body not closed on queue timeout")
-	}
-	if got := calls.Load(); got != 1 {
-		t.Fatalf("calls = %d; want 1", got)
-	}
-	if c, w := rt.states.Get("http://a.test:80").sem.inUse(); c != 1 || w != 0 {
-		t.Fatalf("slots %d, waiters %d; want 1, 0", c, w)
-	}
+		req2, body2 := newReq(t, context.Background(), "http://a.test/")
+		done := make(chan error, 1)
+		go func() {
+			_, err := rt.RoundTrip(req2)
+			done <- err
+		}()
+		synctest.Wait() // the request is queued
+		start := time.Now()
+		time.Sleep(1999 * time.Millisecond)
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("gave up before the queue timeout: %v", err)
+		default:
+		}
+		le := asLimit(t, <-done, ReasonConcurrency)
+		if got := time.Since(start); got != 2*time.Second {
+			t.Fatalf("gave up after %v in the queue; want the 2s queue timeout", got)
+		}
+		if !strings.Contains(le.Error(), "concurrency limit for http://a.test:80") {
+			t.Fatalf("message %q", le.Error())
+		}
+		if !body2.closed.Load() {
+			t.Fatal("request body not closed on queue timeout")
+		}
+		if got := calls.Load(); got != 1 {
+			t.Fatalf("calls = %d; want 1", got)
+		}
+		if c, w := rt.states.Get("http://a.test:80").sem.inUse(); c != 1 || w != 0 {
+			t.Fatalf("slots %d, waiters %d; want 1, 0", c, w)
+		}
+	})
 }
 
 func TestSlotReleasedAtOnceOnError(t *testing.T) {
 	fail := errors.New("dial failed")
-	rt := NewTransport(roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, fail }),
+	rt := NewTransport(contracttest.RoundTripFunc(func(*http.Request) (*http.Response, error) { return nil, fail }),
 		WithConcurrency(1), WithQueue(0))
 	for i := range 3 {
 		req, _ := newReq(t, context.Background(), "http://a.test/")
@@ -512,7 +524,9 @@ func TestPushbackPausesKey(t *testing.T) {
 }
 
 func TestPushbackCappedAndOnlyFor429And503(t *testing.T) {
-	clk := newFakeClock()
+	// Each subtest's bubble first moves its clock to epoch, so the table
+	// can hold an HTTP date relative to it.
+	epoch := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		status int
 		header string
@@ -523,7 +537,7 @@ func TestPushbackCappedAndOnlyFor429And503(t *testing.T) {
 		{429, "Retry-After", "3600", nil, DefaultMaxPushback},
 		{503, "Retry-After", "2", nil, 2 * time.Second},
 		{503, "RateLimit-Reset", "7", nil, 7 * time.Second},
-		{429, "Retry-After", clk.Now().Add(4 * time.Second).UTC().Format(http.TimeFormat), nil, 4 * time.Second},
+		{429, "Retry-After", epoch.Add(4 * time.Second).Format(http.TimeFormat), nil, 4 * time.Second},
 		{429, "Retry-After", "60", []Option{WithMaxPushback(5 * time.Second)}, 5 * time.Second},
 		{429, "Retry-After", "60", []Option{WithMaxPushback(0)}, 0},
 		{500, "Retry-After", "2", nil, 0},
@@ -531,101 +545,109 @@ func TestPushbackCappedAndOnlyFor429And503(t *testing.T) {
 		{200, "Retry-After", "2", nil, 0},
 	} {
 		t.Run(fmt.Sprintf("%d_%s_%s", tc.status, tc.header, tc.value), func(t *testing.T) {
-			next := roundTripFunc(func(r *http.Request) (*http.Response, error) {
-				h := http.Header{}
-				h.Set(tc.header, tc.value)
-				return &http.Response{StatusCode: tc.status, Header: h, Body: http.NoBody}, nil
+			synctest.Test(t, func(t *testing.T) {
+				time.Sleep(time.Until(epoch))
+				next := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+					h := http.Header{}
+					h.Set(tc.header, tc.value)
+					return &http.Response{StatusCode: tc.status, Header: h, Body: http.NoBody}, nil
+				})
+				rt := NewTransport(next, tc.opts...)
+				req, _ := newReq(t, context.Background(), "http://a.test/")
+				resp, err := rt.RoundTrip(req)
+				if err != nil || resp.StatusCode != tc.status {
+					t.Fatalf("(%v, %v)", resp, err)
+				}
+				var got time.Duration
+				if u := rt.states.Get("http://a.test:80").pausedUntil.Load(); u != 0 {
+					got = time.Until(time.Unix(0, u))
+				}
+				if got != tc.want {
+					t.Fatalf("pause = %v; want %v", got, tc.want)
+				}
 			})
-			rt := NewTransport(next, append([]Option{clk.option()}, tc.opts...)...)
-			req, _ := newReq(t, context.Background(), "http://a.test/")
-			resp, err := rt.RoundTrip(req)
-			if err != nil || resp.StatusCode != tc.status {
-				t.Fatalf("(%v, %v)", resp, err)
-			}
-			var got time.Duration
-			if u := rt.states.Get("http://a.test:80").pausedUntil.Load(); u != 0 {
-				got = time.Unix(0, u).Sub(clk.Now())
-			}
-			if got != tc.want {
-				t.Fatalf("pause = %v; want %v", got, tc.want)
-			}
 		})
 	}
 }
 
-// A request waiting out a pause goes as soon as the pause ends (fake clock).
-func TestPushbackWaitWithFakeClock(t *testing.T) {
-	clk := newFakeClock()
-	var calls atomic.Int64
-	first := true
-	next := roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		calls.Add(1)
-		if first {
-			first = false
-			return &http.Response{StatusCode: 429, Header: http.Header{"Retry-After": {"3"}}, Body: http.NoBody}, nil
-		}
-		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody}, nil
-	})
-	rec := &recorder{}
-	rt := NewTransport(next, clk.option())
-	ctx := callctx.WithRecorder(context.Background(), rec)
-	req, _ := newReq(t, ctx, "http://a.test/")
-	if _, err := rt.RoundTrip(req); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
+// A request waiting out a pause goes as soon as the pause ends.
+func TestPushbackWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int64
+		first := true
+		next := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+			calls.Add(1)
+			if first {
+				first = false
+				return &http.Response{StatusCode: 429, Header: http.Header{"Retry-After": {"3"}}, Body: http.NoBody}, nil
+			}
+			return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody}, nil
+		})
+		rec := &contracttest.Recorder{}
+		rt := NewTransport(next)
+		ctx := callctx.WithRecorder(context.Background(), rec)
 		req, _ := newReq(t, ctx, "http://a.test/")
-		_, err := rt.RoundTrip(req)
-		done <- err
-	}()
-	waitFor(t, "the pause wait", func() bool { return clk.pending() == 1 })
-	clk.Advance(3 * time.Second)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	evs := rec.all()
-	if len(evs) != 1 || evs[0].Kind != callctx.KindRateLimitWait || evs[0].Reason != "pushback" || evs[0].Delay != 3*time.Second {
-		t.Fatalf("events %+v; want one pushback wait of 3s", evs)
-	}
+		if _, err := rt.RoundTrip(req); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			req, _ := newReq(t, ctx, "http://a.test/")
+			_, err := rt.RoundTrip(req)
+			done <- err
+		}()
+		synctest.Wait() // the request waits out the pause
+		start := time.Now()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := time.Since(start); got != 3*time.Second {
+			t.Fatalf("the paused request went after %v; want 3s, when the pause ended", got)
+		}
+		evs := rec.Events()
+		if len(evs) != 1 || evs[0].Kind != callctx.KindRateLimitWait || evs[0].Reason != "pushback" || evs[0].Delay != 3*time.Second {
+			t.Fatalf("events %+v; want one pushback wait of 3s", evs)
+		}
+	})
 }
 
 func TestKeysAreIndependent(t *testing.T) {
-	clk := newFakeClock()
-	var calls atomic.Int64
-	next := roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		calls.Add(1)
-		if r.URL.Host == "a.test" {
-			return &http.Response{StatusCode: 429, Header: http.Header{"Retry-After": {"10"}}, Body: io.NopCloser(strings.NewReader("x"))}, nil
-		}
-		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("x"))}, nil
-	})
-	rt := NewTransport(next, WithRate(1, 1), WithConcurrency(1), WithQueue(0), clk.option())
-	// a.test: token spent, slot held (body open), paused for 10 s.
-	req, _ := newReq(t, context.Background(), "http://a.test/")
-	respA, err := rt.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer respA.Body.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, _ = newReq(t, ctx, "http://a.test/")
-	if _, err := rt.RoundTrip(req); !errors.Is(err, ErrLimited) {
-		t.Fatalf("second request to a.test: %v; want ErrLimited", err)
-	}
-	// b.test and a.test on another port are unaffected.
-	for _, u := range []string{"http://b.test/", "http://a.test:8080/"} {
-		req, _ := newReq(t, context.Background(), u)
-		resp, err := rt.RoundTrip(req)
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int64
+		next := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+			calls.Add(1)
+			if r.URL.Host == "a.test" {
+				return &http.Response{StatusCode: 429, Header: http.Header{"Retry-After": {"10"}}, Body: io.NopCloser(strings.NewReader("x"))}, nil
+			}
+			return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader("x"))}, nil
+		})
+		rt := NewTransport(next, WithRate(1, 1), WithConcurrency(1), WithQueue(0))
+		// a.test: token spent, slot held (body open), paused for 10 s.
+		req, _ := newReq(t, context.Background(), "http://a.test/")
+		respA, err := rt.RoundTrip(req)
 		if err != nil {
-			t.Fatalf("%s: %v", u, err)
+			t.Fatal(err)
 		}
-		resp.Body.Close()
-	}
-	if got := calls.Load(); got != 3 {
-		t.Fatalf("calls = %d; want 3", got)
-	}
+		defer respA.Body.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		req, _ = newReq(t, ctx, "http://a.test/")
+		if _, err := rt.RoundTrip(req); !errors.Is(err, ErrLimited) {
+			t.Fatalf("second request to a.test: %v; want ErrLimited", err)
+		}
+		// b.test and a.test on another port are unaffected.
+		for _, u := range []string{"http://b.test/", "http://a.test:8080/"} {
+			req, _ := newReq(t, context.Background(), u)
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				t.Fatalf("%s: %v", u, err)
+			}
+			resp.Body.Close()
+		}
+		if got := calls.Load(); got != 3 {
+			t.Fatalf("calls = %d; want 3", got)
+		}
+	})
 }
 
 func TestKeyMapBounded(t *testing.T) {
@@ -672,86 +694,87 @@ func TestWithKey(t *testing.T) {
 }
 
 func TestSharedLimiter(t *testing.T) {
-	clk := newFakeClock()
-	var calls atomic.Int64
-	var asked atomic.Int64
-	degraded := errors.New("store down")
-	var fallbacks, rejects atomic.Int64
-	lim := LimiterFunc(func(ctx context.Context, key string) (Result, error) {
-		n := asked.Add(1)
-		switch {
-		case key == "http://closed.test:80":
-			return Result{}, degraded
-		case key == "http://never.test:80":
-			return Result{RetryAfter: time.Hour}, nil
-		case key == "http://open.test:80":
-			return Result{Allowed: true, Fallback: degraded}, nil
-		case n < 3:
-			return Result{RetryAfter: 100 * time.Millisecond}, nil
-		}
-		return Result{Allowed: true}, nil
-	})
-	rt := NewTransport(okNext(&calls), WithSharedLimiter(lim), clk.option(), WithObserver(Observer{
-		Fallback: func(_ context.Context, key string, err error) {
-			if errors.Is(err, degraded) {
-				fallbacks.Add(1)
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int64
+		var asked atomic.Int64
+		degraded := errors.New("store down")
+		var fallbacks, rejects atomic.Int64
+		lim := LimiterFunc(func(ctx context.Context, key string) (Result, error) {
+			n := asked.Add(1)
+			switch {
+			case key == "http://closed.test:80":
+				return Result{}, degraded
+			case key == "http://never.test:80":
+				return Result{RetryAfter: time.Hour}, nil
+			case key == "http://open.test:80":
+				return Result{Allowed: true, Fallback: degraded}, nil
+			case n < 3:
+				return Result{RetryAfter: 100 * time.Millisecond}, nil
 			}
-		},
-		Reject: func(context.Context, string, Reason) { rejects.Add(1) },
-	}))
+			return Result{Allowed: true}, nil
+		})
+		rt := NewTransport(okNext(&calls), WithSharedLimiter(lim), WithObserver(Observer{
+			Fallback: func(_ context.Context, key string, err error) {
+				if errors.Is(err, degraded) {
+					fallbacks.Add(1)
+				}
+			},
+			Reject: func(context.Context, string, Reason) { rejects.Add(1) },
+		}))
 
-	// Refused twice with RetryAfter 100ms, then allowed.
-	done := make(chan error, 1)
-	go func() {
-		req, _ := newReq(t, context.Background(), "http://a.test/")
-		resp, err := rt.RoundTrip(req)
-		if err == nil {
-			resp.Body.Close()
+		// Refused twice with RetryAfter 100ms, then allowed.
+		done := make(chan error, 1)
+		go func() {
+			req, _ := newReq(t, context.Background(), "http://a.test/")
+			resp, err := rt.RoundTrip(req)
+			if err == nil {
+				resp.Body.Close()
+			}
+			done <- err
+		}()
+		start := time.Now()
+		if err := <-done; err != nil {
+			t.Fatal(err)
 		}
-		done <- err
-	}()
-	for i := range 2 {
-		waitFor(t, fmt.Sprintf("wait #%d", i), func() bool { return clk.pending() == 1 })
-		clk.Advance(100 * time.Millisecond)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+		if got, n := time.Since(start), asked.Load(); got != 200*time.Millisecond || n != 3 {
+			t.Fatalf("allowed after %v and %d asks; want two waits of 100ms, then the third ask", got, n)
+		}
 
-	// Fail closed: the limiter's error, wrapped in a *LimitError.
-	req, body := newReq(t, context.Background(), "http://closed.test/")
-	_, err := rt.RoundTrip(req)
-	le := asLimit(t, err, ReasonRate)
-	if !errors.Is(err, degraded) || !body.closed.Load() {
-		t.Fatalf("err %v (%v); want it to wrap the limiter's error, body closed", err, le)
-	}
-	// Past the deadline: refused at once.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	req, _ = newReq(t, ctx, "http://never.test/")
-	_, err = rt.RoundTrip(req)
-	if le := asLimit(t, err, ReasonRate); le.RetryAfter != time.Hour {
-		t.Fatalf("RetryAfter = %v; want 1h", le.RetryAfter)
-	}
-	// Fail open: reported to the observer, and as a call event, so the
-	// degraded mode shows in the tracing layers' metrics too.
-	rec := &recorder{}
-	req, _ = newReq(t, callctx.WithRecorder(context.Background(), rec), "http://open.test/")
-	resp, err := rt.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if fallbacks.Load() != 1 || rejects.Load() != 2 {
-		t.Fatalf("fallbacks %d rejects %d; want 1 2", fallbacks.Load(), rejects.Load())
-	}
-	if evs := rec.all(); len(evs) != 1 || evs[0].Kind != callctx.KindRateLimitFallback ||
-		evs[0].Reason != "shared_limiter_unreachable" || evs[0].Key != "http://open.test:80" {
-		t.Fatalf("events %+v; want one ratelimit_fallback for http://open.test:80", evs)
-	}
-	if calls.Load() != 2 {
-		t.Fatalf("calls = %d; want 2", calls.Load())
-	}
+		// Fail closed: the limiter's error, wrapped in a *LimitError.
+		req, body := newReq(t, context.Background(), "http://closed.test/")
+		_, err := rt.RoundTrip(req)
+		le := asLimit(t, err, ReasonRate)
+		if !errors.Is(err, degraded) || !body.closed.Load() {
+			t.Fatalf("err %v (%v); want it to wrap the limiter's error, body closed", err, le)
+		}
+		// Past the deadline: refused at once.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		req, _ = newReq(t, ctx, "http://never.test/")
+		_, err = rt.RoundTrip(req)
+		if le := asLimit(t, err, ReasonRate); le.RetryAfter != time.Hour {
+			t.Fatalf("RetryAfter = %v; want 1h", le.RetryAfter)
+		}
+		// Fail open: reported to the observer, and as a call event, so the
+		// degraded mode shows in the tracing layers' metrics too.
+		rec := &contracttest.Recorder{}
+		req, _ = newReq(t, callctx.WithRecorder(context.Background(), rec), "http://open.test/")
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if fallbacks.Load() != 1 || rejects.Load() != 2 {
+			t.Fatalf("fallbacks %d rejects %d; want 1 2", fallbacks.Load(), rejects.Load())
+		}
+		if evs := rec.Events(); len(evs) != 1 || evs[0].Kind != callctx.KindRateLimitFallback ||
+			evs[0].Reason != "shared_limiter_unreachable" || evs[0].Key != "http://open.test:80" {
+			t.Fatalf("events %+v; want one ratelimit_fallback for http://open.test:80", evs)
+		}
+		if calls.Load() != 2 {
+			t.Fatalf("calls = %d; want 2", calls.Load())
+		}
+	})
 }
 
 func TestObserverAndEvents(t *testing.T) {
@@ -775,7 +798,7 @@ func TestObserverAndEvents(t *testing.T) {
 			mu.Unlock()
 		},
 	}
-	rec := &recorder{}
+	rec := &contracttest.Recorder{}
 	ctx := callctx.WithAttempt(callctx.WithRecorder(context.Background(), rec), 2)
 	rt := NewTransport(okNext(&calls), WithConcurrency(1), WithQueue(0), WithObserver(obs))
 	req, _ := newReq(t, ctx, "http://a.test/")
@@ -793,7 +816,7 @@ func TestObserverAndEvents(t *testing.T) {
 	if !reflect.DeepEqual(log, want) {
 		t.Fatalf("observer saw %q; want %q", log, want)
 	}
-	evs := rec.all()
+	evs := rec.Events()
 	if len(evs) != 1 || evs[0].Kind != callctx.KindRateLimitRejected || evs[0].Reason != "queue" || evs[0].Attempt != 2 || evs[0].Key != "http://a.test:80" {
 		t.Fatalf("events %+v", evs)
 	}
@@ -890,7 +913,7 @@ func TestLimitErrorMessage(t *testing.T) {
 // recovers handler panics, so a leaked slot would refuse the key for good.
 func TestPanicInNextReleasesSlot(t *testing.T) {
 	calls := 0
-	next := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	next := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		calls++
 		if calls == 1 {
 			panic("boom")
