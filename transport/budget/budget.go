@@ -91,7 +91,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		body.CloseRequest(req)
 		return nil, t.doneBeforeSend(parent)
 	}
-	now := t.cfg.now()
+	now := time.Now()
 	deadline := now.Add(t.cfg.total)
 	if rd, ok := redirectDeadline(req); ok && rd.Before(deadline) {
 		deadline = rd

@@ -10,35 +10,16 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/contracttest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
-type events struct {
-	mu  sync.Mutex
-	evs []callctx.Event
-}
-
-func (e *events) Record(_ context.Context, ev callctx.Event) {
-	e.mu.Lock()
-	e.evs = append(e.evs, ev)
-	e.mu.Unlock()
-}
-
-func (e *events) list() []callctx.Event {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]callctx.Event(nil), e.evs...)
-}
 
 // trackBody records whether it was closed.
 type trackBody struct {
@@ -66,7 +47,7 @@ func newReq(t testing.TB, ctx context.Context) (*http.Request, *trackBody) {
 
 // ok answers 200 with a body that must be read or closed, and reports the
 // context it was given.
-func ok(got *context.Context) roundTripFunc {
+func ok(got *context.Context) contracttest.RoundTripFunc {
 	return func(r *http.Request) (*http.Response, error) {
 		*got = r.Context()
 		r.Body.Close()
@@ -75,8 +56,6 @@ func ok(got *context.Context) roundTripFunc {
 }
 
 func TestDeadlineIsMinOfParentAndTotal(t *testing.T) {
-	start := time.Now()
-	clock := func() time.Time { return start }
 	tests := []struct {
 		name   string
 		parent time.Duration // 0: no parent deadline
@@ -88,23 +67,26 @@ func TestDeadlineIsMinOfParentAndTotal(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx := context.Background()
-			if tt.parent > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithDeadline(ctx, start.Add(tt.parent))
-				defer cancel()
-			}
-			var got context.Context
-			req, _ := newReq(t, ctx)
-			resp, err := NewTransport(ok(&got), WithTotal(time.Second), withClock(clock)).RoundTrip(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			dl, has := got.Deadline()
-			if !has || !dl.Equal(start.Add(tt.want)) {
-				t.Errorf("deadline %v (set %v); want start+%v", dl.Sub(start), has, tt.want)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				start := time.Now() // the bubble's clock stands still while nothing waits
+				ctx := context.Background()
+				if tt.parent > 0 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithDeadline(ctx, start.Add(tt.parent))
+					defer cancel()
+				}
+				var got context.Context
+				req, _ := newReq(t, ctx)
+				resp, err := NewTransport(ok(&got), WithTotal(time.Second)).RoundTrip(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				dl, has := got.Deadline()
+				if !has || !dl.Equal(start.Add(tt.want)) {
+					t.Errorf("deadline %v (set %v); want start+%v", dl.Sub(start), has, tt.want)
+				}
+			})
 		})
 	}
 }
@@ -138,7 +120,7 @@ func TestContextReleasedOnBodyDoneNotBefore(t *testing.T) {
 
 func TestContextReleasedAtOnceOnErrorAndNoBody(t *testing.T) {
 	var got context.Context
-	rt := NewTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	rt := NewTransport(contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		got = r.Context()
 		r.Body.Close()
 		return nil, errors.New("dial failed")
@@ -155,7 +137,7 @@ func TestContextReleasedAtOnceOnErrorAndNoBody(t *testing.T) {
 		t.Error("context not canceled after an error return")
 	}
 
-	rt = NewTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	rt = NewTransport(contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		got = r.Context()
 		return &http.Response{StatusCode: 204, Body: http.NoBody}, nil
 	}))
@@ -171,62 +153,62 @@ func TestContextReleasedAtOnceOnErrorAndNoBody(t *testing.T) {
 }
 
 func TestFailFast(t *testing.T) {
-	real := time.Now()
-	ctx, cancel := context.WithDeadline(context.Background(), real.Add(time.Hour))
-	defer cancel()
-	rec := &events{}
-	ctx = callctx.WithRecorder(ctx, rec)
-	for _, tc := range []struct {
-		left time.Duration
-		sent bool
-	}{
-		{5 * time.Millisecond, false},
-		{9 * time.Millisecond, false},
-		{10 * time.Millisecond, true},
-		{time.Second, true},
-	} {
-		// The clock says only tc.left remains before the parent's deadline.
-		clock := func() time.Time { return real.Add(time.Hour - tc.left) }
-		sent := false
-		rt := NewTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			sent = true
-			r.Body.Close()
-			return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
-		}), withClock(clock))
-		req, b := newReq(t, ctx)
-		resp, err := rt.RoundTrip(req)
-		if sent != tc.sent {
-			t.Errorf("%v left: sent = %v; want %v", tc.left, sent, tc.sent)
-		}
-		if !b.isClosed() {
-			t.Errorf("%v left: request body not closed", tc.left)
-		}
-		if tc.sent {
-			if err != nil {
-				t.Errorf("%v left: %v", tc.left, err)
-			} else {
-				resp.Body.Close()
+	synctest.Test(t, func(t *testing.T) {
+		rec := &contracttest.Recorder{}
+		for _, tc := range []struct {
+			left time.Duration
+			sent bool
+		}{
+			{5 * time.Millisecond, false},
+			{9 * time.Millisecond, false},
+			{10 * time.Millisecond, true},
+			{time.Second, true},
+		} {
+			// Only tc.left remains before the parent's deadline, exactly: the
+			// bubble's clock does not move until something waits.
+			ctx, cancel := context.WithDeadline(callctx.WithRecorder(context.Background(), rec), time.Now().Add(tc.left))
+			defer cancel()
+			sent := false
+			rt := NewTransport(contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+				sent = true
+				r.Body.Close()
+				return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+			}))
+			req, b := newReq(t, ctx)
+			resp, err := rt.RoundTrip(req)
+			if sent != tc.sent {
+				t.Errorf("%v left: sent = %v; want %v", tc.left, sent, tc.sent)
 			}
-			continue
+			if !b.isClosed() {
+				t.Errorf("%v left: request body not closed", tc.left)
+			}
+			if tc.sent {
+				if err != nil {
+					t.Errorf("%v left: %v", tc.left, err)
+				} else {
+					resp.Body.Close()
+				}
+				continue
+			}
+			if resp != nil {
+				t.Errorf("%v left: response with an error", tc.left)
+			}
+			var ee *ExhaustedError
+			if !errors.Is(err, ErrExhausted) || !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &ee) {
+				t.Fatalf("%v left: err %v; want an *ExhaustedError matching ErrExhausted and DeadlineExceeded", tc.left, err)
+			}
+			if !ee.LocalRefusal() || ee.Remaining != tc.left {
+				t.Errorf("%v left: LocalRefusal %v, Remaining %v; want true, %v", tc.left, ee.LocalRefusal(), ee.Remaining, tc.left)
+			}
+			if !strings.HasPrefix(err.Error(), "budget: ") {
+				t.Errorf("error %q lacks the package prefix", err)
+			}
 		}
-		if resp != nil {
-			t.Errorf("%v left: response with an error", tc.left)
+		evs := rec.Events()
+		if len(evs) != 2 || evs[0].Kind != callctx.KindBudgetExhausted || evs[0].Reason != "min_remaining" || evs[0].Delay != 5*time.Millisecond {
+			t.Errorf("events %+v; want two budget_exhausted/min_remaining, the first with Delay 5ms", evs)
 		}
-		var ee *ExhaustedError
-		if !errors.Is(err, ErrExhausted) || !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &ee) {
-			t.Fatalf("%v left: err %v; want an *ExhaustedError matching ErrExhausted and DeadlineExceeded", tc.left, err)
-		}
-		if !ee.LocalRefusal() || ee.Remaining != tc.left {
-			t.Errorf("%v left: LocalRefusal %v, Remaining %v; want true, %v", tc.left, ee.LocalRefusal(), ee.Remaining, tc.left)
-		}
-		if !strings.HasPrefix(err.Error(), "budget: ") {
-			t.Errorf("error %q lacks the package prefix", err)
-		}
-	}
-	evs := rec.list()
-	if len(evs) != 2 || evs[0].Kind != callctx.KindBudgetExhausted || evs[0].Reason != "min_remaining" || evs[0].Delay != 5*time.Millisecond {
-		t.Errorf("events %+v; want two budget_exhausted/min_remaining, the first with Delay 5ms", evs)
-	}
+	})
 }
 
 // blockUntilDone is a next RoundTripper that waits for the context, as a
@@ -239,115 +221,131 @@ func blockUntilDone(r *http.Request) (*http.Response, error) {
 }
 
 func TestDeadlineDuringAttempt(t *testing.T) {
-	rec := &events{}
-	ctx := callctx.WithRecorder(context.Background(), rec)
-	req, _ := newReq(t, ctx)
-	resp, err := NewTransport(roundTripFunc(blockUntilDone), WithTotal(20*time.Millisecond)).RoundTrip(req)
-	var ee *ExhaustedError
-	if resp != nil || !errors.As(err, &ee) || !errors.Is(err, ErrExhausted) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("got (%v, %v); want an *ExhaustedError", resp, err)
-	}
-	if ee.LocalRefusal() || ee.Budget != 20*time.Millisecond {
-		t.Errorf("LocalRefusal %v, Budget %v; want false, 20ms", ee.LocalRefusal(), ee.Budget)
-	}
-	if errors.Is(err, context.Canceled) {
-		t.Error("budget exhaustion matches context.Canceled")
-	}
-	if evs := rec.list(); len(evs) != 1 || evs[0].Reason != "deadline" {
-		t.Errorf("events %+v; want one budget_exhausted/deadline", evs)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		rec := &contracttest.Recorder{}
+		ctx := callctx.WithRecorder(context.Background(), rec)
+		req, _ := newReq(t, ctx)
+		resp, err := NewTransport(contracttest.RoundTripFunc(blockUntilDone), WithTotal(20*time.Millisecond)).RoundTrip(req)
+		var ee *ExhaustedError
+		if resp != nil || !errors.As(err, &ee) || !errors.Is(err, ErrExhausted) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got (%v, %v); want an *ExhaustedError", resp, err)
+		}
+		if ee.LocalRefusal() || ee.Budget != 20*time.Millisecond {
+			t.Errorf("LocalRefusal %v, Budget %v; want false, 20ms", ee.LocalRefusal(), ee.Budget)
+		}
+		if errors.Is(err, context.Canceled) {
+			t.Error("budget exhaustion matches context.Canceled")
+		}
+		if evs := rec.Events(); len(evs) != 1 || evs[0].Reason != "deadline" {
+			t.Errorf("events %+v; want one budget_exhausted/deadline", evs)
+		}
+	})
 }
 
 func TestCallerContextIsNotOurs(t *testing.T) {
 	t.Run("canceled during attempt", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		time.AfterFunc(10*time.Millisecond, cancel)
-		req, _ := newReq(t, ctx)
-		_, err := NewTransport(roundTripFunc(blockUntilDone)).RoundTrip(req)
-		if !errors.Is(err, context.Canceled) || errors.Is(err, ErrExhausted) {
-			t.Errorf("err %v; want context.Canceled, not ErrExhausted", err)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(10*time.Millisecond, cancel)
+			req, _ := newReq(t, ctx)
+			_, err := NewTransport(contracttest.RoundTripFunc(blockUntilDone)).RoundTrip(req)
+			if !errors.Is(err, context.Canceled) || errors.Is(err, ErrExhausted) {
+				t.Errorf("err %v; want context.Canceled, not ErrExhausted", err)
+			}
+		})
 	})
 	t.Run("canceled before", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		sent := false
-		req, b := newReq(t, ctx)
-		_, err := NewTransport(roundTripFunc(func(*http.Request) (*http.Response, error) { sent = true; return nil, nil })).RoundTrip(req)
-		if sent || !b.isClosed() || !errors.Is(err, context.Canceled) || errors.Is(err, ErrExhausted) {
-			t.Errorf("sent %v, body closed %v, err %v; want not sent, closed, context.Canceled", sent, b.isClosed(), err)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			sent := false
+			req, b := newReq(t, ctx)
+			_, err := NewTransport(contracttest.RoundTripFunc(func(*http.Request) (*http.Response, error) { sent = true; return nil, nil })).RoundTrip(req)
+			if sent || !b.isClosed() || !errors.Is(err, context.Canceled) || errors.Is(err, ErrExhausted) {
+				t.Errorf("sent %v, body closed %v, err %v; want not sent, closed, context.Canceled", sent, b.isClosed(), err)
+			}
+		})
 	})
 	t.Run("canceled with cause", func(t *testing.T) {
-		ctx, cancel := context.WithCancelCause(context.Background())
-		cancel(errors.New("user left"))
-		req, _ := newReq(t, ctx)
-		_, err := NewTransport(nil).RoundTrip(req)
-		if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "user left") {
-			t.Errorf("err %v; want context.Canceled mentioning the cause", err)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithCancelCause(context.Background())
+			cancel(errors.New("user left"))
+			req, _ := newReq(t, ctx)
+			_, err := NewTransport(nil).RoundTrip(req)
+			if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "user left") {
+				t.Errorf("err %v; want context.Canceled mentioning the cause", err)
+			}
+		})
 	})
 	t.Run("parent deadline fires first", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-		defer cancel()
-		req, _ := newReq(t, ctx)
-		_, err := NewTransport(roundTripFunc(blockUntilDone), WithTotal(time.Hour)).RoundTrip(req)
-		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrExhausted) {
-			t.Errorf("err %v; want plain context.DeadlineExceeded (the caller's deadline)", err)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			defer cancel()
+			req, _ := newReq(t, ctx)
+			_, err := NewTransport(contracttest.RoundTripFunc(blockUntilDone), WithTotal(time.Hour)).RoundTrip(req)
+			if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrExhausted) {
+				t.Errorf("err %v; want plain context.DeadlineExceeded (the caller's deadline)", err)
+			}
+		})
 	})
 	t.Run("inner error hides the cancel", func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		req, _ := newReq(t, ctx)
-		_, err := NewTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
-			cancel()
-			return nil, errors.New("net/http: request canceled")
-		})).RoundTrip(req)
-		if !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "budget: ") {
-			t.Errorf("err %v; want a budget error matching context.Canceled", err)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			req, _ := newReq(t, ctx)
+			_, err := NewTransport(contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+				cancel()
+				return nil, errors.New("net/http: request canceled")
+			})).RoundTrip(req)
+			if !errors.Is(err, context.Canceled) || !strings.HasPrefix(err.Error(), "budget: ") {
+				t.Errorf("err %v; want a budget error matching context.Canceled", err)
+			}
+		})
 	})
 }
 
 func TestNestedBudgets(t *testing.T) {
-	rec := &events{}
-	ctx := callctx.WithRecorder(context.Background(), rec)
-	inner := NewTransport(roundTripFunc(blockUntilDone), WithTotal(time.Hour))
-	outer := NewTransport(inner, WithTotal(20*time.Millisecond))
-	req, _ := newReq(t, ctx)
-	_, err := outer.RoundTrip(req)
-	var ee *ExhaustedError
-	if !errors.As(err, &ee) || ee.Budget != 20*time.Millisecond || ee.Refused {
-		t.Fatalf("err %v; want the outer 20ms budget exhausted during the attempt", err)
-	}
-	if evs := rec.list(); len(evs) != 1 {
-		t.Errorf("events %+v; want exactly one", evs)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		rec := &contracttest.Recorder{}
+		ctx := callctx.WithRecorder(context.Background(), rec)
+		inner := NewTransport(contracttest.RoundTripFunc(blockUntilDone), WithTotal(time.Hour))
+		outer := NewTransport(inner, WithTotal(20*time.Millisecond))
+		req, _ := newReq(t, ctx)
+		_, err := outer.RoundTrip(req)
+		var ee *ExhaustedError
+		if !errors.As(err, &ee) || ee.Budget != 20*time.Millisecond || ee.Refused {
+			t.Fatalf("err %v; want the outer 20ms budget exhausted during the attempt", err)
+		}
+		if evs := rec.Events(); len(evs) != 1 {
+			t.Errorf("events %+v; want exactly one", evs)
+		}
 
-	// An expired outer budget seen by an inner Transport is a refusal.
-	ctx, cancel := context.WithDeadlineCause(context.Background(), time.Now().Add(-time.Second), &ExhaustedError{Budget: time.Second})
-	defer cancel()
-	req, b := newReq(t, ctx)
-	_, err = inner.RoundTrip(req)
-	if !errors.As(err, &ee) || !ee.Refused || !b.isClosed() {
-		t.Errorf("err %v; want a refusal matching ErrExhausted, body closed", err)
-	}
+		// An expired outer budget seen by an inner Transport is a refusal.
+		ctx, cancel := context.WithDeadlineCause(context.Background(), time.Now().Add(-time.Second), &ExhaustedError{Budget: time.Second})
+		defer cancel()
+		req, b := newReq(t, ctx)
+		_, err = inner.RoundTrip(req)
+		if !errors.As(err, &ee) || !ee.Refused || !b.isClosed() {
+			t.Errorf("err %v; want a refusal matching ErrExhausted, body closed", err)
+		}
+	})
 }
 
 func TestRemaining(t *testing.T) {
-	if d, ok := Remaining(context.Background()); ok || d != 0 {
-		t.Errorf("no deadline: got (%v, %v); want (0, false)", d, ok)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
-	defer cancel()
-	if d, ok := Remaining(ctx); !ok || d <= 59*time.Minute || d > time.Hour {
-		t.Errorf("one hour: got (%v, %v)", d, ok)
-	}
-	ctx, cancel = context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
-	defer cancel()
-	if d, ok := Remaining(ctx); !ok || d != 0 {
-		t.Errorf("passed deadline: got (%v, %v); want (0, true)", d, ok)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		if d, ok := Remaining(context.Background()); ok || d != 0 {
+			t.Errorf("no deadline: got (%v, %v); want (0, false)", d, ok)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+		defer cancel()
+		if d, ok := Remaining(ctx); !ok || d != time.Hour {
+			t.Errorf("one hour: got (%v, %v); want (1h, true), exactly on the bubble's clock", d, ok)
+		}
+		ctx, cancel = context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+		defer cancel()
+		if d, ok := Remaining(ctx); !ok || d != 0 {
+			t.Errorf("passed deadline: got (%v, %v); want (0, true)", d, ok)
+		}
+	})
 }
 
 func TestOptionPanics(t *testing.T) {
@@ -391,7 +389,7 @@ func TestNilNext(t *testing.T) {
 // ended up in resp.Request.
 func TestRedirectHopInheritsDeadline(t *testing.T) {
 	var seen []time.Time
-	next := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	next := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		dl, _ := r.Context().Deadline()
 		seen = append(seen, dl)
 		// As retry.WithAttemptTimeout does: the innermost request, which

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/outboundhttp/outbound/internal/contracttest"
 )
 
 // slowUpstream answers after d, or returns as soon as the request context is
@@ -145,7 +147,7 @@ func TestE2ECanceledParent(t *testing.T) {
 // the upstream answers 503, draining and closing the discarded responses.
 func retrying(n int) func(http.RoundTripper) http.RoundTripper {
 	return func(next http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		return contracttest.RoundTripFunc(func(req *http.Request) (*http.Response, error) {
 			for i := 1; ; i++ {
 				resp, err := next.RoundTrip(req.Clone(req.Context()))
 				if err != nil || resp.StatusCode != http.StatusServiceUnavailable || i == n {
@@ -187,19 +189,20 @@ func TestE2EHeaderShrinksAcrossAttempts(t *testing.T) {
 	var clientDL time.Time   // the deadline the budget gave the call
 	var computed []time.Time // when each header value was computed
 	c := client(t, func(base http.RoundTripper) http.RoundTripper {
-		capture := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		capture := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 			clientDL, _ = r.Context().Deadline()
 			return base.RoundTrip(r)
 		})
-		// Record when PropagateTransport computed each header value.
-		clock := func() time.Time {
-			now := time.Now()
+		// Record when each attempt reached the DeadlineTransport, just
+		// before it computed the header value.
+		propagate := NewDeadlineTransport(capture)
+		stamp := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 			mu.Lock()
-			computed = append(computed, now)
+			computed = append(computed, time.Now())
 			mu.Unlock()
-			return now
-		}
-		return NewTransport(retrying(3)(NewDeadlineTransport(capture, withClock(clock))), WithTotal(2*time.Second))
+			return propagate.RoundTrip(r)
+		})
+		return NewTransport(retrying(3)(stamp), WithTotal(2*time.Second))
 	})
 	resp, err := get(context.Background(), c, srv.URL)
 	if err != nil {
@@ -305,7 +308,7 @@ func TestE2ENoLeaks(t *testing.T) {
 	var mu sync.Mutex
 	var ctxs []context.Context
 	tr := &http.Transport{}
-	capture := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	capture := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		mu.Lock()
 		ctxs = append(ctxs, r.Context())
 		mu.Unlock()

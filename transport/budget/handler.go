@@ -30,7 +30,7 @@ func Handler(next http.Handler, opts ...Option) http.Handler {
 			return
 		}
 		d = min(d, cfg.maxInbound)
-		ctx, cancel := context.WithDeadlineCause(r.Context(), cfg.now().Add(d), &ExhaustedError{Budget: d, cause: true})
+		ctx, cancel := context.WithDeadlineCause(r.Context(), time.Now().Add(d), &ExhaustedError{Budget: d, cause: true})
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})

@@ -7,7 +7,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/outboundhttp/outbound/internal/contracttest"
 )
 
 func TestParseMillis(t *testing.T) {
@@ -77,8 +80,6 @@ func FuzzParseMillis(f *testing.F) {
 func formatMillis(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
 
 func TestHandlerSetsDeadline(t *testing.T) {
-	start := time.Now()
-	clock := func() time.Time { return start }
 	tests := []struct {
 		name   string
 		header []string
@@ -100,105 +101,111 @@ func TestHandlerSetsDeadline(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var dl time.Time
-			var has bool
-			var cause error
-			h := Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				dl, has = r.Context().Deadline()
-				cause = context.Cause(r.Context())
-			}), append(tt.opts, withClock(clock))...)
-			r := httptest.NewRequest(http.MethodGet, "/", nil)
-			name := "Request-Timeout-Ms"
-			if tt.name == "custom header" {
-				name = "X-Envoy-Expected-Rq-Timeout-Ms"
-			}
-			if tt.header != nil {
-				r.Header[name] = tt.header
-			}
-			h.ServeHTTP(httptest.NewRecorder(), r)
-			if tt.want < 0 {
-				if has {
-					t.Errorf("deadline set to start+%v from a value that must be ignored", dl.Sub(start))
+			synctest.Test(t, func(t *testing.T) {
+				start := time.Now() // the bubble's clock stands still while nothing waits
+				var dl time.Time
+				var has bool
+				var cause error
+				h := Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					dl, has = r.Context().Deadline()
+					cause = context.Cause(r.Context())
+				}), tt.opts...)
+				r := httptest.NewRequest(http.MethodGet, "/", nil)
+				name := "Request-Timeout-Ms"
+				if tt.name == "custom header" {
+					name = "X-Envoy-Expected-Rq-Timeout-Ms"
 				}
-				return
-			}
-			if !has || !dl.Equal(start.Add(tt.want)) {
-				t.Errorf("deadline start+%v (set %v); want start+%v", dl.Sub(start), has, tt.want)
-			}
-			if tt.want == 0 {
-				if ee, ok := cause.(*ExhaustedError); !ok || ee.Budget != 0 {
-					t.Errorf("cause %v; want the budget's", cause)
+				if tt.header != nil {
+					r.Header[name] = tt.header
 				}
-			}
+				h.ServeHTTP(httptest.NewRecorder(), r)
+				if tt.want < 0 {
+					if has {
+						t.Errorf("deadline set to start+%v from a value that must be ignored", dl.Sub(start))
+					}
+					return
+				}
+				if !has || !dl.Equal(start.Add(tt.want)) {
+					t.Errorf("deadline start+%v (set %v); want start+%v", dl.Sub(start), has, tt.want)
+				}
+				if tt.want == 0 {
+					if ee, ok := cause.(*ExhaustedError); !ok || ee.Budget != 0 {
+						t.Errorf("cause %v; want the budget's", cause)
+					}
+				}
+			})
 		})
 	}
 }
 
 func TestHandlerKeepsEarlierDeadline(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	want, _ := ctx.Deadline()
-	var got time.Time
-	h := Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got, _ = r.Context().Deadline() }))
-	r := httptest.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
-	r.Header.Set(DefaultDeadlineHeader, "5000")
-	h.ServeHTTP(httptest.NewRecorder(), r)
-	if !got.Equal(want) {
-		t.Errorf("deadline %v; want the earlier %v", got, want)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		want, _ := ctx.Deadline()
+		var got time.Time
+		h := Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got, _ = r.Context().Deadline() }))
+		r := httptest.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
+		r.Header.Set(DefaultDeadlineHeader, "5000")
+		h.ServeHTTP(httptest.NewRecorder(), r)
+		if !got.Equal(want) {
+			t.Errorf("deadline %v; want the earlier %v", got, want)
+		}
+	})
 }
 
 func TestPropagateHeader(t *testing.T) {
-	start := time.Now()
-	now := start
-	clock := func() time.Time { return now }
-	var sent []string
-	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		sent = append(sent, strings.Join(r.Header.Values(DefaultDeadlineHeader), ","))
-		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
-	})
-	p := NewDeadlineTransport(base, withClock(clock))
-	ctx, cancel := context.WithDeadline(context.Background(), start.Add(1000*time.Millisecond))
-	defer cancel()
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		var sent []string
+		base := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+			sent = append(sent, strings.Join(r.Header.Values(DefaultDeadlineHeader), ","))
+			return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+		})
+		p := NewDeadlineTransport(base)
+		ctx, cancel := context.WithDeadline(context.Background(), start.Add(1000*time.Millisecond))
+		defer cancel()
 
-	send := func(ctx context.Context, hdr string) {
-		t.Helper()
+		send := func(ctx context.Context, hdr string) {
+			t.Helper()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://x.test/", nil)
+			if hdr != "" {
+				req.Header.Set(DefaultDeadlineHeader, hdr)
+			}
+			resp, err := p.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+		}
+		send(ctx, "")                          // 1000 - 5 margin
+		time.Sleep(300*time.Millisecond + 400) // 699.9996 - 5, truncated
+		send(ctx, "")
+		time.Sleep(time.Until(start.Add(998 * time.Millisecond))) // below the margin
+		send(ctx, "")
+		time.Sleep(time.Until(start.Add(2 * time.Second))) // passed
+		send(ctx, "")
+		send(ctx, "42")                // the caller's value wins
+		send(context.Background(), "") // no deadline, no header
+		want := []string{"995", "694", "0", "0", "42", ""}
+		if strings.Join(sent, "|") != strings.Join(want, "|") {
+			t.Errorf("sent %q; want %q", sent, want)
+		}
+
+		sent = nil
+		ctx, cancel = context.WithDeadline(context.Background(), time.Now().Add(1000*time.Millisecond))
+		defer cancel()
+		p = NewDeadlineTransport(base, WithSafetyMargin(0), WithDeadlineHeader("X-Budget"))
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://x.test/", nil)
-		if hdr != "" {
-			req.Header.Set(DefaultDeadlineHeader, hdr)
-		}
-		resp, err := p.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		var got string
+		p.next = contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+			got = r.Header.Get("X-Budget")
+			return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+		})
+		resp, _ := p.RoundTrip(req)
 		resp.Body.Close()
-	}
-	send(ctx, "")                               // 1000 - 5 margin
-	now = start.Add(300*time.Millisecond + 400) // 699.9996 - 5, truncated
-	send(ctx, "")
-	now = start.Add(998 * time.Millisecond) // below the margin
-	send(ctx, "")
-	now = start.Add(2 * time.Second) // passed
-	send(ctx, "")
-	send(ctx, "42")                // the caller's value wins
-	send(context.Background(), "") // no deadline, no header
-	want := []string{"995", "694", "0", "0", "42", ""}
-	if strings.Join(sent, "|") != strings.Join(want, "|") {
-		t.Errorf("sent %q; want %q", sent, want)
-	}
-
-	sent = nil
-	now = start
-	p = NewDeadlineTransport(base, withClock(clock), WithSafetyMargin(0), WithDeadlineHeader("X-Budget"))
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://x.test/", nil)
-	var got string
-	p.next = roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		got = r.Header.Get("X-Budget")
-		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
+		if got != "1000" {
+			t.Errorf("custom header, no margin: sent %q; want 1000", got)
+		}
 	})
-	resp, _ := p.RoundTrip(req)
-	resp.Body.Close()
-	if got != "1000" {
-		t.Errorf("custom header, no margin: sent %q; want 1000", got)
-	}
 }

@@ -58,7 +58,6 @@ type config struct {
 	header       string // canonical
 	margin       time.Duration
 	maxInbound   time.Duration // 0: total
-	now          func() time.Time
 }
 
 func newConfig(opts []Option) config {
@@ -67,7 +66,6 @@ func newConfig(opts []Option) config {
 		minRemaining: DefaultMinRemaining,
 		header:       textproto.CanonicalMIMEHeaderKey(DefaultHeader),
 		margin:       DefaultSafetyMargin,
-		now:          time.Now,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -135,9 +133,4 @@ func WithMaxInbound(d time.Duration) Option {
 		panic(fmt.Sprintf("budget: WithMaxInbound(%v): d must be positive", d))
 	}
 	return optionFunc(func(c *config) { c.maxInbound = d })
-}
-
-// withClock replaces time.Now in tests, so no test sleeps to let time pass.
-func withClock(now func() time.Time) Option {
-	return optionFunc(func(c *config) { c.now = now })
 }

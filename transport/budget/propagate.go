@@ -29,7 +29,6 @@ type DeadlineTransport struct {
 	next   http.RoundTripper
 	header string
 	margin time.Duration
-	now    func() time.Time
 }
 
 var _ http.RoundTripper = (*DeadlineTransport)(nil)
@@ -72,7 +71,7 @@ func newPropagate(next http.RoundTripper, cfg config) *DeadlineTransport {
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	return &DeadlineTransport{next: next, header: cfg.header, margin: cfg.margin, now: cfg.now}
+	return &DeadlineTransport{next: next, header: cfg.header, margin: cfg.margin}
 }
 
 // RoundTrip implements http.RoundTripper. It never modifies req: the header
@@ -86,7 +85,7 @@ func (p *DeadlineTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		return p.send(req)
 	}
 	// Milliseconds() truncates, which only rounds the sent budget down.
-	ms := max((dl.Sub(p.now()) - p.margin).Milliseconds(), 0)
+	ms := max((time.Until(dl) - p.margin).Milliseconds(), 0)
 	return p.send(reqheader.With(req, req.Context(), p.header, strconv.FormatInt(ms, 10)))
 }
 
