@@ -57,7 +57,9 @@ type Result struct {
 	// (or the error), in milliseconds.
 	P50MS float64 `json:"p50_ms"`
 	P99MS float64 `json:"p99_ms"`
-	MaxMS float64 `json:"max_ms"`
+	// P999MS is the p99.9 (the max for a drill of fewer than 1 000 calls).
+	P999MS float64 `json:"p999_ms,omitempty"`
+	MaxMS  float64 `json:"max_ms"`
 	// OverBudget counts calls that took longer than the budget plus 100 ms;
 	// Abandoned those the drill gave up on after abandonFactor × budget
 	// (also counted in OverBudget).
@@ -207,6 +209,7 @@ func score(client string, calls []callResult, servers []*chaos.Server, budget ti
 	slices.Sort(lat)
 	res.P50MS = ms(percentile(lat, 0.50))
 	res.P99MS = ms(percentile(lat, 0.99))
+	res.P999MS = ms(percentile(lat, 0.999))
 	res.MaxMS = ms(percentile(lat, 1))
 	return res
 }

@@ -132,6 +132,8 @@ type ScenarioResult struct {
 	Method      string `json:"method"`
 	// Overload is set for the closed-loop overload drill.
 	Overload *OverloadSettings `json:"overload,omitempty"`
+	// Stragglers is set for the closed-loop stragglers drill.
+	Stragglers *StragglersSettings `json:"stragglers,omitempty"`
 	// IdempotencyKeys is set when the upstream honours Idempotency-Key and
 	// outbound's IdempotencyKeys is on.
 	IdempotencyKeys bool     `json:"idempotency_keys,omitempty"`
@@ -178,7 +180,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	var open, closed []int // indexes into scs of the open- and closed-loop drills
 	for i, sc := range scs {
-		if sc.closed != nil {
+		if sc.closed != nil || sc.stragglers != nil {
 			closed = append(closed, i)
 		} else {
 			open = append(open, i)
@@ -201,6 +203,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			rep.Scenarios[i].Overload = &OverloadSettings{Workers: ov.workers, WorkMS: ms(ov.work),
 				ShedAbove: ov.shedAbove, CapacityPerSec: ov.capacity(), Callers: ov.callers,
 				DurationMS: ms(ov.duration), DeadlineMS: ms(ov.deadline)}
+		}
+		if st := sc.stragglers; st != nil {
+			rep.Scenarios[i].Stragglers = st.settings()
 		}
 	}
 	var wg sync.WaitGroup
@@ -240,7 +245,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				break
 			}
 			var err error
-			rep.Scenarios[i].Clients[j], err = runClosedLoop(ctx, scs[i], cs, cfg)
+			if scs[i].stragglers != nil {
+				rep.Scenarios[i].Clients[j], err = runStragglers(ctx, scs[i], cs, cfg)
+			} else {
+				rep.Scenarios[i].Clients[j], err = runClosedLoop(ctx, scs[i], cs, cfg)
+			}
 			cerrs = append(cerrs, err)
 		}
 		errs[i] = errors.Join(append(cerrs, ctx.Err())...)
@@ -312,7 +321,7 @@ func printScorecard(w io.Writer, rep Report, cls []clientSpec) {
 	budget := time.Duration(rep.BudgetMS * float64(time.Millisecond))
 	openLoop := false
 	for _, sc := range rep.Scenarios {
-		openLoop = openLoop || sc.Overload == nil
+		openLoop = openLoop || (sc.Overload == nil && sc.Stragglers == nil)
 	}
 	if openLoop {
 		fmt.Fprintf(w, "outbound-chaos: %d calls per client per scenario, seed %d, budget %v, time scale %g (%.1f s)\n",
@@ -324,6 +333,10 @@ func printScorecard(w io.Writer, rep Report, cls []clientSpec) {
 		fmt.Fprintf(w, "\n%s: %s\n", sc.Name, sc.Description)
 		if sc.Overload != nil {
 			printOverload(w, sc, label)
+			continue
+		}
+		if sc.Stragglers != nil {
+			printStragglers(w, sc, label)
 			continue
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

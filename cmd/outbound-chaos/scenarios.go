@@ -28,6 +28,9 @@ type scenario struct {
 	// callers that make call after call for a duration, instead of calls
 	// arriving over span.
 	closed *overload
+	// stragglers, when set, makes the drill a closed loop against a slow
+	// tail (runStragglers), scored by latency quantiles and extra requests.
+	stragglers *stragglers
 	// keys makes the upstream honour Idempotency-Key (chaos.WithIdempotency)
 	// and turns outbound's IdempotencyKeys on; the other clients are as
 	// they always are.
@@ -136,6 +139,7 @@ func allScenarios(ov overload) []scenario {
 				}
 			},
 		},
+		stragglersScenario(defaultStragglers()),
 		{
 			name: "resets", desc: "POST without Idempotency-Key; 20 % of attempts reset after the request arrived",
 			hosts: 1, method: http.MethodPost, span: 4 * time.Second,
