@@ -26,9 +26,10 @@ import (
 // fails. A zero AttemptTransport is not usable; build one with
 // [NewAttemptTransport]. It is safe for concurrent use.
 type AttemptTransport struct {
-	next http.RoundTripper
-	otel *otelhttp.Transport
-	ins  *instruments
+	next  http.RoundTripper
+	otel  *otelhttp.Transport
+	ins   *instruments
+	quiet *quiet // nil: every attempt goes through otelhttp
 }
 
 var _ http.RoundTripper = (*AttemptTransport)(nil)
@@ -42,9 +43,10 @@ func NewAttemptTransport(next http.RoundTripper, opts ...Option) *AttemptTranspo
 	}
 	c := newConfig(opts)
 	names := new(nameCache)
+	tp := &attemptTP{tp: c.tp, redact: c.redactQuery}
 	oo := append([]otelhttp.Option(nil), c.otelhttpOpts...)
 	oo = append(oo,
-		otelhttp.WithTracerProvider(&attemptTP{tp: c.tp, redact: c.redactQuery}),
+		otelhttp.WithTracerProvider(tp),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return spanName(r, names) }),
 	)
 	if c.mp != nil {
@@ -54,9 +56,10 @@ func NewAttemptTransport(next http.RoundTripper, opts ...Option) *AttemptTranspo
 		oo = append(oo, otelhttp.WithPropagators(c.propagators))
 	}
 	return &AttemptTransport{
-		next: next,
-		otel: otelhttp.NewTransport(checked{next}, oo...),
-		ins:  newInstruments(c.mp),
+		next:  next,
+		otel:  otelhttp.NewTransport(checked{next}, oo...),
+		ins:   newInstruments(c.mp),
+		quiet: newQuiet(c, tp, names),
 	}
 }
 
@@ -80,7 +83,7 @@ func (t *AttemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		set = metric.WithAttributeSet(attribute.NewSet(serverAddr(req), methodAttr(req.Method)))
 		t.ins.inFlight.Add(ctx, 1, set)
 	}
-	resp, err := t.otel.RoundTrip(req)
+	resp, err := t.attempt(req)
 	if set == nil {
 		return resp, err
 	}
@@ -91,6 +94,15 @@ func (t *AttemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	body.OnDone(resp, done)
 	return resp, nil
+}
+
+// attempt sends req inside its span: through otelhttp, or around it when
+// nothing would be recorded (quiet).
+func (t *AttemptTransport) attempt(req *http.Request) (*http.Response, error) {
+	if t.quiet == nil {
+		return t.otel.RoundTrip(req)
+	}
+	return t.quiet.roundTrip(req, t.next, t.otel)
 }
 
 // checked is next as otelhttp sees it: what next returns goes through

@@ -129,6 +129,12 @@ type attemptTracer struct {
 }
 
 func (t *attemptTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if s, ok := takeStarted(ctx); ok {
+		// The attempt layer started this span itself (quiet.go) with the
+		// same tracer, name and kind, found it recording, and handed it to
+		// otelhttp, which is asking for it now.
+		return ctx, s
+	}
 	tr := t.tracer
 	if tr == nil {
 		// otelhttp's default: the provider of the parent span, so attempts

@@ -1,0 +1,147 @@
+package tracing
+
+import (
+	"context"
+	"net/http"
+	"sync"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/semconv/v1.43.0/httpconv"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/outboundhttp/outbound/internal/body"
+	"github.com/outboundhttp/outbound/internal/reqheader"
+)
+
+// quiet is the attempt layer's way around otelhttp when there is nothing to
+// record: a non-recording attempt span (no-op or not-yet-installed global
+// providers, a sampler that drops it) and no enabled metric instrument.
+// otelhttp would still clone the request, build its span and metric
+// attributes and wrap the body — 18 allocations and most of the layer's
+// cost for telemetry that goes nowhere. quiet starts the span otelhttp would
+// start (same tracer, name and kind), and when it does not record, only
+// injects the trace context into the request headers, as otelhttp would, and
+// sends the attempt. When the span records, it is handed to otelhttp, which
+// then takes it instead of starting a second one (handoff), so nothing is
+// recorded differently.
+//
+// It is off when WithOTelHTTPOptions is used: those options (filters, span
+// start options, client traces, metric attributes) change what otelhttp does
+// in ways quiet cannot reproduce.
+type quiet struct {
+	tracer trace.Tracer // otelhttp's: the attemptTP tracer under otelhttp's scope
+	names  *nameCache
+	prop   propagation.TextMapPropagator
+	// otelhttp's own instruments, obtained the same way otelhttp obtains
+	// them (an SDK returns the same instrument for the same description), so
+	// Enabled reports exactly whether otelhttp would record anything.
+	duration httpconv.ClientRequestDuration
+	bodySize httpconv.ClientRequestBodySize
+}
+
+var clientKind = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+
+func newQuiet(c *config, tp *attemptTP, names *nameCache) *quiet {
+	if len(c.otelhttpOpts) > 0 {
+		return nil
+	}
+	mp := c.mp
+	if mp == nil {
+		mp = otel.GetMeterProvider() // otelhttp's default, read when it is built
+	}
+	prop := c.propagators
+	if prop == nil {
+		prop = otel.GetTextMapPropagator()
+	}
+	m := mp.Meter(otelhttp.ScopeName, metric.WithInstrumentationVersion(otelhttp.Version))
+	q := &quiet{
+		tracer: tp.Tracer(otelhttp.ScopeName, trace.WithInstrumentationVersion(otelhttp.Version)),
+		names:  names,
+		prop:   prop,
+	}
+	var err1, err2 error
+	q.duration, err1 = httpconv.NewClientRequestDuration(m,
+		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10))
+	q.bodySize, err2 = httpconv.NewClientRequestBodySize(m)
+	if err1 != nil || err2 != nil || q.duration.Inst() == nil || q.bodySize.Inst() == nil {
+		return nil // cannot tell whether otelhttp records: always use it
+	}
+	return q
+}
+
+// roundTrip sends one attempt through next when nothing would be recorded,
+// else through otel with the started span handed over.
+func (q *quiet) roundTrip(req *http.Request, next http.RoundTripper, slow *otelhttp.Transport) (*http.Response, error) {
+	ctx := req.Context()
+	sctx, span := q.tracer.Start(ctx, spanName(req, q.names), clientKind...)
+	if span.IsRecording() || q.duration.Inst().Enabled(ctx) || q.bodySize.Inst().Enabled(ctx) {
+		return slow.RoundTrip(req.WithContext(context.WithValue(sctx, startedKey{}, &started{span: span})))
+	}
+	span.End()
+	r := req
+	if q.prop != nil {
+		c := carriers.Get().(*lazyCarrier)
+		c.req = req
+		q.prop.Inject(sctx, c)
+		if c.copy != nil {
+			r = c.copy
+		}
+		*c = lazyCarrier{}
+		carriers.Put(c)
+	}
+	resp, err := next.RoundTrip(r)
+	return body.Checked(resp, err, "tracing")
+}
+
+// lazyCarrier is a propagation.TextMapCarrier over a request's header that
+// copies the request (reqheader.Copy) on the first Set, so an attempt with
+// no trace context to send is not copied at all.
+type lazyCarrier struct {
+	req  *http.Request
+	copy *http.Request
+}
+
+var carriers = sync.Pool{New: func() any { return new(lazyCarrier) }}
+
+func (c *lazyCarrier) header() http.Header {
+	if c.copy != nil {
+		return c.copy.Header
+	}
+	return c.req.Header
+}
+
+func (c *lazyCarrier) Get(key string) string { return c.header().Get(key) }
+
+func (c *lazyCarrier) Set(key, value string) {
+	if c.copy == nil {
+		c.copy = reqheader.Copy(c.req, c.req.Context())
+	}
+	c.copy.Header.Set(key, value)
+}
+
+func (c *lazyCarrier) Keys() []string { return propagation.HeaderCarrier(c.header()).Keys() }
+
+// startedKey marks the context of an attempt whose span quiet already
+// started, for attemptTracer.Start to take instead of starting another.
+type startedKey struct{}
+
+// started is a span handed from quiet to otelhttp. taken makes the handoff
+// one-shot: a second otelhttp layer below (in the caller's base transport)
+// starts its own span as it would without quiet.
+type started struct {
+	span  trace.Span
+	taken bool // set by the one goroutine that runs the attempt
+}
+
+// takeStarted returns the span quiet started for this attempt, once.
+func takeStarted(ctx context.Context) (trace.Span, bool) {
+	st, ok := ctx.Value(startedKey{}).(*started)
+	if !ok || st.taken {
+		return nil, false
+	}
+	st.taken = true
+	return st.span, true
+}
