@@ -15,18 +15,19 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/outboundhttp/outbound/internal/clock"
 )
 
-// workClock is the real clock (virtual inside a synctest bubble) that also
-// counts how many Sleeps run at once: with no latency faults, those are the
-// requests being worked.
-type workClock struct {
-	realClock
+// workCounter waits as a Transport does (virtually inside a synctest
+// bubble) and counts how many waits run at once: with no latency faults,
+// those are the requests being worked.
+type workCounter struct {
 	mu        sync.Mutex
 	now, most int
 }
 
-func (c *workClock) Sleep(ctx context.Context, d time.Duration) error {
+func (c *workCounter) sleep(ctx context.Context, d time.Duration) error {
 	c.mu.Lock()
 	c.now++
 	c.most = max(c.most, c.now)
@@ -36,10 +37,10 @@ func (c *workClock) Sleep(ctx context.Context, d time.Duration) error {
 		c.now--
 		c.mu.Unlock()
 	}()
-	return c.realClock.Sleep(ctx, d)
+	return clock.Sleep(ctx, d)
 }
 
-func (c *workClock) Most() int {
+func (c *workCounter) Most() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.most
@@ -80,8 +81,8 @@ func TestCapacityShedsAndWorks(t *testing.T) {
 		name := fmt.Sprintf("W=%d,D=%v,S=%d,calls=%d", tc.workers, tc.work, tc.shedAbove, tc.calls)
 		t.Run(name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				clk := &workClock{}
-				tr := NewTransport(&fakeBase{text: "ok"}, WithClock(clk),
+				clk := &workCounter{}
+				tr := NewTransport(&fakeBase{text: "ok"}, withSleep(clk.sleep),
 					WithFaults(Capacity(tc.workers, tc.work, tc.shedAbove)))
 				start := time.Now()
 				type end struct {
@@ -135,15 +136,10 @@ func TestCapacityShedsAndWorks(t *testing.T) {
 	}
 }
 
-// lateClock is the real clock (virtual inside a synctest bubble) whose
-// Sleeps all overrun by late, as timers do on a busy machine.
-type lateClock struct {
-	realClock
-	late time.Duration
-}
-
-func (c lateClock) Sleep(ctx context.Context, d time.Duration) error {
-	return c.realClock.Sleep(ctx, d+c.late)
+// lateSleep waits as a Transport does (virtually inside a synctest bubble),
+// every wait overrunning by late, as timers do on a busy machine.
+func lateSleep(late time.Duration) sleeper {
+	return func(ctx context.Context, d time.Duration) error { return clock.Sleep(ctx, d+late) }
 }
 
 // A closed loop of callers, each making call after call: the upstream
@@ -174,7 +170,7 @@ func TestCapacityThroughput(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("callers=%d,late=%v", tc.callers, tc.late), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				tr := NewTransport(&fakeBase{}, WithClock(lateClock{late: tc.late}),
+				tr := NewTransport(&fakeBase{}, withSleep(lateSleep(tc.late)),
 					WithFaults(Capacity(workers, work, shedAbove)))
 				start := time.Now()
 				var mu sync.Mutex

@@ -30,5 +30,7 @@
 //
 // Faults are decided from a seeded PCG generator: the same seed and the same
 // sequence of requests give the same sequence of faults. Time windows are
-// measured on an injectable Clock, so tests need not sleep.
+// measured with time.Now and every wait is a real timer, so in a
+// testing/synctest bubble (a Transport or Server created inside it, over
+// in-memory connections) they take no real time and tests need not sleep.
 package chaos

@@ -153,7 +153,7 @@ func (e *engine) decide(host string, now time.Time) decision {
 // and, when a capacity admitted it, the queue and the work. It returns
 // ctx.Err() when the context ends first. The request leaves the capacity's
 // flight on every path, and gives back the worker it took, if it took one.
-func (e *engine) wait(ctx context.Context, clk Clock, d decision) error {
+func (e *engine) wait(ctx context.Context, sleep sleeper, d decision) error {
 	if c := d.queue; c != nil {
 		defer func() {
 			e.mu.Lock()
@@ -162,7 +162,7 @@ func (e *engine) wait(ctx context.Context, clk Clock, d decision) error {
 		}()
 	}
 	if d.delay > 0 {
-		if err := clk.Sleep(ctx, d.delay); err != nil {
+		if err := sleep(ctx, d.delay); err != nil {
 			return err
 		}
 	}
@@ -170,7 +170,7 @@ func (e *engine) wait(ctx context.Context, clk Clock, d decision) error {
 	if c == nil {
 		return nil
 	}
-	queued := clk.Now()
+	queued := time.Now()
 	var free time.Time
 	select {
 	case free = <-c.idle:
@@ -183,7 +183,7 @@ func (e *engine) wait(ctx context.Context, clk Clock, d decision) error {
 	// already waiting, so the upstream completes workers/work requests per
 	// second when its queue is not empty, however late the timers fire. It
 	// makes up for one work time at most, and an idle worker banks nothing.
-	now := clk.Now()
+	now := time.Now()
 	start := queued
 	if free.After(start) {
 		start = free
@@ -194,12 +194,12 @@ func (e *engine) wait(ctx context.Context, clk Clock, d decision) error {
 	done := start.Add(c.work)
 	var err error
 	if d := done.Sub(now); d > 0 {
-		err = clk.Sleep(ctx, d)
+		err = sleep(ctx, d)
 	} else {
 		err = ctx.Err()
 	}
 	if err != nil {
-		done = clk.Now() // the client left: the worker is free at once
+		done = time.Now() // the client left: the worker is free at once
 	}
 	c.idle <- done
 	return err

@@ -11,13 +11,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/outboundhttp/outbound/internal/contracttest"
 	"github.com/outboundhttp/outbound/transport/chaos"
 )
 
 // A unit test of a client stack: the chaos Transport sits where the real
 // transport would, in front of an in-memory upstream, and plays a 429 burst.
 func ExampleNewTransport() {
-	upstream := http.RoundTripper(roundTripFunc(func(req *http.Request) (*http.Response, error) {
+	upstream := http.RoundTripper(contracttest.RoundTripFunc(func(req *http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: 200, Status: "200 OK", Header: http.Header{},
 			Body: http.NoBody, Request: req}, nil
 	}))
@@ -98,7 +99,7 @@ func ExampleServer() {
 // requests, so a third that arrives while two are in flight is shed at once
 // with 503. The two in flight end when their callers give up.
 func ExampleCapacity() {
-	upstream := http.RoundTripper(roundTripFunc(func(req *http.Request) (*http.Response, error) {
+	upstream := http.RoundTripper(contracttest.RoundTripFunc(func(req *http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: 200, Status: "200 OK", Header: http.Header{},
 			Body: http.NoBody, Request: req}, nil
 	}))
@@ -134,7 +135,3 @@ func ExampleCapacity() {
 	// first two: true true
 	// requests 3, shed 1
 }
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -214,8 +214,8 @@ func Trickle(n int, every time.Duration) Fault {
 // while it waits leaves the queue having taken nothing; one whose context
 // ends while it is worked frees its worker at once (this upstream notices
 // that its client left). In a Server the request is then recorded as
-// Canceled. The waits use the Clock, so they are virtual in a testing/synctest
-// bubble when the Transport or Server is created inside it.
+// Canceled. The waits are real timers, so they are virtual in a
+// testing/synctest bubble when the Transport or Server is created inside it.
 //
 // The queue, the workers and the count of requests in flight belong to the
 // Transport or Server that plays the fault, shared by every request it

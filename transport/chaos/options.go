@@ -9,22 +9,12 @@ import (
 	"github.com/outboundhttp/outbound/internal/clock"
 )
 
-// Clock is the time source of a Transport or Server: fault windows are
-// measured with Now, injected latency and trickle pauses wait with Sleep.
-// Tests pass a fake one so they never wait for real time. Implementations
-// must be safe for concurrent use.
-type Clock interface {
-	Now() time.Time
-	// Sleep waits for d, or until ctx is done, in which case it returns
-	// ctx.Err().
-	Sleep(ctx context.Context, d time.Duration) error
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-
-func (realClock) Sleep(ctx context.Context, d time.Duration) error { return clock.Sleep(ctx, d) }
+// sleeper is how a Transport or Server waits: injected latency, a capacity's
+// work and trickle pauses. It is internal/clock.Sleep, a real timer, which a
+// testing/synctest bubble makes virtual; fault windows read time.Now. Tests
+// replace it only where a bubble cannot help: to make every timer fire late,
+// as on a busy machine, or to count the waits running at once.
+type sleeper func(ctx context.Context, d time.Duration) error
 
 // Option configures a Transport or a Server. Options apply in order, after
 // the defaults; a later option overrides an earlier one.
@@ -37,7 +27,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 type config struct {
 	faults          []Fault
 	seed            int64
-	clock           Clock
+	sleep           sleeper
 	handler         http.Handler
 	requestIDHeader string
 	attemptHeader   string
@@ -46,7 +36,7 @@ type config struct {
 
 func newConfig(opts []Option) config {
 	c := config{
-		clock:           realClock{},
+		sleep:           clock.Sleep,
 		requestIDHeader: "X-Request-ID",
 		attemptHeader:   "X-Attempt",
 	}
@@ -75,16 +65,6 @@ func WithFaults(f ...Fault) Option {
 // reproducible too.
 func WithSeed(seed int64) Option {
 	return optionFunc(func(c *config) { c.seed = seed })
-}
-
-// WithClock sets the time source for fault windows, latency and trickling.
-// Default: the real clock. A nil clock is ignored.
-func WithClock(clk Clock) Option {
-	return optionFunc(func(c *config) {
-		if clk != nil {
-			c.clock = clk
-		}
-	})
 }
 
 // WithHandler sets the Server's healthy answer, given when no fault decides

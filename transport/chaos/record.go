@@ -11,8 +11,7 @@ import (
 type Record struct {
 	// Seq numbers requests in order of arrival, from 0.
 	Seq int
-	// Time is when the request arrived (its header was read), on the
-	// Server's clock; Answered is when the Server committed to its answer:
+	// Time is when the request arrived (its header was read); Answered is when the Server committed to its answer:
 	// after injected latency, when it sent the status, reset the
 	// connection or began to hang.
 	Time, Answered time.Time

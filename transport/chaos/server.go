@@ -33,7 +33,7 @@ const maxRecordedBody = 1 << 20
 // matches.
 type Server struct {
 	eng     *engine
-	clock   Clock
+	sleep   sleeper
 	handler http.Handler
 	idHdr   string
 	attHdr  string
@@ -53,7 +53,7 @@ type Server struct {
 }
 
 // NewServer returns a Server that plays s; opts may add faults, override the
-// seed and set the clock, the healthy handler and the recorded headers. It
+// seed and set the healthy handler and the recorded headers. It
 // panics if a fault is invalid.
 func NewServer(s Scenario, opts ...Option) *Server {
 	c := newConfig(append([]Option{WithScenario(s)}, opts...))
@@ -63,8 +63,8 @@ func NewServer(s Scenario, opts ...Option) *Server {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv := &Server{
-		eng:     newEngine("NewServer", c.faults, c.seed, c.clock.Now()),
-		clock:   c.clock,
+		eng:     newEngine("NewServer", c.faults, c.seed, time.Now()),
+		sleep:   c.sleep,
 		handler: h,
 		idHdr:   c.requestIDHeader,
 		attHdr:  c.attemptHeader,
@@ -107,7 +107,7 @@ func (s *Server) Start() (string, error) {
 	}
 	s.url = "http://" + ln.Addr().String()
 	s.served = make(chan struct{})
-	s.eng.restart(s.clock.Now())
+	s.eng.restart(time.Now())
 	srv, served := s.srv, s.served
 	go func() {
 		defer close(served)
@@ -147,7 +147,7 @@ func (s *Server) Restart() {
 	s.mu.Lock()
 	s.records = nil
 	s.mu.Unlock()
-	s.eng.restart(s.clock.Now())
+	s.eng.restart(time.Now())
 }
 
 // Stats returns how many requests the Server saw and which faults fired.
@@ -174,7 +174,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	}
 	s.inflight.Add(1)
-	seq, now := s.seq, s.clock.Now()
+	seq, now := s.seq, time.Now()
 	s.seq++
 	d := s.eng.decide(r.Host, now)
 	s.mu.Unlock()
@@ -206,7 +206,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// store: processed once, replayed after.
 	keyed := s.idem != nil && rec.IdempotencyKey != ""
 	rec.Delay = d.delay
-	if err := s.eng.wait(ctx, s.clock, d); err != nil {
+	if err := s.eng.wait(ctx, s.sleep, d); err != nil {
 		rec.Canceled = true
 		if keyed {
 			rec.KeyOutcome = KeySkipped
@@ -248,7 +248,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.Fault = d.body.Kind
 	}
 	if ra := cw.header.Get("Retry-After"); ra != "" {
-		if wait, ok := pushback.ParseRetryAfter(ra, s.clock.Now()); ok {
+		if wait, ok := pushback.ParseRetryAfter(ra, time.Now()); ok {
 			rec.RetryAfter = wait
 		}
 	}
@@ -277,7 +277,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rc.Flush()
 	for len(body) > 0 {
-		if s.clock.Sleep(ctx, d.body.Every) != nil {
+		if s.sleep(ctx, d.body.Every) != nil {
 			panic(http.ErrAbortHandler)
 		}
 		n := min(d.body.Bytes, len(body))
@@ -356,7 +356,7 @@ func (s *Server) readBody(r *http.Request, rec *Record) []byte {
 // record stores rec with the fault that decided the answer; the time of the
 // record's answer is now.
 func (s *Server) record(rec Record, answer *Fault) {
-	rec.Answered = s.clock.Now()
+	rec.Answered = time.Now()
 	if rec.RetryAfter > 0 {
 		rec.NotBefore = rec.Answered.Add(rec.RetryAfter)
 	}

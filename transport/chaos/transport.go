@@ -32,7 +32,7 @@ import (
 type Transport struct {
 	next  http.RoundTripper
 	eng   *engine
-	clock Clock
+	sleep sleeper
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -48,8 +48,8 @@ func NewTransport(next http.RoundTripper, opts ...Option) *Transport {
 	c := newConfig(opts)
 	return &Transport{
 		next:  next,
-		eng:   newEngine("NewTransport", c.faults, c.seed, c.clock.Now()),
-		clock: c.clock,
+		eng:   newEngine("NewTransport", c.faults, c.seed, time.Now()),
+		sleep: c.sleep,
 	}
 }
 
@@ -62,7 +62,7 @@ func Middleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
 
 // Restart makes now the start of the scenario: time windows and Count caps
 // begin again. The generator carries on (it is not reseeded).
-func (t *Transport) Restart() { t.eng.restart(t.clock.Now()) }
+func (t *Transport) Restart() { t.eng.restart(time.Now()) }
 
 // Stats returns how many requests the Transport saw and which faults fired.
 func (t *Transport) Stats() Stats { return t.eng.stats() }
@@ -78,8 +78,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL != nil && req.URL.Host != "" {
 		host = req.URL.Host
 	}
-	d := t.eng.decide(host, t.clock.Now())
-	if err := t.eng.wait(ctx, t.clock, d); err != nil {
+	d := t.eng.decide(host, time.Now())
+	if err := t.eng.wait(ctx, t.sleep, d); err != nil {
 		body.CloseRequest(req)
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// A 101 body is the connection itself (an io.Writer too): not slowed.
 	if d.body != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-		resp.Body = newSlowBody(ctx, resp.Body, d.body, t.clock)
+		resp.Body = newSlowBody(ctx, resp.Body, d.body, t.sleep)
 	}
 	return resp, nil
 }
@@ -185,7 +185,7 @@ type slowBody struct {
 	rc     io.ReadCloser
 	ctx    context.Context
 	cancel context.CancelFunc
-	clock  Clock
+	sleep  sleeper
 	kind   Kind
 	bytes  int
 	every  time.Duration
@@ -193,13 +193,13 @@ type slowBody struct {
 	closed atomic.Bool
 }
 
-func newSlowBody(ctx context.Context, rc io.ReadCloser, f *Fault, clk Clock) *slowBody {
+func newSlowBody(ctx context.Context, rc io.ReadCloser, f *Fault, sleep sleeper) *slowBody {
 	if rc == nil {
 		rc = http.NoBody
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	return &slowBody{
-		rc: rc, ctx: ctx, cancel: cancel, clock: clk,
+		rc: rc, ctx: ctx, cancel: cancel, sleep: sleep,
 		kind: f.Kind, bytes: f.Bytes, every: f.Every,
 	}
 }
@@ -232,7 +232,7 @@ func (b *slowBody) wait() error {
 		<-b.ctx.Done()
 		err = b.ctx.Err()
 	case b.kind == KindTrickle:
-		err = b.clock.Sleep(b.ctx, b.every)
+		err = b.sleep(b.ctx, b.every)
 	default:
 		err = b.ctx.Err()
 	}

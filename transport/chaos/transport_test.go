@@ -12,70 +12,83 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/outboundhttp/outbound/internal/contracttest"
 )
 
+// The tests that measure injected waits run in testing/synctest bubbles: the
+// clock moves only while the Transport waits, so the time a call took is
+// exactly the wait it met.
+
 func TestTransportLatency(t *testing.T) {
-	clk := newFakeClock()
-	base := &fakeBase{text: "ok"}
-	tr := NewTransport(base, WithClock(clk),
-		WithFaults(Latency(50*time.Millisecond), LatencyUniform(10*time.Millisecond, 20*time.Millisecond)))
-	for i := range 50 {
-		req, _ := newReq(t, context.Background(), "http://a.example/")
-		resp, err := tr.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		base := &fakeBase{text: "ok"}
+		tr := NewTransport(base,
+			WithFaults(Latency(50*time.Millisecond), LatencyUniform(10*time.Millisecond, 20*time.Millisecond)))
+		for i := range 50 {
+			req, _ := newReq(t, context.Background(), "http://a.example/")
+			start := time.Now()
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if d := time.Since(start); d < 60*time.Millisecond || d > 70*time.Millisecond {
+				t.Fatalf("request %d waited %v; want within [60ms, 70ms] (both latencies, added)", i, d)
+			}
 		}
-		resp.Body.Close()
-		slept := clk.Slept()
-		if len(slept) != i+1 {
-			t.Fatalf("request %d: %d sleeps; want one per request", i, len(slept))
+		st := tr.Stats()
+		if st.Requests != 50 || st.Fired[KindLatency] != 100 {
+			t.Fatalf("stats %+v; want 50 requests and 100 latency faults", st)
 		}
-		if d := slept[i]; d < 60*time.Millisecond || d > 70*time.Millisecond {
-			t.Fatalf("request %d slept %v; want within [60ms, 70ms]", i, d)
-		}
-	}
-	st := tr.Stats()
-	if st.Requests != 50 || st.Fired[KindLatency] != 100 {
-		t.Fatalf("stats %+v; want 50 requests and 100 latency faults", st)
-	}
+	})
 }
 
 func TestTransportLatencyFunc(t *testing.T) {
-	clk := newFakeClock()
-	tr := NewTransport(&fakeBase{}, WithClock(clk), WithFaults(LatencyFunc(func(r *rand.Rand) time.Duration {
-		return time.Duration(r.ExpFloat64() * float64(time.Millisecond))
-	})))
-	for range 20 {
-		req, _ := newReq(t, context.Background(), "http://a.example/")
-		resp, err := tr.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		tr := NewTransport(&fakeBase{}, WithFaults(LatencyFunc(func(r *rand.Rand) time.Duration {
+			return time.Duration(r.ExpFloat64() * float64(time.Millisecond))
+		})))
+		waited := 0
+		for range 20 {
+			req, _ := newReq(t, context.Background(), "http://a.example/")
+			start := time.Now()
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if time.Since(start) > 0 {
+				waited++
+			}
 		}
-		resp.Body.Close()
-	}
-	if got := len(clk.Slept()); got < 15 { // a draw of exactly 0 does not sleep
-		t.Fatalf("%d sleeps; want about 20", got)
-	}
+		if waited < 15 { // a draw of exactly 0 does not wait
+			t.Fatalf("%d calls waited; want about 20", waited)
+		}
+	})
 }
 
 func TestTransportLatencyHonoursContext(t *testing.T) {
-	base := &fakeBase{}
-	tr := NewTransport(base, WithFaults(Latency(time.Hour)))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	req, rb := newReq(t, ctx, "http://a.example/")
-	start := time.Now()
-	resp, err := tr.RoundTrip(req)
-	if resp != nil || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("got (%v, %v); want (nil, deadline exceeded)", resp, err)
-	}
-	if el := time.Since(start); el > 5*time.Second {
-		t.Fatalf("took %v; want about 20ms", el)
-	}
-	if !rb.closed.Load() || base.calls.Load() != 0 {
-		t.Fatalf("request body closed %v, next called %d times; want true, 0", rb.closed.Load(), base.calls.Load())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		base := &fakeBase{}
+		tr := NewTransport(base, WithFaults(Latency(time.Hour)))
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		req, rb := newReq(t, ctx, "http://a.example/")
+		start := time.Now()
+		resp, err := tr.RoundTrip(req)
+		if resp != nil || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got (%v, %v); want (nil, deadline exceeded)", resp, err)
+		}
+		if el := time.Since(start); el != 20*time.Millisecond {
+			t.Fatalf("took %v; want 20ms, the deadline", el)
+		}
+		if !rb.closed.Load() || base.calls.Load() != 0 {
+			t.Fatalf("request body closed %v, next called %d times; want true, 0", rb.closed.Load(), base.calls.Load())
+		}
+	})
 }
 
 func TestTransportStatusProbability(t *testing.T) {
@@ -142,32 +155,33 @@ func TestTransportBurst(t *testing.T) {
 }
 
 func TestTransportOutageWindow(t *testing.T) {
-	clk := newFakeClock()
-	tr := NewTransport(&fakeBase{}, WithClock(clk), WithFaults(Outage(time.Second, 3*time.Second)))
-	status := func() int {
-		req, _ := newReq(t, context.Background(), "http://a.example/")
-		resp, err := tr.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		tr := NewTransport(&fakeBase{}, WithFaults(Outage(time.Second, 3*time.Second)))
+		status := func() int {
+			req, _ := newReq(t, context.Background(), "http://a.example/")
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
 		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	steps := []struct {
-		advance time.Duration
-		want    int
-	}{{0, 200}, {999 * time.Millisecond, 200}, {time.Millisecond, 503}, {1999 * time.Millisecond, 503}, {time.Millisecond, 200}}
-	for i, s := range steps {
-		clk.Advance(s.advance)
-		if got := status(); got != s.want {
-			t.Fatalf("step %d: status %d; want %d", i, got, s.want)
+		steps := []struct {
+			advance time.Duration
+			want    int
+		}{{0, 200}, {999 * time.Millisecond, 200}, {time.Millisecond, 503}, {1999 * time.Millisecond, 503}, {time.Millisecond, 200}}
+		for i, s := range steps {
+			time.Sleep(s.advance)
+			if got := status(); got != s.want {
+				t.Fatalf("step %d: status %d; want %d", i, got, s.want)
+			}
 		}
-	}
-	tr.Restart()
-	clk.Advance(time.Second)
-	if got := status(); got != 503 {
-		t.Fatalf("after Restart and 1s: status %d; want 503", got)
-	}
+		tr.Restart()
+		time.Sleep(time.Second)
+		if got := status(); got != 503 {
+			t.Fatalf("after Restart and 1s: status %d; want 503", got)
+		}
+	})
 }
 
 func TestTransportConnReset(t *testing.T) {
@@ -200,150 +214,161 @@ func TestTransportConnReset(t *testing.T) {
 }
 
 func TestTransportHang(t *testing.T) {
-	for _, delivered := range []bool{false, true} {
-		base := &fakeBase{}
-		f := Hang()
-		if delivered {
-			f = f.AfterDelivery()
+	synctest.Test(t, func(t *testing.T) {
+		for _, delivered := range []bool{false, true} {
+			base := &fakeBase{}
+			f := Hang()
+			if delivered {
+				f = f.AfterDelivery()
+			}
+			tr := NewTransport(base, WithFaults(f))
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+			req, rb := newReq(t, ctx, "http://a.example/")
+			start := time.Now()
+			resp, err := tr.RoundTrip(req)
+			cancel()
+			if resp != nil || !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("delivered=%v: got (%v, %v); want (nil, deadline exceeded)", delivered, resp, err)
+			}
+			if el := time.Since(start); el != 30*time.Millisecond {
+				t.Fatalf("delivered=%v: returned after %v; want 30ms, when the context ended", delivered, el)
+			}
+			if !rb.closed.Load() {
+				t.Fatalf("delivered=%v: request body not closed", delivered)
+			}
+			if delivered && (base.calls.Load() != 1 || !base.bodies[0].closed.Load()) {
+				t.Fatal("delivered hang: next not called or its response not closed")
+			}
 		}
-		tr := NewTransport(base, WithFaults(f))
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
-		req, rb := newReq(t, ctx, "http://a.example/")
-		start := time.Now()
-		resp, err := tr.RoundTrip(req)
-		cancel()
-		if resp != nil || !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("delivered=%v: got (%v, %v); want (nil, deadline exceeded)", delivered, resp, err)
-		}
-		if el := time.Since(start); el < 25*time.Millisecond || el > 5*time.Second {
-			t.Fatalf("delivered=%v: returned after %v; want when the context ended", delivered, el)
-		}
-		if !rb.closed.Load() {
-			t.Fatalf("delivered=%v: request body not closed", delivered)
-		}
-		if delivered && (base.calls.Load() != 1 || !base.bodies[0].closed.Load()) {
-			t.Fatal("delivered hang: next not called or its response not closed")
-		}
-	}
+	})
 }
 
 func TestTransportStall(t *testing.T) {
-	base := &fakeBase{text: "hello world"}
-	tr := NewTransport(base, WithFaults(Stall(5)))
+	synctest.Test(t, func(t *testing.T) {
+		base := &fakeBase{text: "hello world"}
+		tr := NewTransport(base, WithFaults(Stall(5)))
 
-	// Close unblocks a pending read.
-	req, _ := newReq(t, context.Background(), "http://a.example/")
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 64)
-	n, err := io.ReadFull(resp.Body, buf[:5])
-	if n != 5 || err != nil || string(buf[:5]) != "hello" {
-		t.Fatalf("first read %q, %v; want hello", buf[:n], err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := resp.Body.Read(buf)
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		t.Fatalf("read past the stall returned %v", err)
-	case <-time.After(20 * time.Millisecond):
-	}
-	resp.Body.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, ErrBodyClosed) {
-			t.Fatalf("read after Close: %v; want ErrBodyClosed", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock the stalled read")
-	}
-	if !base.bodies[0].closed.Load() {
-		t.Fatal("underlying body not closed")
-	}
-
-	// The request's context ends a stall.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	req, _ = newReq(t, ctx, "http://a.example/")
-	resp, err = tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if string(b) != "hello" || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("got %q, %v; want hello, deadline exceeded", b, err)
-	}
-}
-
-func TestTransportTrickle(t *testing.T) {
-	clk := newFakeClock()
-	base := &fakeBase{text: "hello world"}
-	tr := NewTransport(base, WithClock(clk), WithFaults(Trickle(3, 10*time.Millisecond)))
-	req, _ := newReq(t, context.Background(), "http://a.example/")
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var got []string
-	buf := make([]byte, 64)
-	for {
-		n, err := resp.Body.Read(buf)
-		if n > 0 {
-			got = append(got, string(buf[:n]))
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if want := []string{"hel", "lo ", "wor", "ld"}; !reflect.DeepEqual(got, want) {
-		t.Fatalf("chunks %q; want %q", got, want)
-	}
-	if s := clk.Slept(); len(s) != 5 || s[0] != 10*time.Millisecond {
-		t.Fatalf("sleeps %v; want 5 of 10ms (one per read)", s)
-	}
-}
-
-func TestTransportCombinedAndPerHost(t *testing.T) {
-	clk := newFakeClock()
-	base := &fakeBase{text: "ok"}
-	tr := NewTransport(base, WithClock(clk), WithFaults(
-		Latency(5*time.Millisecond),
-		Status(502).ForHost("a.example"),
-		Status(504).ForHost("b.example:8443"),
-	))
-	cases := []struct {
-		url  string
-		want int
-	}{
-		{"https://a.example/", 502},
-		{"https://A.EXAMPLE:443/", 502},
-		{"https://b.example:8443/", 504},
-		{"https://b.example:9000/", 200},
-		{"https://c.example/", 200},
-	}
-	for _, c := range cases {
-		req, _ := newReq(t, context.Background(), c.url)
+		// Close unblocks a pending read.
+		req, _ := newReq(t, context.Background(), "http://a.example/")
 		resp, err := tr.RoundTrip(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		if resp.StatusCode != c.want {
-			t.Errorf("%s: status %d; want %d", c.url, resp.StatusCode, c.want)
+		buf := make([]byte, 64)
+		n, err := io.ReadFull(resp.Body, buf[:5])
+		if n != 5 || err != nil || string(buf[:5]) != "hello" {
+			t.Fatalf("first read %q, %v; want hello", buf[:n], err)
 		}
-	}
-	if got := len(clk.Slept()); got != len(cases) {
-		t.Fatalf("%d latency sleeps; want %d (latency combines with every answer)", got, len(cases))
-	}
+		done := make(chan error, 1)
+		go func() {
+			_, err := resp.Body.Read(buf)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			t.Fatalf("read past the stall returned %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		resp.Body.Close()
+		select {
+		case err := <-done:
+			if !errors.Is(err, ErrBodyClosed) {
+				t.Fatalf("read after Close: %v; want ErrBodyClosed", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Close did not unblock the stalled read")
+		}
+		if !base.bodies[0].closed.Load() {
+			t.Fatal("underlying body not closed")
+		}
+
+		// The request's context ends a stall.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		req, _ = newReq(t, ctx, "http://a.example/")
+		resp, err = tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "hello" || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %q, %v; want hello, deadline exceeded", b, err)
+		}
+	})
+}
+
+func TestTransportTrickle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		base := &fakeBase{text: "hello world"}
+		tr := NewTransport(base, WithFaults(Trickle(3, 10*time.Millisecond)))
+		req, _ := newReq(t, context.Background(), "http://a.example/")
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var got []string
+		var waits []time.Duration
+		buf := make([]byte, 64)
+		for {
+			start := time.Now()
+			n, err := resp.Body.Read(buf)
+			waits = append(waits, time.Since(start))
+			if n > 0 {
+				got = append(got, string(buf[:n]))
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if want := []string{"hel", "lo ", "wor", "ld"}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("chunks %q; want %q", got, want)
+		}
+		want := []time.Duration{10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond}
+		if !reflect.DeepEqual(waits, want) {
+			t.Fatalf("reads waited %v; want 5 of 10ms (one per read)", waits)
+		}
+	})
+}
+
+func TestTransportCombinedAndPerHost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		base := &fakeBase{text: "ok"}
+		tr := NewTransport(base, WithFaults(
+			Latency(5*time.Millisecond),
+			Status(502).ForHost("a.example"),
+			Status(504).ForHost("b.example:8443"),
+		))
+		cases := []struct {
+			url  string
+			want int
+		}{
+			{"https://a.example/", 502},
+			{"https://A.EXAMPLE:443/", 502},
+			{"https://b.example:8443/", 504},
+			{"https://b.example:9000/", 200},
+			{"https://c.example/", 200},
+		}
+		for _, c := range cases {
+			req, _ := newReq(t, context.Background(), c.url)
+			start := time.Now()
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != c.want {
+				t.Errorf("%s: status %d; want %d", c.url, resp.StatusCode, c.want)
+			}
+			if d := time.Since(start); d != 5*time.Millisecond {
+				t.Errorf("%s: waited %v; want the 5ms latency (latency combines with every answer)", c.url, d)
+			}
+		}
+	})
 }
 
 func TestTransportFirstAnswerWinsAndCounts(t *testing.T) {
@@ -368,8 +393,7 @@ func TestTransportFirstAnswerWinsAndCounts(t *testing.T) {
 // each one's fault.
 func outcomes(t *testing.T, seed int64, n int) []string {
 	t.Helper()
-	clk := newFakeClock()
-	tr := NewTransport(&fakeBase{text: "hello"}, WithClock(clk), WithScenario(Scenario{Seed: seed, Faults: []Fault{
+	tr := NewTransport(&fakeBase{text: "hello"}, WithScenario(Scenario{Seed: seed, Faults: []Fault{
 		LatencyUniform(0, 100*time.Millisecond).WithProbability(0.5),
 		Status(503).WithProbability(0.1),
 		Burst(0, time.Second).WithProbability(0.1),
@@ -380,7 +404,7 @@ func outcomes(t *testing.T, seed int64, n int) []string {
 	for i := range n {
 		ctx, cancel := context.WithCancel(context.Background())
 		req, _ := newReq(t, ctx, "http://a.example/")
-		before := len(clk.Slept())
+		start := time.Now()
 		resp, err := tr.RoundTrip(req)
 		var s string
 		if err != nil {
@@ -389,8 +413,8 @@ func outcomes(t *testing.T, seed int64, n int) []string {
 			s = resp.Status
 			resp.Body.Close()
 		}
-		if sl := clk.Slept(); len(sl) > before {
-			s += fmt.Sprintf("+%v", sl[before])
+		if d := time.Since(start); d > 0 {
+			s += fmt.Sprintf("+%v", d)
 		}
 		cancel()
 		out = append(out, fmt.Sprintf("%d:%s", i, s))
@@ -399,13 +423,15 @@ func outcomes(t *testing.T, seed int64, n int) []string {
 }
 
 func TestTransportReproducible(t *testing.T) {
-	a, b := outcomes(t, 42, 200), outcomes(t, 42, 200)
-	if !reflect.DeepEqual(a, b) {
-		t.Fatalf("same seed, different sequences:\n%v\n%v", a, b)
-	}
-	if c := outcomes(t, 43, 200); reflect.DeepEqual(a, c) {
-		t.Fatal("different seeds gave the same sequence")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		a, b := outcomes(t, 42, 200), outcomes(t, 42, 200)
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("same seed, different sequences:\n%v\n%v", a, b)
+		}
+		if c := outcomes(t, 43, 200); reflect.DeepEqual(a, c) {
+			t.Fatal("different seeds gave the same sequence")
+		}
+	})
 }
 
 func TestTransportConcurrent(t *testing.T) {
@@ -476,7 +502,7 @@ func TestMiddlewareAndNilNext(t *testing.T) {
 
 func TestTransportNextErrorAndUpgrade(t *testing.T) {
 	boom := errors.New("boom")
-	tr := NewTransport(roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, boom }),
+	tr := NewTransport(contracttest.RoundTripFunc(func(*http.Request) (*http.Response, error) { return nil, boom }),
 		WithFaults(Stall(0)))
 	req, _ := newReq(t, context.Background(), "http://a.example/")
 	if resp, err := tr.RoundTrip(req); resp != nil || !errors.Is(err, boom) {
@@ -485,7 +511,7 @@ func TestTransportNextErrorAndUpgrade(t *testing.T) {
 
 	// A 101 body is the upgraded connection, an io.Writer: never slowed.
 	conn := &rwc{}
-	tr = NewTransport(roundTripFunc(func(req *http.Request) (*http.Response, error) {
+	tr = NewTransport(contracttest.RoundTripFunc(func(req *http.Request) (*http.Response, error) {
 		return &http.Response{StatusCode: 101, Header: http.Header{}, Body: conn, Request: req}, nil
 	}), WithFaults(Stall(0)))
 	req, _ = newReq(t, context.Background(), "http://a.example/")
