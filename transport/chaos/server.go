@@ -164,37 +164,14 @@ func (s *Server) Records() []Record {
 	return out
 }
 
-// ServeHTTP records r, then answers as the scenario decides.
+// ServeHTTP records r, then answers as the scenario decides, in the order a
+// request meets the scenario: it arrives and the faults are decided, it waits
+// (latency, a capacity's queue and work), its answer is made (injected,
+// replayed for its key, or the healthy handler's), a reset or a hang fires
+// instead of that answer, and the answer is sent, slowed by a body fault.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// Arrival order, arrival time and the fault decision are taken together,
-	// so Seq, Time and the scenario's draws agree even under concurrency.
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		panic(http.ErrAbortHandler)
-	}
-	s.inflight.Add(1)
-	seq, now := s.seq, time.Now()
-	s.seq++
-	d := s.eng.decide(r.Host, now)
-	s.mu.Unlock()
+	rec, d := s.arrive(r)
 	defer s.inflight.Done()
-
-	rec := Record{
-		Seq:            seq,
-		Time:           now,
-		Method:         r.Method,
-		Path:           r.URL.Path,
-		Host:           r.Host,
-		RequestID:      r.Header.Get(s.idHdr),
-		Attempt:        -1,
-		IdempotencyKey: r.Header.Get("Idempotency-Key"),
-	}
-	if v := r.Header.Get(s.attHdr); v != "" {
-		if n, err := strconv.Atoi(v); err == nil {
-			rec.Attempt = n
-		}
-	}
 	reqBody := s.readBody(r, &rec)
 
 	ctx, cancel := context.WithCancel(r.Context())
@@ -214,26 +191,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.record(rec, d.answer)
 		panic(http.ErrAbortHandler) // no answer at all, not an empty 200
 	}
-	injected := d.answer != nil && d.answer.Kind.answersStatus()
-
-	// The answer, buffered so that a body fault can slow it: the fault's
-	// status, the key's, or the healthy handler's.
-	var cw captureWriter
-	switch {
-	case injected:
-		if keyed {
-			rec.KeyOutcome = KeySkipped // answered before the work
-		}
-		cw = plainAnswer(d.answer.Status, "chaos: injected "+strconv.Itoa(d.answer.Status)+" "+http.StatusText(d.answer.Status)+"\n")
-		for k, v := range d.answer.Header {
-			cw.header[k] = append([]string(nil), v...)
-		}
-	case keyed:
-		// Before a reset or a hang too: the work is done, the answer lost.
-		cw = s.keyedAnswer(r, reqBody, &rec)
-	case d.answer == nil:
-		cw = s.serve(r, reqBody)
-	}
+	cw, injected := s.answer(r, reqBody, d, keyed, &rec)
 	if d.answer != nil && !injected {
 		s.record(rec, d.answer)
 		if d.answer.Kind == KindReset {
@@ -253,39 +211,103 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.record(rec, d.answer)
+	send(ctx, w, cw, d.body, s.sleep)
+}
 
+// arrive takes r in: its arrival order, arrival time and the fault decision
+// are taken together, so Seq, Time and the scenario's draws agree even under
+// concurrency. It counts r in flight (the caller calls s.inflight.Done) and
+// returns r's Record so far. After Close it aborts r.
+func (s *Server) arrive(r *http.Request) (Record, decision) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		panic(http.ErrAbortHandler)
+	}
+	s.inflight.Add(1)
+	seq, now := s.seq, time.Now()
+	s.seq++
+	d := s.eng.decide(r.Host, now)
+	s.mu.Unlock()
+
+	rec := Record{
+		Seq:            seq,
+		Time:           now,
+		Method:         r.Method,
+		Path:           r.URL.Path,
+		Host:           r.Host,
+		RequestID:      r.Header.Get(s.idHdr),
+		Attempt:        -1,
+		IdempotencyKey: r.Header.Get("Idempotency-Key"),
+	}
+	if v := r.Header.Get(s.attHdr); v != "" {
+		if n, err := strconv.Atoi(v); err == nil {
+			rec.Attempt = n
+		}
+	}
+	return rec, d
+}
+
+// answer makes the answer to r, buffered so that a body fault can slow it:
+// the fault's status (injected is then true), the stored or new answer for
+// r's key, or the healthy handler's. For a reset or a hang the work is still
+// done first, when r has a key: the answer is lost, not the work.
+func (s *Server) answer(r *http.Request, reqBody []byte, d decision, keyed bool, rec *Record) (cw captureWriter, injected bool) {
+	switch {
+	case d.answer != nil && d.answer.Kind.answersStatus():
+		if keyed {
+			rec.KeyOutcome = KeySkipped // answered before the work
+		}
+		cw = plainAnswer(d.answer.Status, "chaos: injected "+strconv.Itoa(d.answer.Status)+" "+http.StatusText(d.answer.Status)+"\n")
+		for k, v := range d.answer.Header {
+			cw.header[k] = append([]string(nil), v...)
+		}
+		return cw, true
+	case keyed:
+		return s.keyedAnswer(r, reqBody, rec), false
+	case d.answer == nil:
+		return s.serve(r, reqBody), false
+	}
+	return cw, false // a reset or a hang, without a key
+}
+
+// send writes cw to w: at once, or as body (a Stall or Trickle fault)
+// slows it. A stall sends its bytes and then holds the response open until
+// ctx ends; a trickle sends a chunk every interval. Either aborts the
+// response when ctx ends or a write fails.
+func send(ctx context.Context, w http.ResponseWriter, cw captureWriter, body *Fault, sleep sleeper) {
 	for k, v := range cw.header {
 		w.Header()[k] = v
 	}
-	body := cw.body.Bytes()
+	b := cw.body.Bytes()
 	if cw.status == http.StatusNoContent || cw.status == http.StatusNotModified {
-		body = nil // RFC 9110 §15.3.5, §15.4.5: no content
+		b = nil // RFC 9110 §15.3.5, §15.4.5: no content
 	} else {
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	}
 	w.WriteHeader(cw.status)
-	if d.body == nil {
-		w.Write(body)
+	if body == nil {
+		w.Write(b)
 		return
 	}
 	rc := http.NewResponseController(w)
-	if d.body.Kind == KindStall {
-		w.Write(body[:min(d.body.Bytes, len(body))])
+	if body.Kind == KindStall {
+		w.Write(b[:min(body.Bytes, len(b))])
 		rc.Flush()
 		<-ctx.Done()
 		panic(http.ErrAbortHandler)
 	}
 	rc.Flush()
-	for len(body) > 0 {
-		if s.sleep(ctx, d.body.Every) != nil {
+	for len(b) > 0 {
+		if sleep(ctx, body.Every) != nil {
 			panic(http.ErrAbortHandler)
 		}
-		n := min(d.body.Bytes, len(body))
-		if _, err := w.Write(body[:n]); err != nil {
+		n := min(body.Bytes, len(b))
+		if _, err := w.Write(b[:n]); err != nil {
 			panic(http.ErrAbortHandler)
 		}
 		rc.Flush()
-		body = body[n:]
+		b = b[n:]
 	}
 }
 
