@@ -169,29 +169,17 @@ func PolitenessViolations(recs []Record, key func(Record) string) []Violation {
 // would have done the work before the reset or the 503, and a reset after
 // the work is exactly what makes retried POSTs dangerous.
 func DuplicateDeliveries(recs []Record) []Record {
-	seen := map[string]bool{}
-	var out []Record
-	sorted := slices.Clone(recs)
-	sortBySeq(sorted)
-	for _, r := range sorted {
-		if r.Idempotent() {
-			continue
-		}
-		var k string
+	return repeats(recs, func(r Record) string {
 		switch {
+		case r.Idempotent():
+			return ""
 		case r.RequestID != "":
-			k = "id\x00" + r.RequestID
+			return "id\x00" + r.RequestID
 		case r.BodyHash != "":
-			k = "body\x00" + r.Method + "\x00" + r.Host + r.Path + "\x00" + r.BodyHash
-		default:
-			continue
+			return bodyKey(r)
 		}
-		if seen[k] {
-			out = append(out, r)
-		}
-		seen[k] = true
-	}
-	return out
+		return ""
+	})
 }
 
 // DuplicateProcessing returns the requests that made the Server process a
@@ -203,31 +191,45 @@ func DuplicateDeliveries(recs []Record) []Record {
 // every extra delivery, keys included, since such a server ignores them;
 // against one with it, a retry that got the stored answer is no duplicate.
 func DuplicateProcessing(recs []Record) []Record {
-	processed := map[string]bool{}
+	return repeats(recs, func(r Record) string {
+		switch {
+		case idempotentMethod(r.Method) || !r.Processed():
+			return ""
+		case r.RequestID != "":
+			return "id\x00" + r.RequestID
+		case r.IdempotencyKey != "":
+			return "key\x00" + r.Host + "\x00" + r.IdempotencyKey
+		case r.BodyHash != "":
+			return bodyKey(r)
+		}
+		return ""
+	})
+}
+
+// repeats returns, in order of arrival, every record after the first of its
+// call, where call names a record's call ("" for a record that is not
+// counted).
+func repeats(recs []Record, call func(Record) string) []Record {
+	seen := map[string]bool{}
 	var out []Record
 	sorted := slices.Clone(recs)
 	sortBySeq(sorted)
 	for _, r := range sorted {
-		if idempotentMethod(r.Method) || !r.Processed() {
+		k := call(r)
+		if k == "" {
 			continue
 		}
-		var k string
-		switch {
-		case r.RequestID != "":
-			k = "id\x00" + r.RequestID
-		case r.IdempotencyKey != "":
-			k = "key\x00" + r.Host + "\x00" + r.IdempotencyKey
-		case r.BodyHash != "":
-			k = "body\x00" + r.Method + "\x00" + r.Host + r.Path + "\x00" + r.BodyHash
-		default:
-			continue
-		}
-		if processed[k] {
+		if seen[k] {
 			out = append(out, r)
 		}
-		processed[k] = true
+		seen[k] = true
 	}
 	return out
+}
+
+// bodyKey names a call without a request ID or a key by what it sent.
+func bodyKey(r Record) string {
+	return "body\x00" + r.Method + "\x00" + r.Host + r.Path + "\x00" + r.BodyHash
 }
 
 // Report summarizes a Server's recording of a drill.
