@@ -15,8 +15,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/outboundhttp/outbound"
 	"github.com/outboundhttp/outbound/transport/budget"
 	"github.com/outboundhttp/outbound/transport/circuit"
+	"github.com/outboundhttp/outbound/transport/header"
+	"github.com/outboundhttp/outbound/transport/hedge"
 	"github.com/outboundhttp/outbound/transport/ratelimit"
 	"github.com/outboundhttp/outbound/transport/requestid"
 	"github.com/outboundhttp/outbound/transport/retry"
@@ -92,8 +95,10 @@ func overheadCases() []overheadCase {
 	return []overheadCase{
 		{"base", func(_ testing.TB, b http.RoundTripper) http.RoundTripper { return b }},
 
+		{"outbound/5-layers", func(_ testing.TB, b http.RoundTripper) http.RoundTripper { return FiveLayers(b, Unlimited) }},
 		{"outbound/stack", func(_ testing.TB, b http.RoundTripper) http.RoundTripper { return Standard(b, Unlimited) }},
-		{"outbound/default-client", func(_ testing.TB, b http.RoundTripper) http.RoundTripper { return DefaultClient(b) }},
+		{"outbound/default", func(_ testing.TB, b http.RoundTripper) http.RoundTripper { return Default(b) }},
+		{"outbound/default-untraced", func(_ testing.TB, b http.RoundTripper) http.RoundTripper { return DefaultClient(b) }},
 		{"outbound/stack+tracing-noop", func(_ testing.TB, b http.RoundTripper) http.RoundTripper {
 			return Traced(b, Unlimited, noopProviders().tracing()...)
 		}},
@@ -107,6 +112,10 @@ func overheadCases() []overheadCase {
 		}},
 		{"outbound/retry", func(_ testing.TB, b http.RoundTripper) http.RoundTripper {
 			return retry.NewTransport(b, retry.WithMaxAttempts(Attempts), retry.WithBackoff(BackoffInitial, BackoffMax))
+		}},
+		{"outbound/hedge", func(_ testing.TB, b http.RoundTripper) http.RoundTripper { return hedge.NewTransport(b) }},
+		{"outbound/header", func(_ testing.TB, b http.RoundTripper) http.RoundTripper {
+			return header.NewTransport(b, header.WithHeader("User-Agent", outbound.DefaultUserAgent))
 		}},
 		{"outbound/circuit", func(_ testing.TB, b http.RoundTripper) http.RoundTripper { return circuit.NewTransport(b) }},
 		{"outbound/ratelimit", func(_ testing.TB, b http.RoundTripper) http.RoundTripper {

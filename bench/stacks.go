@@ -77,9 +77,24 @@ func Traced(base http.RoundTripper, l Limits, opts ...tracing.Option) http.Round
 	return newClient(Config(l, true), base, outbound.WithTracingOptions(opts...))
 }
 
-// DefaultClient is outbound.NewClient(outbound.DefaultConfig()) on base with
-// tracing off: the stack a user gets without choosing anything (it adds the
-// User-Agent header layer and has no token bucket).
+// FiveLayers is the standard stack cut to the five layers of issue 18's
+// overhead target — request ID, budget, retry, circuit breaker, rate and
+// concurrency limits — with DefaultConfig's values: Standard without the
+// hedge layer.
+func FiveLayers(base http.RoundTripper, l Limits) http.RoundTripper {
+	return newClient(Config(l, false), base, outbound.WithoutLayer(outbound.LayerHedge))
+}
+
+// Default is outbound.NewClient(outbound.DefaultConfig()) on base, as is:
+// the stack a user gets without choosing anything — every layer, the
+// User-Agent header, no token bucket, and tracing through the global
+// OpenTelemetry providers, which are the no-op ones in this module (nothing
+// here installs an SDK globally).
+func Default(base http.RoundTripper) http.RoundTripper {
+	return newClient(outbound.DefaultConfig(), base)
+}
+
+// DefaultClient is Default with tracing off (Config.TracingEnabled false).
 func DefaultClient(base http.RoundTripper) http.RoundTripper {
 	cfg := outbound.DefaultConfig()
 	cfg.TracingEnabled = false

@@ -1,9 +1,13 @@
-// Command benchsummary reads `go test -bench` output of the bench module and
-// prints the targets of docs/perf/peers.md as ratios measured in that run:
-// what each stack adds over the bare in-memory base (median ns/op and
-// allocs/op of every run), and the loopback throughput ratio.
+// Command benchsummary reads the output of one `make bench` run of the bench
+// module (`go test -bench` lines, and the paired loopback rounds that
+// TestLoopbackRatio logs) and prints every performance target of issue 18 as
+// a ratio of rows measured in that run, with its verdict:
 //
-//	go run ./cmd/benchsummary results.txt
+//	go run ./cmd/benchsummary results.txt...
+//
+// Times are medians over the run's passes; "adds" is a row minus the bare
+// in-memory base row. With BENCH_ENFORCE_TARGETS=1 it exits with status 1
+// when a target is missed.
 package main
 
 import (
@@ -18,104 +22,199 @@ import (
 
 type sample struct{ ns, allocs []float64 }
 
-var suffix = regexp.MustCompile(`-\d+$`)
+// procs is the -N suffix go test gives a benchmark run with GOMAXPROCS N > 1.
+var procs = regexp.MustCompile(`-(\d+)$`)
+
+// loopbackLine is what TestLoopbackRatio logs for each client and caller count.
+var loopbackLine = regexp.MustCompile(`loopback +(\d+) callers: (\S+) throughput / bare = ([0-9.]+) .*quartiles ([0-9.]+)-([0-9.]+)`)
+
+type results struct {
+	bench    map[string]*sample // name without the -N suffix
+	parallel map[string]*sample // BenchmarkParallel rows by name and GOMAXPROCS ("default@2")
+	loopback map[string][3]float64
+}
+
+func read(paths []string) (*results, error) {
+	r := &results{bench: map[string]*sample{}, parallel: map[string]*sample{}, loopback: map[string][3]float64{}}
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			line := sc.Text()
+			if m := loopbackLine.FindStringSubmatch(line); m != nil {
+				med, _ := strconv.ParseFloat(m[3], 64)
+				q1, _ := strconv.ParseFloat(m[4], 64)
+				q3, _ := strconv.ParseFloat(m[5], 64)
+				r.loopback[m[2]+"@"+m[1]] = [3]float64{med, q1, q3}
+				continue
+			}
+			fields := strings.Fields(line)
+			if len(fields) < 4 || !strings.HasPrefix(fields[0], "Benchmark") {
+				continue
+			}
+			name, n := fields[0], "1"
+			if m := procs.FindStringSubmatch(name); m != nil {
+				name, n = strings.TrimSuffix(name, m[0]), m[1]
+			}
+			dst, key := r.bench, name
+			if strings.HasPrefix(name, "BenchmarkParallel/") {
+				dst, key = r.parallel, strings.TrimPrefix(name, "BenchmarkParallel/")+"@"+n
+			}
+			s := dst[key]
+			if s == nil {
+				s = &sample{}
+				dst[key] = s
+			}
+			for i := 2; i+1 < len(fields); i++ {
+				v, err := strconv.ParseFloat(fields[i], 64)
+				if err != nil {
+					continue
+				}
+				switch fields[i+1] {
+				case "ns/op":
+					s.ns = append(s.ns, v)
+				case "allocs/op":
+					s.allocs = append(s.allocs, v)
+				}
+			}
+		}
+		f.Close()
+		if err := sc.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func median(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+// row returns the median ns/op and allocs/op of a row, if it was measured.
+func row(m map[string]*sample, name string) (ns, allocs float64, ok bool) {
+	s := m[name]
+	if s == nil || len(s.ns) == 0 {
+		return 0, 0, false
+	}
+	if len(s.allocs) > 0 {
+		allocs = median(s.allocs)
+	}
+	return median(s.ns), allocs, true
+}
+
+type summary struct {
+	r      *results
+	missed []string
+	any    bool
+}
+
+func (s *summary) verdict(name string, ok bool) string {
+	s.any = true
+	if ok {
+		return "met"
+	}
+	s.missed = append(s.missed, name)
+	return "NOT MET"
+}
+
+// added returns what overhead row name adds over the base row.
+func (s *summary) added(name string) (ns, allocs float64, ok bool) {
+	bn, ba, ok1 := row(s.r.bench, "BenchmarkOverhead/base")
+	n, a, ok2 := row(s.r.bench, "BenchmarkOverhead/"+name)
+	return n - bn, a - ba, ok1 && ok2
+}
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: benchsummary results.txt")
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: benchsummary results.txt...")
 		os.Exit(2)
 	}
-	f, err := os.Open(os.Args[1])
+	r, err := read(os.Args[1:])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	defer f.Close()
-	res := map[string]*sample{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 4 || !strings.HasPrefix(fields[0], "Benchmark") {
-			continue
-		}
-		name := suffix.ReplaceAllString(fields[0], "")
-		s := res[name]
-		if s == nil {
-			s = &sample{}
-			res[name] = s
-		}
-		for i := 2; i+1 < len(fields); i++ {
-			v, err := strconv.ParseFloat(fields[i], 64)
-			if err != nil {
-				continue
-			}
-			switch fields[i+1] {
-			case "ns/op":
-				s.ns = append(s.ns, v)
-			case "allocs/op":
-				s.allocs = append(s.allocs, v)
-			}
-		}
+	s := &summary{r: r}
+	fmt.Println("Targets of issue 18 (medians of this run; 'adds' = row minus the bare in-memory base):")
+	s.overhead()
+	s.loopbackTargets()
+	s.contention()
+	s.refusals()
+	if !s.any {
+		fmt.Println("  (no target rows in these results)")
 	}
-	med := func(name string, pick func(*sample) []float64) (float64, bool) {
-		s := res[name]
-		if s == nil || len(pick(s)) == 0 {
-			return 0, false
-		}
-		v := slices.Clone(pick(s))
-		slices.Sort(v)
-		return v[len(v)/2], true
+	if len(s.missed) == 0 {
+		fmt.Println("All targets measured in this run are met.")
+		return
 	}
-	ns := func(s *sample) []float64 { return s.ns }
-	al := func(s *sample) []float64 { return s.allocs }
-	// added returns what name adds over the base row: ns and allocs.
-	added := func(name string) (float64, float64, bool) {
-		bn, ok1 := med("BenchmarkOverhead/base", ns)
-		ba, _ := med("BenchmarkOverhead/base", al)
-		n, ok2 := med("BenchmarkOverhead/"+name, ns)
-		a, _ := med("BenchmarkOverhead/"+name, al)
-		return n - bn, a - ba, ok1 && ok2
+	fmt.Printf("Targets not met in this run: %s\n", strings.Join(s.missed, ", "))
+	if os.Getenv("BENCH_ENFORCE_TARGETS") == "1" {
+		os.Exit(1)
 	}
-	verdict := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "NOT MET"
+}
+
+func (s *summary) overhead() {
+	fn, fa, ok1 := s.added("outbound/5-layers")
+	pn, pa, ok2 := s.added("failsafehttp/retry")
+	if ok1 && ok2 {
+		fmt.Printf("  5 layers (requestid, budget, retry, circuit, ratelimit) add %.0f ns, %.0f allocs; failsafehttp retry adds %.0f ns, %.0f allocs\n", fn, fa, pn, pa)
+		fmt.Printf("    time: ratio %.2f (target < 1)  [%s]\n", fn/pn, s.verdict("5-layers time", fn < pn))
+		fmt.Printf("    allocs: %.0f over bare (target <= 8)  [%s]\n", fa, s.verdict("5-layers allocs", fa <= 8))
 	}
-	fmt.Println("Targets (medians of this run; 'adds' = stack minus the bare in-memory base):")
-	if sn, sa, ok := added("outbound/stack"); ok {
-		for _, peer := range []string{"failsafehttp/retry", "retryablehttp/retry"} {
-			pn, pa, ok := added(peer)
+	dn, da, ok1 := s.added("outbound/default")
+	fn, fa, ok2 = s.added("failsafehttp/retry+circuit+bulkhead")
+	if ok1 && ok2 {
+		fmt.Printf("  NewClient(DefaultConfig()) adds %.0f ns, %.0f allocs; failsafehttp retry+circuit+bulkhead adds %.0f ns, %.0f allocs\n", dn, da, fn, fa)
+		fmt.Printf("    time: ratio %.2f (target <= 1.30)  [%s]\n", dn/fn, s.verdict("DefaultConfig vs failsafehttp", dn <= 1.3*fn))
+	}
+}
+
+func (s *summary) loopbackTargets() {
+	for _, c := range []struct {
+		client, label string
+		target        float64
+	}{
+		{"default", "NewClient(DefaultConfig())", 0.90},
+		{"default-untraced", "NewClient(DefaultConfig()), tracing off", 0.95},
+	} {
+		for _, callers := range []string{"1", "64"} {
+			v, ok := s.r.loopback[c.client+"@"+callers]
 			if !ok {
 				continue
 			}
-			cmp := "<"
-			met := sn < pn && sa < pa
-			if peer == "retryablehttp/retry" {
-				cmp, met = "<=", sn <= pn && sa <= pa
-			}
-			fmt.Printf("  outbound/stack adds %.0f ns, %.0f allocs; %s adds %.0f ns, %.0f allocs: time ratio %.2f (target %s 1), allocs %+.0f  [%s]\n",
-				sn, sa, peer, pn, pa, sn/pn, cmp, sa-pa, verdict(met))
+			fmt.Printf("  loopback, %2s callers: %s throughput / bare = %.2f (paired rounds, quartiles %.2f-%.2f; target >= %.2f)  [%s]\n",
+				callers, c.label, v[0], v[1], v[2], c.target, s.verdict("loopback "+c.client+" "+callers, v[0] >= c.target))
 		}
 	}
-	if tn, ta, ok := added("outbound/tracing-noop"); ok {
-		if on, oa, ok := added("otelhttp/noop"); ok {
-			fmt.Printf("  outbound tracing layers (noop) add %.0f ns, %.0f allocs; otelhttp (noop) adds %.0f ns, %.0f allocs: ratio %.2f (target <= 1.10)  [%s]\n",
-				tn, ta, on, oa, tn/on, verdict(tn <= 1.10*on))
+}
+
+func (s *summary) contention() {
+	d1, _, ok1 := row(s.r.parallel, "default@1")
+	d2, _, ok2 := row(s.r.parallel, "default@2")
+	if !ok1 || !ok2 {
+		return
+	}
+	line := fmt.Sprintf("  RunParallel, NewClient(DefaultConfig()): per-call cost at 2 CPUs / at 1 = %.2f (%.0f ns / %.0f ns; target <= 0.60)", d2/d1, d2, d1)
+	if b1, _, ok := row(s.r.parallel, "bare@1"); ok {
+		if b2, _, ok := row(s.r.parallel, "bare@2"); ok {
+			line += fmt.Sprintf("; bare base %.2f, what the machine gave this run", b2/b1)
 		}
 	}
-	for _, callers := range []string{"1", "64"} {
-		bare, ok1 := med("BenchmarkLoopback/bare/callers="+callers, ns)
-		for _, st := range []string{"stack", "stack+tracing-noop"} {
-			s, ok2 := med("BenchmarkLoopback/"+st+"/callers="+callers, ns)
-			if !ok1 || !ok2 {
-				continue
-			}
-			line := fmt.Sprintf("  loopback %s callers: %s throughput / bare = %.2f", callers, st, bare/s)
-			if callers == "64" {
-				line += fmt.Sprintf(" (target >= 0.95)  [%s]", verdict(bare/s >= 0.95))
-			}
-			fmt.Println(line)
+	fmt.Printf("%s  [%s]\n", line, s.verdict("contention", d2/d1 <= 0.6))
+}
+
+func (s *summary) refusals() {
+	for _, c := range []string{"circuit-open", "limit-full", "budget-exhausted"} {
+		n, a, ok := row(s.r.bench, "BenchmarkRefusal/"+c)
+		if !ok {
+			continue
 		}
+		fmt.Printf("  refusal, %s: %.0f ns, %.0f allocs (target <= 300 ns, <= 2 allocs)  [%s]\n",
+			c, n, a, s.verdict("refusal "+c, n <= 300 && a <= 2))
 	}
 }
