@@ -176,8 +176,12 @@ func (c *budgetCtx) String() string { return "budget.context" }
 // budgetOf reports the budget a refusal ran into: the parent's when its
 // deadline was the binding one and is a budget deadline, else ours.
 func (t *Transport) budgetOf(parent context.Context, parentFirst bool) time.Duration {
-	var ee *ExhaustedError
-	if parentFirst && errors.As(context.Cause(parent), &ee) {
+	// errors.AsType, not errors.As: a refusal costs no allocation for the
+	// target pointer.
+	if !parentFirst {
+		return t.cfg.total
+	}
+	if ee, ok := errors.AsType[*ExhaustedError](context.Cause(parent)); ok {
 		return ee.Budget
 	}
 	return t.cfg.total
@@ -186,8 +190,7 @@ func (t *Transport) budgetOf(parent context.Context, parentFirst bool) time.Dura
 // doneBeforeSend is the error for a request whose context was already done.
 func (t *Transport) doneBeforeSend(parent context.Context) error {
 	cause := context.Cause(parent)
-	var ee *ExhaustedError
-	if errors.As(cause, &ee) {
+	if ee, ok := errors.AsType[*ExhaustedError](cause); ok {
 		callctx.Emit(parent, callctx.Event{Kind: callctx.KindBudgetExhausted, Attempt: callctx.Attempt(parent), Reason: "deadline"})
 		return &ExhaustedError{Budget: ee.Budget, Refused: true}
 	}
@@ -203,8 +206,7 @@ func (t *Transport) doneBeforeSend(parent context.Context) error {
 // error that already is one (from an inner layer) is kept. Otherwise err is
 // returned as is, made to match the context's error if the context is done.
 func (t *Transport) attemptErr(ctx context.Context, err error) error {
-	var ee *ExhaustedError
-	if errors.As(err, &ee) && !ee.cause {
+	if ee, ok := errors.AsType[*ExhaustedError](err); ok && !ee.cause {
 		return err // an inner Transport's verdict, already reported
 	}
 	ctxErr := ctx.Err()
@@ -212,7 +214,7 @@ func (t *Transport) attemptErr(ctx context.Context, err error) error {
 		return err
 	}
 	cause := context.Cause(ctx)
-	if errors.As(cause, &ee) {
+	if ee, ok := errors.AsType[*ExhaustedError](cause); ok {
 		callctx.Emit(ctx, callctx.Event{Kind: callctx.KindBudgetExhausted, Attempt: callctx.Attempt(ctx), Reason: "deadline"})
 		if err == cause {
 			err = nil // net/http returns the cause itself: nothing to add

@@ -428,3 +428,22 @@ func TestExhaustedMessageSaysItOnce(t *testing.T) {
 		t.Fatalf("Error() = %q; want %q", got, want)
 	}
 }
+
+// A refusal costs one allocation, its *ExhaustedError (issue 18: a local
+// refusal is cheap), whether the binding deadline is ours or the caller's.
+func TestRefusalAllocatesOnlyItsError(t *testing.T) {
+	rt := NewTransport(contracttest.RoundTripFunc(func(*http.Request) (*http.Response, error) {
+		t.Fatal("refused request sent")
+		return nil, nil
+	}), WithTotal(2*time.Hour), WithMinRemaining(time.Hour))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	req := httptest.NewRequestWithContext(ctx, "GET", "http://a.test/", nil)
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := rt.RoundTrip(req); !errors.Is(err, ErrExhausted) {
+			t.Fatalf("RoundTrip error %v; want ErrExhausted", err)
+		}
+	}); n > 1 {
+		t.Errorf("a refusal allocates %v times; want 1", n)
+	}
+}
