@@ -14,6 +14,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/outboundhttp/outbound/transport/hedge"
 	"github.com/outboundhttp/outbound/transport/tracing"
 )
 
@@ -61,12 +62,13 @@ func readBody(t *testing.T, resp *http.Response) {
 	}
 }
 
-// TestNewClientHedgesByDefault: the standard stack as DefaultConfig builds
-// it learns the upstream's latency and, once it knows it, answers a call
-// whose first attempt hangs with the hedge's response; the first attempt is
-// canceled. The hedge layer sits just below retry, so it spends the retry
-// layer's budget: the attempt span says "hedge" and the hedge metrics count it.
-func TestNewClientHedgesByDefault(t *testing.T) {
+// TestNewClientHedgeQuantile: the standard stack with hedging turned on as
+// docs/hedge.md says (HedgeDelay = hedge.DefaultMinDelay, the quantile's
+// floor, and DefaultConfig's HedgeQuantile) learns the upstream's latency
+// and, once it knows it, answers a call whose first attempt hangs with the
+// hedge's response; the first attempt is canceled. The attempt span says
+// "hedge" and the hedge metrics count it.
+func TestNewClientHedgeQuantile(t *testing.T) {
 	const warm = 40 // more than hedge.DefaultMinSamples
 	up := &straggling{slow: warm + 1, canceled: make(chan struct{})}
 	srv := httptest.NewServer(up)
@@ -77,7 +79,9 @@ func TestNewClientHedgesByDefault(t *testing.T) {
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	defer tp.Shutdown(context.Background())
 	defer mp.Shutdown(context.Background())
-	c := newTestClient(t, DefaultConfig(), WithTracingOptions(tracing.WithTracerProvider(tp), tracing.WithMeterProvider(mp)))
+	cfg := DefaultConfig()
+	cfg.HedgeDelay = hedge.DefaultMinDelay
+	c := newTestClient(t, cfg, WithTracingOptions(tracing.WithTracerProvider(tp), tracing.WithMeterProvider(mp)))
 
 	for range warm {
 		hedgeCall(t, c, srv.URL)
@@ -131,14 +135,14 @@ func TestNewClientHedgesByDefault(t *testing.T) {
 	}
 }
 
-// TestNewClientHedgeDelayZeroTurnsHedgingOff: with HedgeDelay 0 the stack
-// has no hedge layer: a hanging first attempt runs into the call's deadline.
-func TestNewClientHedgeDelayZeroTurnsHedgingOff(t *testing.T) {
-	cfg := fastConfig()
-	cfg.HedgeDelay = 0
-	if l := cfg.layers(nil); l[LayerHedge] != nil {
-		t.Fatal("HedgeDelay 0 built a hedge layer")
+// TestNewClientHedgeLayer: DefaultConfig (HedgeDelay 0) builds no hedge
+// layer (the choice docs/hedge.md explains); a HedgeDelay does, just below
+// the retry layer, with nothing in between, so the two share one budget.
+func TestNewClientHedgeLayer(t *testing.T) {
+	if l := DefaultConfig().layers(nil); l[LayerHedge] != nil {
+		t.Fatal("DefaultConfig built a hedge layer")
 	}
+	cfg := fastConfig()
 	cfg.HedgeDelay, cfg.HedgeQuantile = 20*time.Millisecond, 0
 	if l := cfg.layers(nil); l[LayerHedge] == nil {
 		t.Fatal("a fixed HedgeDelay built no hedge layer")

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/outboundhttp/outbound"
+	"github.com/outboundhttp/outbound/transport/hedge"
 	"github.com/outboundhttp/outbound/transport/tracing"
 )
 
@@ -14,9 +15,19 @@ import (
 // total per call and its telemetry going to the providers in tp (none: the
 // global, no-op, ones); keys turns IdempotencyKeys on.
 func outboundClient(total time.Duration, tp []tracing.Option, keys bool) (*http.Client, error) {
+	return newOutboundClient(total, tp, keys, false)
+}
+
+// newOutboundClient is outboundClient; hedged turns on hedging after the
+// upstream's p95 latency (HedgeDelay = hedge.DefaultMinDelay, the floor, and
+// HedgeQuantile = hedge.DefaultQuantile), which DefaultConfig leaves off.
+func newOutboundClient(total time.Duration, tp []tracing.Option, keys, hedged bool) (*http.Client, error) {
 	cfg := outbound.DefaultConfig()
 	cfg.TotalBudget = total
 	cfg.IdempotencyKeys = keys
+	if hedged {
+		cfg.HedgeDelay, cfg.HedgeQuantile = hedge.DefaultMinDelay, hedge.DefaultQuantile
+	}
 	hc, err := outbound.NewClient(cfg, outbound.WithTracingOptions(tp...))
 	if err != nil {
 		return nil, fmt.Errorf("-budget %v: %w", total, err)
@@ -26,7 +37,7 @@ func outboundClient(total time.Duration, tp []tracing.Option, keys bool) (*http.
 
 // outboundCaller is outbound's standard stack as a caller.
 func outboundCaller(e clientEnv) (caller, error) {
-	hc, err := outboundClient(e.budget, e.tracing, e.idempotencyKeys)
+	hc, err := newOutboundClient(e.budget, e.tracing, e.idempotencyKeys, e.hedge)
 	if err != nil {
 		return caller{}, err
 	}
