@@ -41,10 +41,11 @@ const (
 	SDKRetries Setting = iota
 	// OutboundRetries turns the SDK's retries off (aws.NopRetryer) and keeps
 	// outbound's retry layer: one policy, outbound's retry budget and
-	// hedges, but only idempotent methods are retried (S3's POST operations,
-	// DeleteObjects or CompleteMultipartUpload, are not), S3 error codes in
-	// the body are not seen, and resends carry the first attempt's signature
-	// and amz-sdk-request header.
+	// hedges, but no request with a body is retried (smithy-go sets no
+	// GetBody, and outbound never buffers a body it cannot rewind: a
+	// PutObject after a 503 fails), nor a POST (DeleteObjects,
+	// CompleteMultipartUpload), S3 error codes in the body are not seen, and
+	// resends carry the first attempt's signature and amz-sdk-request header.
 	OutboundRetries
 	// Naive keeps both retry layers: attempts multiply. Do not use.
 	Naive

@@ -288,3 +288,33 @@ func TestAttemptsPerCall(t *testing.T) {
 		t.Errorf("outage: naive %.1f, recommended %.1f attempts per call; want naive >= 2x recommended, recommended <= 3", n, s)
 	}
 }
+
+// TestOnlyTheSDKRetriesUploads: smithy-go builds requests without GetBody,
+// so outbound's retry layer, which never buffers a body it cannot rewind,
+// does not resend a PutObject after a 503; the SDK's retryer, which rewinds
+// its own body and signs again, does. One reason SDKRetries is the
+// recommended setting.
+func TestOnlyTheSDKRetriesUploads(t *testing.T) {
+	for _, tt := range []struct {
+		set     awsexample.Setting
+		wantErr bool
+	}{
+		{awsexample.SDKRetries, false},
+		{awsexample.OutboundRetries, true},
+	} {
+		t.Run(tt.set.String(), func(t *testing.T) {
+			srv := newS3Server(t)
+			faulty := chaos.NewTransport(base.New(), chaos.WithFaults(chaos.Status(http.StatusServiceUnavailable).Times(1)))
+			c := newS3(t, srv, outbound.DefaultConfig(), tt.set, awsexample.Options{ClientOptions: []outbound.ClientOption{outbound.WithBase(faulty)}})
+			ctx, cancel := ctxFor(10 * time.Second)
+			defer cancel()
+			err := put(ctx, c, "upload", "body")
+			if (err != nil) != tt.wantErr {
+				t.Errorf("PutObject after one 503: %v; want error %v", err, tt.wantErr)
+			}
+			if n := faulty.Stats().Requests; n != map[bool]int{false: 2, true: 1}[tt.wantErr] {
+				t.Errorf("%d requests sent", n)
+			}
+		})
+	}
+}
