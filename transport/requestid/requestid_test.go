@@ -18,13 +18,10 @@ import (
 
 	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/contracttest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // seen is what a fake base observed for one request.
 type seen struct {
@@ -58,7 +55,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 // last attempt discarded).
 func retrying(n int) func(http.RoundTripper) http.RoundTripper {
 	return func(next http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		return contracttest.RoundTripFunc(func(req *http.Request) (*http.Response, error) {
 			var resp *http.Response
 			var err error
 			for i := range n {
@@ -190,7 +187,7 @@ func TestCallerRequestNotModified(t *testing.T) {
 			// got must not reach the caller's. When the caller set the
 			// header, the header map is passed on as is (the inner layer
 			// must not modify it, per the RoundTripper contract).
-			inner := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			inner := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 				if tc.header == "" {
 					r.Header.Add("Accept", "c")
 					r.Header.Set("X-Inner", "1")
@@ -218,7 +215,7 @@ func TestCallerRequestNotModified(t *testing.T) {
 
 func TestHeaderCopyKeepsOtherHeaders(t *testing.T) {
 	var got http.Header
-	inner := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	inner := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		got = r.Header
 		return &http.Response{StatusCode: 200, Body: http.NoBody}, nil
 	})
@@ -301,7 +298,7 @@ func TestUUIDv7Generator(t *testing.T) {
 
 func TestErrorAndResponsePassThrough(t *testing.T) {
 	wantErr := errors.New("boom")
-	rt := NewTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	rt := NewTransport(contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		body.CloseRequest(r)
 		return nil, wantErr
 	}))

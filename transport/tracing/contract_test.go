@@ -74,7 +74,7 @@ func TestContract(t *testing.T) {
 func TestTraceparentOnCopy(t *testing.T) {
 	te := newTelemetry(t)
 	var seen http.Header
-	rt := bothLayers(te, roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	rt := bothLayers(te, contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		seen = r.Header.Clone()
 		return response(r, 200, ""), nil
 	}))
@@ -98,7 +98,7 @@ func TestCanceledErrorType(t *testing.T) {
 	te := newTelemetry(t)
 	type ctxKey struct{}
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "v"))
-	rt := bothLayers(te, roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	rt := bothLayers(te, contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		if r.Context().Value(ctxKey{}) != "v" {
 			t.Error("caller's context values lost")
 		}

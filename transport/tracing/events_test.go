@@ -10,6 +10,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/contracttest"
 )
 
 // TestEventsToMetrics emits every event kind the concern packages report, as
@@ -29,14 +30,14 @@ func TestEventsToMetrics(t *testing.T) {
 		{Kind: callctx.KindBudgetExhausted, Attempt: 2},
 	}
 	emitter := func(next http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		return contracttest.RoundTripFunc(func(req *http.Request) (*http.Response, error) {
 			for _, ev := range events {
 				callctx.Emit(req.Context(), ev)
 			}
 			return next.RoundTrip(req)
 		})
 	}
-	rt := chain(roundTripFunc(func(r *http.Request) (*http.Response, error) { return response(r, 429, ""), nil }),
+	rt := chain(contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) { return response(r, 429, ""), nil }),
 		Middleware(te.opts()...), emitter)
 	req, _ := http.NewRequest("POST", "https://api.example.com/v1/orders", nil)
 	resp, err := rt.RoundTrip(req)
@@ -126,11 +127,11 @@ func TestCircuitObserver(t *testing.T) {
 func TestRequestIDFromBelow(t *testing.T) {
 	te := newTelemetry(t)
 	setID := func(next http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		return contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 			return next.RoundTrip(r.WithContext(callctx.WithRequestID(r.Context(), "late-id")))
 		})
 	}
-	rt := chain(roundTripFunc(func(r *http.Request) (*http.Response, error) { return response(r, 200, ""), nil }),
+	rt := chain(contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) { return response(r, 200, ""), nil }),
 		Middleware(te.opts()...), setID, AttemptMiddleware(te.opts()...))
 	req, _ := http.NewRequestWithContext(context.Background(), "GET", "http://h/", nil)
 	resp, err := rt.RoundTrip(req)

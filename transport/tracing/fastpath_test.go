@@ -12,6 +12,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/contracttest"
 )
 
 func ok200(r *http.Request) (*http.Response, error) { return response(r, 200, ""), nil }
@@ -24,7 +25,7 @@ func TestNoopProvidersPropagateParent(t *testing.T) {
 	opts := []Option{WithTracerProvider(tracenoop.NewTracerProvider()), WithMeterProvider(metricnoop.NewMeterProvider()),
 		WithPropagators(propagation.TraceContext{})}
 	var got string
-	rt := chain(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	rt := chain(contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		got = r.Header.Get("Traceparent")
 		return ok200(r)
 	}), Middleware(opts...), testRetry(2, nil), AttemptMiddleware(opts...))
@@ -65,7 +66,7 @@ func TestMetricsWithoutTraces(t *testing.T) {
 func TestTracesWithoutMetricsAndDefaults(t *testing.T) {
 	te := newTelemetry(t)
 	opts := []Option{WithTracerProvider(te.tp), WithMeterProvider(metricnoop.NewMeterProvider())}
-	rt := chain(roundTripFunc(ok200), Middleware(opts...), AttemptMiddleware())
+	rt := chain(contracttest.RoundTripFunc(ok200), Middleware(opts...), AttemptMiddleware())
 	ctx := callctx.WithRequestID(context.Background(), "x")
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://h/", nil)
 	resp, err := rt.RoundTrip(req)
@@ -78,7 +79,7 @@ func TestTracesWithoutMetricsAndDefaults(t *testing.T) {
 	if n := len(te.spans.Ended()); n != 2 {
 		t.Errorf("spans = %d; want 2", n)
 	}
-	rt = chain(roundTripFunc(ok200), Middleware(), AttemptMiddleware())
+	rt = chain(contracttest.RoundTripFunc(ok200), Middleware(), AttemptMiddleware())
 	resp, err = rt.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)

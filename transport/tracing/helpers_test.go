@@ -17,13 +17,10 @@ import (
 
 	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/contracttest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // telemetry is an SDK tracer and meter provider with in-memory readers.
 type telemetry struct {
@@ -142,7 +139,7 @@ func response(req *http.Request, code int, b string) *http.Response {
 // reason the previous attempt failed. It does not sleep.
 func testRetry(maxAttempts int, delay func(n int) time.Duration) func(http.RoundTripper) http.RoundTripper {
 	return func(next http.RoundTripper) http.RoundTripper {
-		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		return contracttest.RoundTripFunc(func(req *http.Request) (*http.Response, error) {
 			for n := 0; ; n++ {
 				ctx := callctx.WithAttempt(req.Context(), n)
 				resp, err := next.RoundTrip(req.WithContext(ctx))

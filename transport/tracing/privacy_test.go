@@ -10,6 +10,8 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
+	"github.com/outboundhttp/outbound/internal/contracttest"
 )
 
 const secretURL = "https://alice:hunter2@api.example.com/v1/items?api_key=SECRETKEY&page=77#TOKENFRAG"
@@ -57,8 +59,8 @@ func TestPrivacy(t *testing.T) {
 		name string
 		base http.RoundTripper
 	}{
-		{"response", roundTripFunc(func(r *http.Request) (*http.Response, error) { return response(r, 200, "x"), nil })},
-		{"error quoting the URL", roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		{"response", contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) { return response(r, 200, "x"), nil })},
+		{"error quoting the URL", contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("proxy refused %s: %w", r.URL, errors.New("boom"))
 		})},
 	} {
@@ -97,7 +99,7 @@ func TestPrivacy(t *testing.T) {
 
 func TestKeepQuery(t *testing.T) {
 	te := newTelemetry(t)
-	rt := NewAttemptTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) { return response(r, 200, ""), nil }),
+	rt := NewAttemptTransport(contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) { return response(r, 200, ""), nil }),
 		te.opts(WithRedactQuery(false))...)
 	resp, err := rt.RoundTrip(secretRequest(t))
 	if err != nil {

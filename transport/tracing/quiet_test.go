@@ -12,6 +12,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/outboundhttp/outbound/internal/contracttest"
 )
 
 var remoteParent = trace.NewSpanContext(trace.SpanContextConfig{
@@ -25,7 +27,7 @@ func sentTraceparent(t *testing.T, ctx context.Context, opts ...Option) (string,
 	var got string
 	var same bool
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://h/", nil)
-	rt := NewAttemptTransport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	rt := NewAttemptTransport(contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		got, same = r.Header.Get("Traceparent"), r == req
 		return ok200(r)
 	}), opts...)
@@ -91,7 +93,7 @@ func TestQuietSendsWhatOtelhttpSends(t *testing.T) {
 func TestQuietHandsOverToOtelhttp(t *testing.T) {
 	te := newTelemetry(t)
 	// Metrics on, traces off: otelhttp's duration is recorded.
-	rt := NewAttemptTransport(roundTripFunc(ok200), WithTracerProvider(tracenoop.NewTracerProvider()), WithMeterProvider(te.mp))
+	rt := NewAttemptTransport(contracttest.RoundTripFunc(ok200), WithTracerProvider(tracenoop.NewTracerProvider()), WithMeterProvider(te.mp))
 	req, _ := http.NewRequest("GET", "http://h/", nil)
 	resp, err := rt.RoundTrip(req)
 	if err != nil {
@@ -105,7 +107,7 @@ func TestQuietHandsOverToOtelhttp(t *testing.T) {
 	// Traces on, over a base that is itself an otelhttp.Transport: the
 	// handover is one-shot, so the inner otelhttp starts its own span, a
 	// child of the attempt span.
-	inner := otelhttp.NewTransport(roundTripFunc(ok200), otelhttp.WithTracerProvider(te.tp), otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()))
+	inner := otelhttp.NewTransport(contracttest.RoundTripFunc(ok200), otelhttp.WithTracerProvider(te.tp), otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()))
 	rt = NewAttemptTransport(inner, te.opts()...)
 	resp, err = rt.RoundTrip(req)
 	if err != nil {
@@ -132,7 +134,7 @@ func TestQuietHandsOverToOtelhttp(t *testing.T) {
 
 	// Two attempt layers: the inner one does not take the outer one's span.
 	te = newTelemetry(t)
-	rt = NewAttemptTransport(NewAttemptTransport(roundTripFunc(ok200), te.opts()...), te.opts()...)
+	rt = NewAttemptTransport(NewAttemptTransport(contracttest.RoundTripFunc(ok200), te.opts()...), te.opts()...)
 	resp, err = rt.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
@@ -147,7 +149,7 @@ func TestQuietHandsOverToOtelhttp(t *testing.T) {
 // trace context: nothing to inject), against otelhttp's 18.
 func TestQuietAllocations(t *testing.T) {
 	resp := response(nil, 200, "")
-	rt := NewAttemptTransport(roundTripFunc(func(*http.Request) (*http.Response, error) { return resp, nil }),
+	rt := NewAttemptTransport(contracttest.RoundTripFunc(func(*http.Request) (*http.Response, error) { return resp, nil }),
 		WithTracerProvider(tracenoop.NewTracerProvider()), WithMeterProvider(metricnoop.NewMeterProvider()),
 		WithPropagators(propagation.TraceContext{}))
 	req, _ := http.NewRequest("GET", "http://h/", nil)

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"reflect"
 	"testing"
+
+	"github.com/outboundhttp/outbound/internal/contracttest"
 )
 
 // TestAttemptSpanRateLimitFields: the attempt span carries what the
@@ -34,7 +36,7 @@ func TestAttemptSpanRateLimitFields(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			te := newTelemetry(t)
-			rt := NewAttemptTransport(roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			rt := NewAttemptTransport(contracttest.RoundTripFunc(func(req *http.Request) (*http.Response, error) {
 				resp := response(req, http.StatusTooManyRequests, "")
 				resp.Header = tt.h
 				return resp, nil

@@ -18,12 +18,13 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/contracttest"
 )
 
 // flaky answers 503 for the first fails calls, then 200 "ok".
 func flaky(fails int) (http.RoundTripper, *atomic.Int32) {
 	var calls atomic.Int32
-	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+	return contracttest.RoundTripFunc(func(req *http.Request) (*http.Response, error) {
 		if int(calls.Add(1)) <= fails {
 			return response(req, 503, "busy"), nil
 		}
@@ -168,7 +169,7 @@ func TestRetriedCall(t *testing.T) {
 
 func TestSpanNameWithoutRoute(t *testing.T) {
 	te := newTelemetry(t)
-	rt := chain(roundTripFunc(func(r *http.Request) (*http.Response, error) { return response(r, 200, ""), nil }),
+	rt := chain(contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) { return response(r, 200, ""), nil }),
 		Middleware(te.opts()...), AttemptMiddleware(te.opts()...))
 	for _, m := range []string{"GET", "POST", "PURGE"} {
 		req, _ := http.NewRequest(m, "http://h/x/1", nil)
@@ -201,7 +202,7 @@ func TestSpansEndWithBody(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			te := newTelemetry(t)
-			rt := chain(roundTripFunc(func(r *http.Request) (*http.Response, error) { return response(r, 200, "payload"), nil }),
+			rt := chain(contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) { return response(r, 200, "payload"), nil }),
 				Middleware(te.opts()...), AttemptMiddleware(te.opts()...))
 			req, _ := http.NewRequest("GET", "http://h/", nil)
 			resp, err := rt.RoundTrip(req)
@@ -231,7 +232,7 @@ func TestSpansEndWithBody(t *testing.T) {
 func TestErrorEndsSpans(t *testing.T) {
 	te := newTelemetry(t)
 	boom := errors.New("dial tcp: connection refused")
-	rt := chain(roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, boom }),
+	rt := chain(contracttest.RoundTripFunc(func(*http.Request) (*http.Response, error) { return nil, boom }),
 		Middleware(te.opts()...), AttemptMiddleware(te.opts()...))
 	req, _ := http.NewRequest("GET", "http://h/", nil)
 	resp, err := rt.RoundTrip(req)
