@@ -15,13 +15,6 @@ import (
 	"github.com/outboundhttp/outbound/transport/requestid"
 )
 
-// soonCtx is a context whose deadline is always 1 ms away: the budget layer
-// refuses every request sent with it (less than DefaultMinRemaining left),
-// however long the benchmark runs.
-type soonCtx struct{ context.Context }
-
-func (soonCtx) Deadline() (time.Time, bool) { return time.Now().Add(time.Millisecond), true }
-
 // refusalCase is a layer in the state in which it refuses a call locally,
 // and the request it refuses.
 type refusalCase struct {
@@ -64,8 +57,12 @@ func refusalCases() []refusalCase {
 			return rt, req
 		}, ratelimit.ErrLimited},
 		{"budget-exhausted", func(tb testing.TB) (http.RoundTripper, *http.Request) {
-			rt := budget.NewTransport(newMemBase(), budget.WithTotal(TotalBudget))
-			return rt, stackRequest(tb, soonCtx{context.Background()})
+			// Less left (the caller's hour) than the least worth sending
+			// with: scaled up from DefaultMinRemaining's 10 ms so that no
+			// pause of a loaded machine between two clock reads can let a
+			// request through.
+			rt := budget.NewTransport(newMemBase(), budget.WithTotal(3*time.Hour), budget.WithMinRemaining(2*time.Hour))
+			return rt, stackRequest(tb, far)
 		}, budget.ErrExhausted},
 	}
 }
@@ -79,11 +76,13 @@ func BenchmarkRefusal(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			rt, req := c.build(b)
 			b.ReportAllocs()
+			cpu := startCPU()
 			for b.Loop() {
 				if _, err := rt.RoundTrip(req); err == nil {
 					b.Fatal("not refused")
 				}
 			}
+			cpu.report(b)
 		})
 	}
 }
