@@ -21,7 +21,7 @@ test:
 	@bash scripts/check-module-graph.sh
 
 demo:
-	@if [ -d cmd/outbound-chaos ]; then cd cmd/outbound-chaos && $(GO) run .; else $(GO) test -count=1 -run Example -v ./... | grep -E '^(=== RUN|--- |ok|FAIL)'; fi
+	@if [ -d cmd/outbound-chaos ]; then cd cmd/outbound-chaos && $(GO) run . -html ../../scorecard.html; else $(GO) test -count=1 -run Example -v ./... | grep -E '^(=== RUN|--- |ok|FAIL)'; fi
 
 bench:
 	@bash scripts/bench.sh

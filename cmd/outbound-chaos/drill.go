@@ -95,6 +95,9 @@ type Result struct {
 	// Answers counts the upstream's answers by status or fault ("200",
 	// "503", "reset", "hang", "canceled").
 	Answers map[string]int `json:"upstream_answers"`
+	// latencies are the calls' latencies, sorted, for the -html and -png
+	// charts (not in the -json output, which keeps its percentiles).
+	latencies []time.Duration
 }
 
 // runDrill plays sc against a fresh set of chaos Servers with the client cs
@@ -211,6 +214,7 @@ func score(client string, calls []callResult, servers []*chaos.Server, budget ti
 	res.P99MS = ms(percentile(lat, 0.99))
 	res.P999MS = ms(percentile(lat, 0.999))
 	res.MaxMS = ms(percentile(lat, 1))
+	res.latencies = lat
 	return res
 }
 

@@ -68,6 +68,7 @@ type options struct {
 	sequential  bool
 	clients     string
 	overload    overload
+	html, png   string // -html FILE, -png DIR
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -84,6 +85,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.trace, "trace", false, "print the span tree of one retried call of outbound's stack")
 	fs.BoolVar(&o.sequential, "sequential", false, "run the scenarios one after another instead of side by side")
 	fs.StringVar(&o.clients, "clients", "all", "clients to compare: all, or a comma-separated list of bare, retryablehttp, article, outbound")
+	fs.StringVar(&o.html, "html", "", "also write the scorecard as one self-contained HTML `file` with a chart per drill")
+	fs.StringVar(&o.png, "png", "", "also write one PNG chart per drill into `dir`")
 	def := defaultOverload()
 	fs.IntVar(&o.overload.workers, "overload-workers", def.workers, "overload: workers of the upstream, each working one request at a time")
 	fs.DurationVar(&o.overload.work, "overload-work", def.work, "overload: time a worker takes per request (capacity = workers / work)")
@@ -261,6 +264,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
+	if err := writeReports(o, rep); err != nil {
+		tel.close()
+		return err
+	}
 	if o.json {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
