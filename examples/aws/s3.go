@@ -34,7 +34,9 @@ type Setting int
 
 const (
 	// SDKRetries keeps the SDK's standard retryer and drops outbound's retry
-	// and hedge layers. Recommended. A hedge is an extra request the SDK's
+	// and hedge layers (hedging is off by default; dropping the layer keeps
+	// it off where HEDGE_DELAY is set). Recommended. A hedge is an extra
+	// request the SDK's
 	// retry quota and attempt header know nothing of, spending a budget of
 	// its own (up to 20 % more requests, each one billed); put LayerHedge
 	// back with outbound.WithLayer to hedge GETs for their tail latency.

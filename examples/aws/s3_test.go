@@ -243,9 +243,9 @@ func attempts(t *testing.T, set awsexample.Setting, cfg outbound.Config, o awsex
 // TestAttemptsPerCall measures the double-retry trap. Under 10 % transient
 // 503s every setting makes about 1/(1-0.1) ≈ 1.11 attempts per call for its
 // retries (the inner layer's first retry almost always succeeds), plus, where
-// the hedge layer stays, the hedges it sends when an attempt is slower than
-// usual (timing-dependent on a loaded loopback); the recommended setting must
-// stay at or below 1.15. In an outage the naive setting multiplies the two
+// the hedge layer stays and hedging is turned on, the hedges it sends when an
+// attempt is slower than usual; the recommended setting must stay at or below
+// 1.15. In an outage the naive setting multiplies the two
 // retry layers' attempts.
 func TestAttemptsPerCall(t *testing.T) {
 	settings := []awsexample.Setting{awsexample.SDKRetries, awsexample.OutboundRetries, awsexample.Naive}
