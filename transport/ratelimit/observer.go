@@ -23,7 +23,9 @@ type Observer struct {
 	// is done: the next RoundTripper failed, or the caller closed the
 	// response body or read it to EOF.
 	InFlight func(ctx context.Context, key string, delta int)
-	// Pushback is called when a 429 or 503 response paused key for d.
+	// Pushback is called when a response paused key for d: a 429 or 503
+	// with Retry-After or a reset field, or any response whose RateLimit
+	// field says a quota is spent (r=0).
 	Pushback func(ctx context.Context, key string, d time.Duration)
 	// Fallback is called when a shared Limiter could not reach its shared
 	// state and decided locally (Result.Fallback); err is the cause.

@@ -199,7 +199,8 @@ func WithQueueTimeout(d time.Duration) Option {
 }
 
 // WithMaxPushback caps how long a 429 or 503 response with Retry-After
-// (RFC 9110 §10.2.3) or RateLimit-Reset may pause its key; a server asking
+// (RFC 9110 §10.2.3) or RateLimit-Reset, or a response whose RateLimit field
+// says a quota is spent, may pause its key; a server asking
 // for an hour of quiet gets d. Default 30 s. 0 turns server pushback off. It
 // panics if d < 0.
 func WithMaxPushback(d time.Duration) Option {

@@ -69,7 +69,8 @@ type keyState struct {
 
 // NewTransport returns a Transport that limits requests before passing them
 // to next; a nil next means http.DefaultTransport. Without options it only
-// honours server pushback (429/503 with Retry-After or RateLimit-Reset). It
+// honours server pushback (429/503 with Retry-After or RateLimit-Reset, a
+// spent RateLimit quota on any response). It
 // panics on invalid options (see each WithX).
 func NewTransport(next http.RoundTripper, opts ...Option) *Transport {
 	return newTransport(next, newConfig(opts))
@@ -153,8 +154,20 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) && t.cfg.maxPushback > 0 {
-		t.notePushback(ctx, key, st, resp.Header)
+	if t.cfg.maxPushback > 0 {
+		switch resp.StatusCode {
+		case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+			t.notePushback(ctx, key, st, resp.Header)
+		default:
+			// A success may say the quota is spent: RateLimit r=0 asks the
+			// client not to send again before t (draft-ietf-httpapi-
+			// ratelimit-headers-11 §5: a client SHOULD NOT exceed the
+			// remaining quota). Retry-After means nothing on a 2xx
+			// (RFC 9110 §10.2.3), so only the RateLimit field counts here.
+			if d, ok := pushback.RateLimitDelay(resp.Header); ok {
+				t.pause(ctx, key, st, d)
+			}
+		}
 	}
 	if tracked {
 		handedOff = true
@@ -270,16 +283,23 @@ func (t *Transport) waitPushback(ctx context.Context, key string, st *keyState) 
 	}
 }
 
-// notePushback pauses key until the time a 429 or 503 response asks for,
-// capped by WithMaxPushback; a later pause never shortens an earlier one.
+// notePushback pauses key for as long as a 429 or 503 response asks.
 func (t *Transport) notePushback(ctx context.Context, key string, st *keyState, h http.Header) {
-	now := time.Now()
-	d, ok := pushback.Delay(h, now)
-	if !ok || d <= 0 {
+	d, ok := pushback.Delay(h, time.Now())
+	if !ok {
+		return
+	}
+	t.pause(ctx, key, st, d)
+}
+
+// pause keeps key paused for d from now, capped by WithMaxPushback; a later
+// pause never shortens an earlier one.
+func (t *Transport) pause(ctx context.Context, key string, st *keyState, d time.Duration) {
+	if d <= 0 {
 		return
 	}
 	d = min(d, t.cfg.maxPushback)
-	until := now.Add(d).UnixNano()
+	until := time.Now().Add(d).UnixNano()
 	for {
 		old := st.pausedUntil.Load()
 		if old >= until {

@@ -523,6 +523,10 @@ func TestPushbackPausesKey(t *testing.T) {
 	}
 }
 
+// TestPushbackCappedAndOnlyFor429And503: Retry-After and the reset fields
+// pause a key only on 429 and 503; the RateLimit field's spent quota (r=0)
+// pauses it on any status, since a success may say the next request will be
+// refused.
 func TestPushbackCappedAndOnlyFor429And503(t *testing.T) {
 	// Each subtest's bubble first moves its clock to epoch, so the table
 	// can hold an HTTP date relative to it.
@@ -543,6 +547,13 @@ func TestPushbackCappedAndOnlyFor429And503(t *testing.T) {
 		{500, "Retry-After", "2", nil, 0},
 		{429, "Retry-After", "soon", nil, 0},
 		{200, "Retry-After", "2", nil, 0},
+		{200, "RateLimit-Reset", "2", nil, 0},
+		{200, "RateLimit", `"default";r=0;t=2`, nil, 2 * time.Second},
+		{200, "RateLimit", `"default";r=3;t=2`, nil, 0},
+		{204, "RateLimit", `"burst";r=5;t=1, "daily";r=0;t=40`, nil, 30 * time.Second},
+		{200, "RateLimit", `"default";r=0;t=2`, []Option{WithMaxPushback(0)}, 0},
+		{200, "RateLimit", `default;r=0;t=2`, nil, 0},
+		{503, "RateLimit", `"default";r=0;t=4`, nil, 4 * time.Second},
 	} {
 		t.Run(fmt.Sprintf("%d_%s_%s", tc.status, tc.header, tc.value), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
