@@ -92,7 +92,9 @@ func TestCanceledLoserIsNoBreakerFailure(t *testing.T) {
 		})
 		var changes []string
 		cb := circuit.NewTransport(f, circuit.WithMinRequests(5), circuit.WithFailureRatio(0.2),
-			circuit.WithOnStateChange(func(_ string, from, to circuit.State) { changes = append(changes, from.String()+"->"+to.String()) }))
+			circuit.WithObserver(circuit.Observer{StateChange: func(_ string, from, to circuit.State) {
+				changes = append(changes, from.String()+"->"+to.String())
+			}}))
 		rt := hedge.NewTransport(cb, hedge.WithDelay(delay), hedge.WithBudget(1, 10*time.Second, 0))
 		for range 50 {
 			resp, err := rt.RoundTrip(get(t, context.Background()))

@@ -80,11 +80,11 @@ func TestSharedBudgetWithRetry(t *testing.T) {
 		// A floor of 3 resends per 10 s and no ratio: 3 in all.
 		var refused []string
 		rt := retry.NewTransport(h, retry.WithRetryBudget(0, 10*time.Second, 0.3),
-			retry.WithOnRetry(func(i retry.RetryInfo) {
+			retry.WithObserver(retry.Observer{Retry: func(_ context.Context, i retry.RetryInfo) {
 				if i.Refused != "" {
 					refused = append(refused, i.Refused)
 				}
-			}))
+			}}))
 		for n := range 7 {
 			resp, err := rt.RoundTrip(callNumbered(t, n))
 			if err != nil {

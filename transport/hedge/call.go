@@ -23,9 +23,16 @@ type call struct {
 	budget callctx.Withdrawer
 	start  time.Time
 	delay  time.Duration
+	pool   bool // the timer may come from, and go back to, the Transport's pool
+
+	// The first attempt's request, context and body wrapper live here, so
+	// that the fast path allocates the call and nothing else (first.go).
+	req1 http.Request
+	fctx firstCtx
+	fb   firstWriterBody
 
 	mu         sync.Mutex
-	timer      *time.Timer // sends the next hedge
+	tm         *hedgeTimer // sends the next hedge
 	first      attempt
 	hedges     []*attempt
 	inflight   int
@@ -41,7 +48,7 @@ type call struct {
 type attempt struct {
 	n        int
 	ctx      context.Context
-	cancel   context.CancelFunc
+	cancel   context.CancelFunc // a hedge's; the first attempt's context is call.fctx
 	start    time.Time
 	resp     *http.Response // when it won, or is c.failed
 	finished bool
@@ -51,13 +58,16 @@ type attempt struct {
 // the first hedge running, and returns the call's outcome.
 func (c *call) run() (*http.Response, error) {
 	a := &c.first
-	a.ctx, a.cancel = context.WithCancel(c.parent)
+	c.fctx.parent = c.parent
+	a.ctx = &c.fctx
 	a.start = c.start
+	// The copy of WithContext's result does not escape: no allocation.
+	c.req1 = *c.req.WithContext(a.ctx)
 	c.mu.Lock()
 	c.inflight = 1
-	c.timer = time.AfterFunc(c.delay, c.hedge)
+	c.tm = c.t.arm(c, c.delay, c.pool)
 	c.mu.Unlock()
-	resp, err := c.t.next.RoundTrip(c.req.WithContext(a.ctx))
+	resp, err := c.t.next.RoundTrip(&c.req1)
 	resp, err = body.Checked(resp, err, "hedge")
 	c.report(a, resp, err)
 	return c.outcome()
@@ -101,7 +111,7 @@ func (c *call) hedge() {
 		c.done = make(chan struct{})
 	}
 	if len(c.hedges) < c.t.cfg.maxHedges {
-		c.timer.Reset(c.delay)
+		c.tm.t.Reset(c.delay)
 	}
 	c.mu.Unlock()
 	callctx.Emit(c.parent, callctx.Event{Kind: callctx.KindHedge, Attempt: a.n, Delay: now.Sub(c.start), Key: c.key})
@@ -154,7 +164,7 @@ func (c *call) report(a *attempt, resp *http.Response, err error) {
 		// Too late: another attempt won, or the caller left.
 		c.mu.Unlock()
 		discard(resp)
-		a.cancel()
+		c.abort(a)
 		return
 	case wins(resp, err):
 		a.resp = resp
@@ -180,11 +190,11 @@ func (c *call) report(a *attempt, resp *http.Response, err error) {
 	c.mu.Unlock()
 
 	for _, l := range losers {
-		l.cancel() // context.Canceled: not an overload signal below
+		c.abort(l) // context.Canceled: not an overload signal below
 	}
 	if drop != nil {
 		discard(drop.resp) // drained while its context lives, so the connection is reused
-		drop.cancel()
+		c.abort(drop)
 	}
 	if won && hedged {
 		reason := "hedge"
@@ -195,10 +205,19 @@ func (c *call) report(a *attempt, resp *http.Response, err error) {
 	}
 }
 
+// abort cancels attempt a's context.
+func (c *call) abort(a *attempt) {
+	if a.n == 0 {
+		c.fctx.abort()
+		return
+	}
+	a.cancel()
+}
+
 // decide ends the call: nothing more is sent. c.mu is held.
 func (c *call) decide() {
 	c.decided = true
-	c.timer.Stop()
+	c.t.disarm(c.tm, len(c.hedges) > 0)
 	if c.done != nil {
 		close(c.done)
 	}
@@ -260,7 +279,7 @@ func (c *call) outcome() (*http.Response, error) {
 			c.mu.Unlock()
 			if held != nil {
 				discard(held.resp)
-				held.cancel()
+				c.abort(held)
 			}
 			return nil, ctxErr(c.parent)
 		}
@@ -274,7 +293,11 @@ func (c *call) outcome() (*http.Response, error) {
 	if w == nil {
 		return nil, err
 	}
-	body.OnDone(w.resp, w.cancel)
+	if w.n == 0 {
+		c.handOut(w.resp)
+	} else {
+		body.OnDone(w.resp, w.cancel)
+	}
 	return w.resp, nil
 }
 

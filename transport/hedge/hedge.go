@@ -25,6 +25,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/outboundhttp/outbound/internal/body"
@@ -73,6 +74,7 @@ type Transport struct {
 	cfg    config
 	states *keyed.Map[*state]
 	keys   upstream.Cache // default keys, when WithKey is not used
+	timers sync.Pool      // *hedgeTimer of calls that sent no hedge (first.go)
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -181,7 +183,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return resp, err
 	}
-	c := &call{t: t, req: req, parent: ctx, key: key, lat: s.lat, budget: bud, start: start, delay: delay}
+	c := &call{t: t, req: req, parent: ctx, key: key, lat: s.lat, budget: bud, start: start, delay: delay, pool: !inBubble(start)}
 	return c.run()
 }
 

@@ -1,0 +1,200 @@
+package hedge
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The fast path, an armed call whose first attempt answers before the
+// delay, costs one allocation: the call itself, which holds the first
+// attempt's request copy, its context (firstCtx) and its body wrapper
+// (firstBody); the timer that would send the hedge comes from a pool
+// (hedgeTimer). What a hedge needs is allocated only when one is sent.
+
+// firstCtx is the context of a call's first attempt: the caller's context,
+// made cancelable (context.WithCancel) only when something needs it to be —
+// a layer below that waits on Done (net/http's Transport does), a hedge that
+// won and cancels the first attempt, a child context — so that a first
+// attempt nobody waits on costs nothing. Deadline and values are the
+// caller's; once made, everything is the cancelable context's, so
+// context.Cause and child contexts see it as a standard one.
+type firstCtx struct {
+	parent context.Context
+	made   atomic.Bool // ctx and cancel are set
+	mu     sync.Mutex
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   bool // released: a context made from now on is canceled at once
+}
+
+var _ context.Context = (*firstCtx)(nil)
+
+// get returns the cancelable context, making it the first time.
+func (f *firstCtx) get() context.Context {
+	if f.made.Load() {
+		return f.ctx
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.made.Load() {
+		f.ctx, f.cancel = context.WithCancel(f.parent)
+		if f.done {
+			f.cancel()
+		}
+		f.made.Store(true)
+	}
+	return f.ctx
+}
+
+// Deadline returns the caller's deadline.
+func (f *firstCtx) Deadline() (time.Time, bool) { return f.parent.Deadline() }
+
+// Done returns the channel closed when the caller's context ends or the
+// attempt is canceled.
+func (f *firstCtx) Done() <-chan struct{} { return f.get().Done() }
+
+// Err returns the context's error: the caller's while the cancelable
+// context is not made (nothing can have canceled it).
+func (f *firstCtx) Err() error {
+	if f.made.Load() {
+		return f.ctx.Err()
+	}
+	return f.parent.Err()
+}
+
+// Value returns the caller's values (and, once made, the cancelable
+// context's own, which context.Cause looks up).
+func (f *firstCtx) Value(key any) any {
+	if f.made.Load() {
+		return f.ctx.Value(key)
+	}
+	return f.parent.Value(key)
+}
+
+func (f *firstCtx) String() string { return "hedge: first attempt context" }
+
+// abort cancels the attempt (another attempt won, or it is thrown away):
+// the layers below see context.Canceled.
+func (f *firstCtx) abort() {
+	f.get()
+	f.cancel()
+}
+
+// release ends the context of an attempt whose response was handed out,
+// when its body is closed or read to the end: canceled if it was made (so
+// nothing stays registered with the caller's context), and canceled at once
+// if something makes it later.
+func (f *firstCtx) release() {
+	f.mu.Lock()
+	f.done = true
+	made := f.made.Load()
+	f.mu.Unlock()
+	if made {
+		f.cancel()
+	}
+}
+
+// firstBody wraps the body of the response of a first attempt that is handed
+// to the caller, to release its context on Close or at the end of the body,
+// never while the caller reads (internal/body.OnDone does the same for
+// hedges; this one lives in the call, so it costs no allocation).
+type firstBody struct {
+	rc       io.ReadCloser
+	released atomic.Bool
+	c        *call
+}
+
+func (b *firstBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if err != nil {
+		b.release()
+	}
+	return n, err
+}
+
+func (b *firstBody) Close() error {
+	err := b.rc.Close()
+	b.release()
+	return err
+}
+
+func (b *firstBody) release() {
+	if b.released.CompareAndSwap(false, true) {
+		b.c.fctx.release()
+	}
+}
+
+// firstWriterBody is firstBody for a 101 Switching Protocols body, which
+// keeps io.Writer.
+type firstWriterBody struct{ firstBody }
+
+func (b *firstWriterBody) Write(p []byte) (int, error) { return b.rc.(io.Writer).Write(p) }
+
+// handOut wraps the body of resp, the first attempt's response, which the
+// caller gets, so that its context is released when the caller is done.
+func (c *call) handOut(resp *http.Response) {
+	rc := resp.Body
+	if rc == nil || rc == http.NoBody {
+		resp.Body = http.NoBody
+		c.fctx.release()
+		return
+	}
+	c.fb.rc, c.fb.c = rc, c
+	if _, ok := rc.(io.ReadWriteCloser); ok {
+		resp.Body = &c.fb
+		return
+	}
+	resp.Body = &c.fb.firstBody
+}
+
+// hedgeTimer sends the hedges of call c when it fires. Timers of calls that
+// sent no hedge go back to the Transport's pool and serve the next call
+// (Reset instead of time.AfterFunc's two allocations). A timer made inside a
+// testing/synctest bubble belongs to it (stopping or resetting it from
+// outside is a fatal error), so such timers are never pooled, and the pool
+// is not used inside a bubble.
+type hedgeTimer struct {
+	t      *time.Timer
+	c      atomic.Pointer[call]
+	pooled bool
+}
+
+func (h *hedgeTimer) fire() {
+	if c := h.c.Load(); c != nil {
+		c.hedge()
+	}
+}
+
+// inBubble reports whether now, just read from time.Now, was read inside a
+// testing/synctest bubble: the runtime gives a bubble's times no monotonic
+// clock reading (runtime/time.go), and every time read outside one has it.
+// TestPooledTimerAndBubbles fails, rather than the process, if that changes.
+func inBubble(now time.Time) bool { return now == now.Round(0) }
+
+// arm returns a timer that calls c.hedge after d.
+func (t *Transport) arm(c *call, d time.Duration, pool bool) *hedgeTimer {
+	if pool {
+		if h, _ := t.timers.Get().(*hedgeTimer); h != nil {
+			h.c.Store(c)
+			h.t.Reset(d)
+			return h
+		}
+	}
+	h := &hedgeTimer{pooled: pool}
+	h.c.Store(c)
+	h.t = time.AfterFunc(d, h.fire)
+	return h
+}
+
+// disarm stops h and gives it back to the pool when it did not fire and
+// sent no hedge, so no goroutine can still be using it.
+func (t *Transport) disarm(h *hedgeTimer, hedged bool) {
+	if h.t.Stop() && h.pooled && !hedged {
+		h.c.Store(nil)
+		t.timers.Put(h)
+	}
+}

@@ -1,0 +1,194 @@
+package hedge_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/outboundhttp/outbound/transport/hedge"
+)
+
+type ctxKey struct{}
+
+// TestFirstAttemptContext: the first attempt's context, which the layer makes
+// cancelable only when something asks (first.go), is the caller's in every
+// way a layer below can see: its values and deadline, Done when the caller
+// gives up, a child context that follows it; and, when the hedge wins, it is
+// canceled with context.Canceled as its cause, and a child made from it is
+// canceled too.
+func TestFirstAttemptContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		parent, cancel := context.WithTimeout(context.WithValue(context.Background(), ctxKey{}, "v"), time.Minute)
+		defer cancel()
+		wantDL, _ := parent.Deadline()
+		type seenCtx struct {
+			ctx, child context.Context
+		}
+		seen := make(chan seenCtx, 2)
+		f := newFake(func(i int, r *http.Request) answer {
+			ctx := r.Context()
+			if ctx.Value(ctxKey{}) != "v" {
+				t.Errorf("attempt %d: value %v; want the caller's", i, ctx.Value(ctxKey{}))
+			}
+			if dl, ok := ctx.Deadline(); !ok || !dl.Equal(wantDL) {
+				t.Errorf("attempt %d: deadline %v %v; want the caller's %v", i, dl, ok, wantDL)
+			}
+			if ctx.Err() != nil {
+				t.Errorf("attempt %d: context ended before it was sent: %v", i, ctx.Err())
+			}
+			child, stop := context.WithCancel(ctx)
+			t.Cleanup(stop)
+			seen <- seenCtx{ctx, child}
+			if i == 0 {
+				return answer{d: time.Hour, status: 200} // the hedge wins
+			}
+			return answer{d: time.Millisecond, status: 200}
+		})
+		rt := hedge.NewTransport(f, hedge.WithDelay(delay))
+		resp, err := rt.RoundTrip(get(t, parent))
+		if err != nil {
+			t.Fatal(err)
+		}
+		readAll(t, resp)
+		synctest.Wait()
+		first := <-seen
+		for _, c := range []context.Context{first.ctx, first.child} {
+			if !errors.Is(c.Err(), context.Canceled) || !errors.Is(context.Cause(c), context.Canceled) {
+				t.Errorf("losing first attempt: Err %v, Cause %v; want context.Canceled", c.Err(), context.Cause(c))
+			}
+			select {
+			case <-c.Done():
+			default:
+				t.Error("losing first attempt: Done not closed")
+			}
+		}
+		if parent.Err() != nil {
+			t.Errorf("the caller's context ended: %v", parent.Err())
+		}
+	})
+}
+
+// TestFirstAttemptContextFollowsCaller: when the caller gives up, the first
+// attempt's context is done with the caller's error and cause, whether or
+// not a layer below had asked for Done before.
+func TestFirstAttemptContextFollowsCaller(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cause := errors.New("caller left")
+		for _, early := range []bool{true, false} {
+			parent, cancel := context.WithCancelCause(context.Background())
+			got := make(chan error, 1)
+			f := newFake(func(int, *http.Request) answer { return answer{status: 200} })
+			rt := hedge.NewTransport(nextFunc(func(r *http.Request) (*http.Response, error) {
+				ctx := r.Context()
+				if early {
+					<-ctx.Done()
+				} else {
+					cancel(cause)
+				}
+				got <- context.Cause(ctx)
+				if !early {
+					<-ctx.Done()
+				}
+				return f.RoundTrip(r)
+			}), hedge.WithDelay(time.Hour))
+			if early {
+				time.AfterFunc(delay, func() { cancel(cause) })
+			}
+			resp, err := rt.RoundTrip(get(t, parent))
+			if err == nil {
+				readAll(t, resp)
+			}
+			if c := <-got; !errors.Is(c, cause) {
+				t.Errorf("Done asked early %v: cause %v; want the caller's", early, c)
+			}
+			cancel(nil)
+		}
+	})
+}
+
+// TestWinnerContextReleasedOnClose: the first attempt's context, when its
+// response wins, lives while the caller reads the body and ends when the
+// body is closed (DESIGN.md: never while the caller reads).
+func TestWinnerContextReleasedOnClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(func(int, *http.Request) answer { return answer{status: 200} })
+		rt := hedge.NewTransport(f, hedge.WithDelay(time.Hour))
+		resp, err := rt.RoundTrip(get(t, context.Background()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := f.seen()[0].ctx
+		if ctx.Err() != nil {
+			t.Fatalf("context ended before the body was read: %v", ctx.Err())
+		}
+		readAll(t, resp)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+			t.Fatal("context of the winning first attempt lives after the body was read and closed")
+		}
+	})
+}
+
+// TestPooledTimerAndBubbles: the Transport keeps the timers of calls that
+// sent no hedge for the next call, but never lets a timer made inside a
+// testing/synctest bubble out of it, nor one made outside into it (either is
+// a fatal error of the runtime, not a test failure). One Transport serves
+// calls outside, inside two bubbles, and outside again; inside, its hedges
+// still go at the bubble's time.
+func TestPooledTimerAndBubbles(t *testing.T) {
+	slowFirst := func(i int, _ *http.Request) answer {
+		if i%2 == 0 {
+			return answer{d: time.Hour, status: 200}
+		}
+		return answer{status: 200}
+	}
+	var script = func(i int, r *http.Request) answer { return answer{status: 200} }
+	f := newFake(func(i int, r *http.Request) answer { return script(i, r) })
+	rt := hedge.NewTransport(f, hedge.WithDelay(delay))
+	outside := func() {
+		script = func(int, *http.Request) answer { return answer{status: 200} }
+		for range 50 {
+			resp, err := rt.RoundTrip(get(t, context.Background()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(t, resp)
+		}
+	}
+	outside()
+	for range 2 {
+		synctest.Test(t, func(t *testing.T) {
+			f.setScript(func(i int, r *http.Request) answer { return answer{status: 200} })
+			for range 20 {
+				resp, err := rt.RoundTrip(get(t, context.Background()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				readAll(t, resp)
+			}
+			n := len(f.seen())
+			f.setScript(func(i int, r *http.Request) answer { return slowFirst(i-n, r) })
+			start := time.Now()
+			resp, err := rt.RoundTrip(get(t, context.Background()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(t, resp)
+			if d := time.Since(start); d != delay {
+				t.Errorf("hedged call inside a bubble took %v; want the hedge's answer at %v", d, delay)
+			}
+			synctest.Wait()
+		})
+		f.setScript(func(i int, r *http.Request) answer { return script(i, r) })
+		outside()
+	}
+}
+
+// nextFunc adapts a function to http.RoundTripper.
+type nextFunc func(*http.Request) (*http.Response, error)
+
+func (f nextFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
