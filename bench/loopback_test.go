@@ -86,6 +86,7 @@ func BenchmarkLoopback(b *testing.B) {
 				}
 				b.ReportAllocs()
 				b.ResetTimer()
+				cpu := startCPU() // client and server: both run in this process
 				if callers == 1 {
 					for b.Loop() {
 						if err := loopbackCall(c, srv.URL); err != nil {
@@ -104,6 +105,7 @@ func BenchmarkLoopback(b *testing.B) {
 						}
 					})
 				}
+				cpu.report(b)
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 			})
 		}
