@@ -78,7 +78,7 @@ func (q *quiet) roundTrip(req *http.Request, next http.RoundTripper, slow *otelh
 	ctx := req.Context()
 	sctx, span := q.tracer.Start(ctx, spanName(req, q.names), clientKind...)
 	if span.IsRecording() || q.duration.Inst().Enabled(ctx) || q.bodySize.Inst().Enabled(ctx) {
-		return slow.RoundTrip(req.WithContext(context.WithValue(sctx, startedKey{}, &started{span: span})))
+		return slow.RoundTrip(req.WithContext(&started{Context: sctx, span: span}))
 	}
 	span.End()
 	r := req
@@ -128,13 +128,24 @@ func (c *lazyCarrier) Keys() []string { return propagation.HeaderCarrier(c.heade
 // started, for attemptTracer.Start to take instead of starting another.
 type startedKey struct{}
 
-// started is a span handed from quiet to otelhttp. taken makes the handoff
-// one-shot: a second otelhttp layer below (in the caller's base transport)
-// starts its own span as it would without quiet.
+// started is the context of an attempt whose span is handed from quiet to
+// otelhttp (one allocation: the context is the marker). taken makes the
+// handoff one-shot: a second attempt layer below starts its own span as it
+// would without quiet.
 type started struct {
+	context.Context
 	span  trace.Span
 	taken bool // set by the one goroutine that runs the attempt
 }
+
+func (s *started) Value(k any) any {
+	if k == (startedKey{}) {
+		return s
+	}
+	return s.Context.Value(k)
+}
+
+func (s *started) String() string { return "tracing.startedAttempt" }
 
 // takeStarted returns the span quiet started for this attempt, once.
 func takeStarted(ctx context.Context) (trace.Span, bool) {
