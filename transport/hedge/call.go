@@ -23,7 +23,9 @@ type call struct {
 	budget callctx.Withdrawer
 	start  time.Time
 	delay  time.Duration
+	armed  bool // a hedge may be sent (else the call only records its latency)
 	pool   bool // the timer may come from, and go back to, the Transport's pool
+	s      *state
 
 	// The first attempt's request, context and body wrapper live here, so
 	// that the fast path allocates the call and nothing else (first.go).
@@ -32,7 +34,8 @@ type call struct {
 	fb   firstWriterBody
 
 	mu         sync.Mutex
-	tm         *hedgeTimer // sends the next hedge
+	tm         *hedgeTimer // sends the next hedge; nil until the first attempt leaves when s.wire
+	wireAt     time.Time   // when the first attempt left the client (GetConn), if known
 	first      attempt
 	hedges     []*attempt
 	inflight   int
@@ -63,11 +66,16 @@ func (c *call) run() (*http.Response, error) {
 	a.start = c.start
 	// The copy of WithContext's result does not escape: no allocation.
 	c.req1 = *c.req.WithContext(a.ctx)
+	h := c.t.hook(c)
+	c.fctx.hook.Store(h)
 	c.mu.Lock()
 	c.inflight = 1
-	c.tm = c.t.arm(c, c.delay, c.pool)
+	if c.armed && !c.s.wire.Load() {
+		c.tm = c.t.arm(c, c.delay, c.pool) // else at GetConn (onWire)
+	}
 	c.mu.Unlock()
 	resp, err := c.t.next.RoundTrip(&c.req1)
+	c.t.unhook(c, h)
 	resp, err = body.Checked(resp, err, "hedge")
 	c.report(a, resp, err)
 	return c.outcome()
@@ -217,7 +225,9 @@ func (c *call) abort(a *attempt) {
 // decide ends the call: nothing more is sent. c.mu is held.
 func (c *call) decide() {
 	c.decided = true
-	c.t.disarm(c.tm, len(c.hedges) > 0)
+	if c.tm != nil {
+		c.t.disarm(c.tm, len(c.hedges) > 0)
+	}
 	if c.done != nil {
 		close(c.done)
 	}
@@ -247,9 +257,17 @@ func (c *call) sample(a *attempt, now time.Time) {
 	if c.lat == nil {
 		return
 	}
+	first := c.start
+	if !c.wireAt.IsZero() {
+		first = c.wireAt // time spent waiting in the client is not the upstream's
+	}
+	if a.n == 0 {
+		c.lat.observe(now, now.Sub(first))
+		return
+	}
 	c.lat.observe(now, now.Sub(a.start))
-	if a.n > 0 && !c.first.finished {
-		c.lat.observe(now, now.Sub(c.start))
+	if !c.first.finished {
+		c.lat.observe(now, now.Sub(first))
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,7 @@ type firstCtx struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   bool // released: a context made from now on is canceled at once
+	hook   atomic.Pointer[wireHook]
 }
 
 var _ context.Context = (*firstCtx)(nil)
@@ -67,8 +69,12 @@ func (f *firstCtx) Err() error {
 }
 
 // Value returns the caller's values (and, once made, the cancelable
-// context's own, which context.Cause looks up).
+// context's own, which context.Cause looks up), and for httptrace's key the
+// call's wireHook.
 func (f *firstCtx) Value(key any) any {
+	if h := f.hook.Load(); h != nil && isTraceKey(key) {
+		return f.trace(h, key)
+	}
 	if f.made.Load() {
 		return f.ctx.Value(key)
 	}
@@ -196,5 +202,106 @@ func (t *Transport) disarm(h *hedgeTimer, hedged bool) {
 	if h.t.Stop() && h.pooled && !hedged {
 		h.c.Store(nil)
 		t.timers.Put(h)
+	}
+}
+
+// The delay counts from when the first attempt leaves the client, not from
+// when it entered the layers below: an attempt that waits below for a
+// Retry-After pause or a concurrency slot (transport/ratelimit) is not slow,
+// and a hedge sent then would only wait beside it, spending the retry
+// budget (the 429-burst drill) or lengthening the queue (the overload drill).
+// The first attempt's context carries an httptrace.ClientTrace whose GetConn
+// net/http's Transport (and x/net's HTTP/2 Transport) calls when the request
+// is about to be sent. Once an upstream's attempts are seen to report it
+// (state.wire), its calls arm the hedge timer at GetConn instead of at once,
+// and the latency they record starts there too. Below a RoundTripper that
+// never reports GetConn (a test double, a custom transport), nothing changes:
+// the delay counts from the start of the call.
+
+// traceProbe answers traceSentinel for httptrace's context key and nil for
+// any other, which is how firstCtx.Value recognizes that key (unexported in
+// net/http/httptrace) using nothing but its documented behaviour.
+var (
+	traceSentinel = &httptrace.ClientTrace{}
+	traceProbe    = httptrace.WithClientTrace(context.Background(), traceSentinel)
+)
+
+func isTraceKey(key any) bool { return traceProbe.Value(key) == any(traceSentinel) }
+
+// wireHook is the ClientTrace of one call's first attempt. Hooks are pooled
+// by the Transport (the trace and its bound GetConn would cost two
+// allocations per call); one goes back to the pool when its attempt's
+// RoundTrip has returned, after which net/http calls GetConn no more.
+type wireHook struct {
+	trace    httptrace.ClientTrace
+	c        atomic.Pointer[call]
+	composed *httptrace.ClientTrace // with the caller's own trace, when it has one
+}
+
+func (h *wireHook) getConn(string) {
+	if c := h.c.Load(); c != nil {
+		c.onWire(time.Now())
+	}
+}
+
+// hook returns a wireHook for c's first attempt.
+func (t *Transport) hook(c *call) *wireHook {
+	h, _ := t.hooks.Get().(*wireHook)
+	if h == nil {
+		h = &wireHook{}
+		h.trace.GetConn = h.getConn
+	}
+	h.composed = nil
+	h.c.Store(c)
+	return h
+}
+
+// unhook gives h back once c's first attempt has returned.
+func (t *Transport) unhook(c *call, h *wireHook) {
+	c.fctx.hook.Store(nil)
+	h.c.Store(nil)
+	t.hooks.Put(h)
+}
+
+// trace returns the ClientTrace the first attempt's context answers with
+// for httptrace's key: the hook's, composed with the caller's own trace when
+// there is one (made once per call; a caller's trace is rare). The caller's
+// DNS and connect hooks keep reaching it through its own context.
+func (f *firstCtx) trace(h *wireHook, key any) any {
+	outer, _ := f.parent.Value(key).(*httptrace.ClientTrace)
+	if outer == nil {
+		return &h.trace
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if h.composed == nil {
+		ours := new(httptrace.ClientTrace)
+		*ours = h.trace
+		httptrace.WithClientTrace(f.parent, ours) // composes ours with outer: ours first
+		h.composed = ours
+	}
+	return h.composed
+}
+
+// onWire records that c's first attempt is leaving the client at now: the
+// upstream reports GetConn from now on, the latency of the attempt starts
+// here, and the hedge timer, if it was not armed yet (or has not fired),
+// runs its delay from here.
+func (c *call) onWire(now time.Time) {
+	if !c.s.wire.Load() {
+		c.s.wire.Store(true)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.wireAt.IsZero() || c.decided {
+		return
+	}
+	c.wireAt = now
+	switch {
+	case !c.armed:
+	case c.tm == nil:
+		c.tm = c.t.arm(c, c.delay, c.pool)
+	case len(c.hedges) == 0 && c.tm.t.Stop():
+		c.tm.t.Reset(c.delay)
 	}
 }

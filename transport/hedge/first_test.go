@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptrace"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -192,3 +194,113 @@ func TestPooledTimerAndBubbles(t *testing.T) {
 type nextFunc func(*http.Request) (*http.Response, error)
 
 func (f nextFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// wireNext is a next RoundTripper that, as net/http's Transport does, calls
+// the context's httptrace GetConn when the request leaves the client: after
+// wait(i), a wait of the client's own (a rate limit, a queue), then answers
+// through f.
+func wireNext(f *fake, wait func(i int) time.Duration) nextFunc {
+	var mu sync.Mutex
+	n := 0
+	return func(r *http.Request) (*http.Response, error) {
+		mu.Lock()
+		i := n
+		n++
+		mu.Unlock()
+		if d := wait(i); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-r.Context().Done():
+				return nil, context.Cause(r.Context())
+			}
+		}
+		if tr := httptrace.ContextClientTrace(r.Context()); tr != nil && tr.GetConn != nil {
+			tr.GetConn("api.test:80")
+		}
+		return f.RoundTrip(r)
+	}
+}
+
+// TestDelayCountsFromTheWire: once the attempts to an upstream report
+// httptrace's GetConn, the delay counts from there: a first attempt that
+// waits in the client (below the hedge layer) longer than the delay gets no
+// hedge, and one that is slow on the wire gets one a delay after it left;
+// the latency recorded is the wire's. The caller's own ClientTrace still
+// gets its GetConn.
+func TestDelayCountsFromTheWire(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var local time.Duration
+		f := newFake(func(i int, r *http.Request) answer { return answer{status: 200} })
+		rt := hedge.NewTransport(wireNext(f, func(int) time.Duration { return local }), hedge.WithDelay(delay))
+		call := func(ctx context.Context) time.Duration {
+			start := time.Now()
+			resp, err := rt.RoundTrip(get(t, ctx))
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(t, resp)
+			return time.Since(start)
+		}
+		call(context.Background()) // learns that the upstream reports GetConn
+
+		// Waits 5 delays in the client, then answers at once: no hedge.
+		local = 5 * delay
+		n := len(f.seen())
+		if d := call(context.Background()); d != 5*delay {
+			t.Errorf("call took %v; want the local wait, %v", d, 5*delay)
+		}
+		if got := len(f.seen()) - n; got != 1 {
+			t.Errorf("%d requests for a call that waited in the client; want 1, no hedge", got)
+		}
+
+		// Leaves at once, slow on the wire: hedged a delay after it left,
+		// and the caller's own trace sees its GetConn.
+		local = 0
+		f.setScript(func(i int, r *http.Request) answer {
+			if i == n+1 {
+				return answer{d: time.Hour, status: 200}
+			}
+			return answer{status: 200}
+		})
+		var mu sync.Mutex
+		got := 0 // the hedge's context is the caller's too: its GetConn counts
+		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{GetConn: func(string) {
+			mu.Lock()
+			got++
+			mu.Unlock()
+		}})
+		if d := call(ctx); d != delay {
+			t.Errorf("call slow on the wire took %v; want the hedge's answer at %v", d, delay)
+		}
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if got != 2 {
+			t.Errorf("the caller's ClientTrace got %d GetConn; want 2, the first attempt's and the hedge's", got)
+		}
+	})
+}
+
+// TestDelayCountsFromTheWireQuantile: with the quantile, waits in the
+// client are not latencies of the upstream: attempts that wait 50 ms in
+// the client and take 5 ms on the wire give a delay of about 5 ms.
+func TestDelayCountsFromTheWireQuantile(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(func(int, *http.Request) answer { return answer{d: 5 * time.Millisecond, status: 200} })
+		rt := hedge.NewTransport(wireNext(f, func(int) time.Duration { return 50 * time.Millisecond }))
+		for range 100 {
+			resp, err := rt.RoundTrip(get(t, context.Background()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(t, resp)
+		}
+		d, ok := rt.Delay("http://api.test:80")
+		if !ok || d < 5*time.Millisecond || d > 6*time.Millisecond {
+			t.Errorf("Delay = %v, %v; want about 5ms, the wire's latency", d, ok)
+		}
+		if n := len(f.seen()); n != 100 {
+			t.Errorf("%d requests for 100 calls; want no hedge", n)
+		}
+	})
+}

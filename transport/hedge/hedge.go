@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/outboundhttp/outbound/internal/body"
@@ -75,6 +76,7 @@ type Transport struct {
 	states *keyed.Map[*state]
 	keys   upstream.Cache // default keys, when WithKey is not used
 	timers sync.Pool      // *hedgeTimer of calls that sent no hedge (first.go)
+	hooks  sync.Pool      // *wireHook, the ClientTrace of first attempts (first.go)
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -83,6 +85,10 @@ var _ http.RoundTripper = (*Transport)(nil)
 type state struct {
 	lat *latency            // nil with a fixed delay
 	own *retrybudget.Budget // used when no retry layer above shares its budget
+	// wire is set once an attempt to the upstream reported, through
+	// httptrace's GetConn, when it left the client: from then on hedge
+	// delays count from there (first.go).
+	wire atomic.Bool
 }
 
 // NewTransport returns a Transport that sends attempts through next (nil
@@ -174,16 +180,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if dl, has := ctx.Deadline(); ok && has && !start.Add(delay).Before(dl) {
 		ok = false // a hedge could not be sent before the deadline
 	}
-	if !ok {
+	if !ok && s.lat == nil {
 		resp, err := t.next.RoundTrip(req)
-		resp, err = body.Checked(resp, err, "hedge")
-		if s.lat != nil && wins(resp, err) {
-			now := time.Now()
-			s.lat.observe(now, now.Sub(start))
-		}
-		return resp, err
+		return body.Checked(resp, err, "hedge")
 	}
-	c := &call{t: t, req: req, parent: ctx, key: key, lat: s.lat, budget: bud, start: start, delay: delay, pool: !inBubble(start)}
+	// Not armed (!ok): no hedge, but a latency to record, from when the
+	// attempt leaves the client, as for an armed call.
+	c := &call{t: t, req: req, parent: ctx, key: key, lat: s.lat, budget: bud, start: start, delay: delay,
+		armed: ok, pool: !inBubble(start), s: s}
 	return c.run()
 }
 
