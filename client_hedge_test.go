@@ -170,3 +170,39 @@ func TestNewClientFixedHedgeDelay(t *testing.T) {
 		t.Fatal("the losing first attempt was not canceled")
 	}
 }
+
+// TestNewClientNoHedgeForLocalWait: a call that waits in the stack's rate
+// limiter longer than the hedge delay is not hedged: the delay counts from
+// when the attempt leaves the client (net/http's GetConn), so the hedge
+// layer sends nothing while its attempt waits for a token below it.
+func TestNewClientNoHedgeForLocalWait(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	defer srv.Close()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+	cfg := fastConfig()
+	cfg.TracingEnabled = true
+	cfg.RatePerSecond, cfg.RateBurst = 5, 1 // the second call waits about 200 ms for its token
+	cfg.HedgeDelay, cfg.HedgeQuantile = 20*time.Millisecond, 0
+	c := newTestClient(t, cfg, WithTracingOptions(tracing.WithMeterProvider(mp)))
+	hedgeCall(t, c, srv.URL)
+	if d := hedgeCall(t, c, srv.URL); d < 100*time.Millisecond {
+		t.Fatalf("second call took %v; want it to wait for the rate limit", d)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if d, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == tracing.MetricHedges {
+				for _, p := range d.DataPoints {
+					if p.Value != 0 {
+						t.Errorf("%d hedges sent for calls that waited in the client; want none", p.Value)
+					}
+				}
+			}
+		}
+	}
+}
