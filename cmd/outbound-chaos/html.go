@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -107,8 +108,8 @@ type drillCharts struct {
 func chartsFor(sc ScenarioResult, budget time.Duration, pal palette) drillCharts {
 	lat, legend := latencyPlot(sc, budget, pal)
 	return drillCharts{
-		success: barPlot(sc, pal, "success", "% of calls", func(r Result) float64 { return 100 * r.SuccessRate }, "%.1f%%"),
-		load:    barPlot(sc, pal, "upstream requests per call", "requests / call", func(r Result) float64 { return r.RequestsPerCall }, "%.2f"),
+		success: barPlot(sc, pal, "success", "% of calls", func(r Result) float64 { return 100 * r.SuccessRate }, "%.1f%%", 100),
+		load:    barPlot(sc, pal, "upstream requests per call", "requests / call", func(r Result) float64 { return r.RequestsPerCall }, "%.2f", 1),
 		latency: lat, legend: legend,
 	}
 }
@@ -127,8 +128,9 @@ func newPlot() *plot.Plot {
 }
 
 // barPlot has one bar per client, in the client's colour, with its value
-// written above it.
-func barPlot(sc ScenarioResult, pal palette, title, ylabel string, value func(Result) float64, format string) *plot.Plot {
+// written above it. The value axis reaches at least floor (100 for a
+// percentage, so a drill where nothing succeeds still reads as 0 of 100).
+func barPlot(sc ScenarioResult, pal palette, title, ylabel string, value func(Result) float64, format string, floor float64) *plot.Plot {
 	p := newPlot()
 	p.Title.Text = title
 	p.Y.Label.Text = ylabel
@@ -161,9 +163,8 @@ func barPlot(sc ScenarioResult, pal palette, title, ylabel string, value func(Re
 			p.Add(lb)
 		}
 	}
-	// Room above the tallest bar for its label; a drill where every value
-	// is 0 (no success under a full outage) still gets an axis.
-	p.Y.Max = math.Max(top*1.18, 1)
+	// Room above the tallest bar for its label.
+	p.Y.Max = math.Max(top, floor) * 1.18
 	if len(names) > 0 {
 		p.NominalX(names...)
 		// Half a bar slot of margin each side, so the outer labels fit.
@@ -181,27 +182,28 @@ func shortName(client string) string {
 	return client
 }
 
-// minLatencyMS is the left end of the log latency axis: a loopback call
+// minLatencyMS is the bottom of the log latency axis: a loopback call
 // takes tens of microseconds, and a log axis cannot show zero.
 const minLatencyMS = 0.05
 
-// cdfPoints is the most points drawn per client: enough for a smooth
-// curve, few enough to keep the page small for a drill of thousands of
-// calls.
-const cdfPoints = 400
+// curvePoints is about the most points drawn per client: enough for a
+// smooth curve, few enough to keep the page small for a drill of thousands
+// of calls.
+const curvePoints = 400
 
-// latencyPlot is the distribution of the calls' latencies per client (an
-// empirical CDF on a log time axis), with the budget marked.
+// latencyPlot is the distribution of the calls' latencies per client as a
+// percentile plot (as HdrHistogram draws one): latency on a log axis against
+// the percentile on a "nines" axis (50 %, 90 %, 99 %, 99.9 %), so the tail,
+// where retries, hangs and the budget show, gets as much room as the
+// median. The budget is the dashed line.
 func latencyPlot(sc ScenarioResult, budget time.Duration, pal palette) (*plot.Plot, plot.Legend) {
 	p := newPlot()
-	p.Title.Text = "latency of the calls (share of calls done within x)"
-	p.X.Label.Text = "latency (log scale)"
-	p.Y.Label.Text = "% of calls"
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = latencyTicks{}
-	p.Y.Min, p.Y.Max = 0, 100
-	p.Y.Tick.Marker = plot.ConstantTicks{{Value: 0, Label: "0"}, {Value: 25, Label: "25"},
-		{Value: 50, Label: "50"}, {Value: 75, Label: "75"}, {Value: 100, Label: "100"}}
+	p.Title.Text = "latency by percentile of the calls (both axes log)"
+	p.X.Label.Text = "percentile"
+	p.Y.Label.Text = "latency"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = latencyTicks{}
+	p.X.Scale = ninesScale{}
 	legend := plot.NewLegend()
 	legend.TextStyle.Font.Variant = "Sans"
 	legend.TextStyle.Font.Size = vg.Points(9)
@@ -209,13 +211,29 @@ func latencyPlot(sc ScenarioResult, budget time.Duration, pal palette) (*plot.Pl
 	legend.Top, legend.Left = true, true
 	legend.YOffs = -vg.Points(30)
 	p.Add(plotter.NewGrid())
-	maxMS := ms(budget)
+	n := 0
 	for _, r := range sc.Clients {
-		xys := cdf(r.latencies)
+		n = max(n, len(r.latencies))
+	}
+	right := ninesEnd(n)
+	p.X.Tick.Marker = ninesTicks{}
+	// The budget first, so a curve that ends on it (a client whose timeout
+	// is the budget) is drawn over it.
+	bl, err := plotter.NewLine(plotter.XYs{{X: 0, Y: ms(budget)}, {X: right, Y: ms(budget)}})
+	if err == nil {
+		bl.Color = color.Black
+		bl.Width = vg.Points(1.5)
+		bl.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
+		p.Add(bl)
+	}
+	maxMS, minMS := ms(budget), ms(budget)
+	for _, r := range sc.Clients {
+		xys := percentileCurve(r.latencies, right)
 		if len(xys) == 0 {
 			continue
 		}
-		maxMS = math.Max(maxMS, xys[len(xys)-1].X)
+		maxMS = math.Max(maxMS, xys[len(xys)-1].Y)
+		minMS = math.Min(minMS, xys[0].Y)
 		l, err := plotter.NewLine(xys)
 		if err != nil {
 			continue
@@ -226,36 +244,87 @@ func latencyPlot(sc ScenarioResult, budget time.Duration, pal palette) (*plot.Pl
 		p.Add(l)
 		legend.Add(pal.labelOf(r.Client), l)
 	}
-	bl, err := plotter.NewLine(plotter.XYs{{X: ms(budget), Y: 0}, {X: ms(budget), Y: 100}})
-	if err == nil {
-		bl.Color = color.Black
-		bl.Width = vg.Points(1.5)
-		bl.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
-		p.Add(bl)
+	if bl != nil {
 		legend.Add("budget "+budget.String(), bl)
 	}
-	p.X.Min = minLatencyMS
-	p.X.Max = maxMS * 1.5
+	p.X.Min, p.X.Max = 0, right
+	p.Y.Min, p.Y.Max = math.Max(minLatencyMS, minMS/2), maxMS*1.5
 	return p, legend
 }
 
-// cdf is the empirical distribution of sorted latencies, in ms and percent
-// of calls, thinned to cdfPoints by rank (the first and the last kept).
-func cdf(sorted []time.Duration) plotter.XYs {
+// ninesEnd is the right end of the percentile axis for n calls: the first
+// of 99 %, 99.9 %, 99.99 % past the rank of the slowest call, so it has a
+// step of its own.
+func ninesEnd(n int) float64 {
+	for _, q := range []float64{0.99, 0.999} {
+		if float64(n) <= 1/(1-q) {
+			return q
+		}
+	}
+	return 0.9999
+}
+
+// percentileCurve is the latency at each percentile of sorted (in ms; the
+// call of rank i, from 0, holds percentiles i/n to (i+1)/n), up to right,
+// thinned to about curvePoints by their position on the nines axis, so the
+// tail keeps every call and the middle one in many.
+func percentileCurve(sorted []time.Duration, right float64) plotter.XYs {
 	n := len(sorted)
 	if n == 0 {
 		return nil
 	}
-	step := max(1, n/cdfPoints)
-	xys := make(plotter.XYs, 0, n/step+2)
-	xys = append(xys, plotter.XY{X: math.Max(ms(sorted[0]), minLatencyMS), Y: 0})
-	for i := 0; i < n; i += step {
-		xys = append(xys, plotter.XY{X: math.Max(ms(sorted[i]), minLatencyMS), Y: 100 * float64(i+1) / float64(n)})
+	y := func(i int) float64 { return math.Max(ms(sorted[i]), minLatencyMS) }
+	span := nines(right)
+	xys := plotter.XYs{{X: 0, Y: y(0)}}
+	last := 0.0
+	for i := 1; i < n; i++ {
+		q := float64(i) / float64(n)
+		if q >= right {
+			break
+		}
+		if x := nines(q); x-last >= span/curvePoints || i >= n-1 {
+			xys = append(xys, plotter.XY{X: q, Y: y(i)})
+			last = x
+		}
 	}
-	if last := n - 1; last%step != 0 {
-		xys = append(xys, plotter.XY{X: math.Max(ms(sorted[last]), minLatencyMS), Y: 100})
+	if xys[len(xys)-1].Y != y(n-1) { // the slowest call, wherever the axis ends
+		xys = append(xys, plotter.XY{X: math.Min(float64(n-1)/float64(n), right), Y: y(n - 1)})
 	}
-	return xys
+	return append(xys, plotter.XY{X: right, Y: y(n - 1)})
+}
+
+// nines is the position of percentile q on the nines axis: 0 for 0 %, 1
+// for 90 %, 2 for 99 %, 3 for 99.9 %.
+func nines(q float64) float64 { return -math.Log10(1 - q) }
+
+// ninesScale places percentiles on the nines axis.
+type ninesScale struct{}
+
+func (ninesScale) Normalize(lo, hi, x float64) float64 {
+	a, b := nines(lo), nines(hi)
+	if b <= a {
+		return 0
+	}
+	return (nines(math.Min(x, hi)) - a) / (b - a)
+}
+
+// ninesTicks labels 0 %, 50 %, 90 %, 99 % and so on up to the axis' end.
+type ninesTicks struct{}
+
+func (ninesTicks) Ticks(lo, hi float64) []plot.Tick {
+	var ts []plot.Tick
+	for _, q := range []float64{0, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9995, 0.9999} {
+		if q < lo || q > hi+1e-12 {
+			continue
+		}
+		label := ""
+		switch q {
+		case 0, 0.5, 0.9, 0.99, 0.999, 0.9999:
+			label = strconv.FormatFloat(100*q, 'f', -1, 64) + "%"
+		}
+		ts = append(ts, plot.Tick{Value: q, Label: label})
+	}
+	return ts
 }
 
 // latencyTicks marks the powers of ten of a millisecond axis, labelled in
