@@ -8,6 +8,7 @@ package retrybudget
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,19 +35,28 @@ const buckets = 10
 // attempts count as requests, so in a full outage the upstream receives at
 // most (1 + ratio)·requests + floor attempts per window, whatever the attempt
 // limit: 1.2× by default instead of 4×.
+//
+// Every call to an upstream records a request, so Request takes no lock: it
+// adds to its bucket's atomic counter, and only the first request of a new
+// bucket (once per window/buckets) takes the mutex to reset the bucket it
+// reuses. Withdraw, on the resend path only, holds the mutex so that
+// concurrent resends cannot together overdraw the budget.
 type Budget struct {
 	width int64   // bucket width in nanoseconds
 	ratio float64 // resends allowed per request
 	floor float64 // resends always allowed per window
 
-	mu      sync.Mutex
+	mu      sync.Mutex // serializes Withdraw and bucket resets
 	buckets [buckets]bucket
 }
 
+// bucket counts one slice of the window. slot is written only under
+// Budget.mu, after the counters were zeroed, so a request that finds its
+// slot there counts into a bucket already reset for it.
 type bucket struct {
-	slot     int64 // absolute bucket index (unix nanos / width) it counts for
-	requests int64
-	resends  int64
+	slot     atomic.Int64 // absolute bucket index (unix nanos / width) it counts for
+	requests atomic.Int64
+	resends  atomic.Int64 // written under Budget.mu only
 }
 
 // New returns a budget allowing ratio resends per request over window, plus
@@ -59,41 +69,55 @@ func New(ratio float64, window time.Duration, minPerSecond float64) *Budget {
 	return &Budget{width: w, ratio: ratio, floor: minPerSecond * window.Seconds()}
 }
 
-// current returns the bucket for now, resetting it if it held an older slot.
-// The caller holds b.mu.
+// current returns the bucket for now, reset if it held an older slot, and
+// the slot of now.
 func (b *Budget) current(now time.Time) (*bucket, int64) {
 	slot := now.UnixNano() / b.width
 	bk := &b.buckets[slot%buckets]
-	if bk.slot != slot {
-		*bk = bucket{slot: slot}
+	if bk.slot.Load() < slot {
+		b.mu.Lock()
+		b.resetLocked(bk, slot)
+		b.mu.Unlock()
 	}
 	return bk, slot
 }
 
+// resetLocked empties bk for slot unless another caller already did. A
+// bucket holding a later slot (a caller whose clock reading is a full window
+// old) is left alone: its request counts in the later slot. b.mu must be held.
+func (b *Budget) resetLocked(bk *bucket, slot int64) {
+	if bk.slot.Load() >= slot {
+		return
+	}
+	bk.requests.Store(0)
+	bk.resends.Store(0)
+	bk.slot.Store(slot)
+}
+
 // Request records the start of a call (its first attempt).
 func (b *Budget) Request(now time.Time) {
-	b.mu.Lock()
 	bk, _ := b.current(now)
-	bk.requests++
-	b.mu.Unlock()
+	bk.requests.Add(1)
 }
 
 // Withdraw takes one resend from the budget, reporting whether there was one.
 func (b *Budget) Withdraw(now time.Time) bool {
+	slot := now.UnixNano() / b.width
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	cur, slot := b.current(now)
+	cur := &b.buckets[slot%buckets]
+	b.resetLocked(cur, slot)
 	var reqs, resends int64
 	for i := range b.buckets {
 		bk := &b.buckets[i]
-		if bk.slot > slot-buckets && bk.slot <= slot {
-			reqs += bk.requests
-			resends += bk.resends
+		if s := bk.slot.Load(); s > slot-buckets && s <= slot {
+			reqs += bk.requests.Load()
+			resends += bk.resends.Load()
 		}
 	}
 	if float64(resends+1) > b.ratio*float64(reqs)+b.floor {
 		return false
 	}
-	cur.resends++
+	cur.resends.Add(1)
 	return true
 }

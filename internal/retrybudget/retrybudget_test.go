@@ -56,3 +56,64 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("resends withdrawn concurrently = %d; want 50", got)
 	}
 }
+
+// TestConcurrentRequests: requests recorded from many goroutines at once, some
+// of them in a new bucket, are all counted (Request takes no lock).
+func TestConcurrentRequests(t *testing.T) {
+	b := New(1, time.Second, 0) // one resend per request, no floor
+	now := time.Unix(1_700_000_000, 0)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 50 {
+				// Half the goroutines are a bucket later: the first of
+				// them resets the bucket it reuses while others count.
+				b.Request(now.Add(time.Duration(g%2) * 100 * time.Millisecond).Add(time.Duration(i)))
+			}
+		})
+	}
+	wg.Wait()
+	got := 0
+	for b.Withdraw(now.Add(100 * time.Millisecond)) {
+		got++
+	}
+	if got != 400 {
+		t.Errorf("resends allowed after 400 concurrent requests at ratio 1 = %d; want 400", got)
+	}
+}
+
+// TestBucketReuse: a bucket reused a window later starts from zero, for
+// requests and resends alike.
+func TestBucketReuse(t *testing.T) {
+	b := New(1, time.Second, 0)
+	now := time.Unix(1_700_000_000, 0)
+	for range 10 {
+		b.Request(now)
+	}
+	if !b.Withdraw(now) {
+		t.Fatal("no resend for 10 requests at ratio 1")
+	}
+	later := now.Add(time.Second) // the same bucket, a window later
+	b.Request(later)
+	got := 0
+	for b.Withdraw(later) {
+		got++
+	}
+	if got != 1 {
+		t.Errorf("resends a window later for 1 request = %d; want 1", got)
+	}
+}
+
+// BenchmarkRequest is every core recording requests to one upstream at once
+// (run it at -cpu 1,2): the clock is read once, so the figure is the
+// counter's own cost and contention.
+func BenchmarkRequest(b *testing.B) {
+	bud := New(DefaultRatio, DefaultWindow, DefaultMinPerSecond)
+	now := time.Now()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			bud.Request(now)
+		}
+	})
+}
