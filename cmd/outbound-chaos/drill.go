@@ -230,6 +230,33 @@ const (
 	outcomeAbandoned = "abandoned"
 )
 
+// playClosedLoop runs callers callers against url until end, each waiting
+// for its answer before it asks again, as a service's workers do; a call
+// still running past deadline is abandoned by its caller and counted as a
+// timeout (the caller's own deadline ended it, not the drill). Each caller
+// keeps its own calls, so the loop shares nothing but the client and the
+// progress counters.
+func playClosedLoop(ctx context.Context, cfg drillConfig, sc scenario, cs clientSpec, c caller, url string, callers int, end time.Time, deadline time.Duration) [][]callResult {
+	calls := make([][]callResult, callers)
+	var wg sync.WaitGroup
+	for i := range calls {
+		wg.Go(func() {
+			for n := 0; ctx.Err() == nil && time.Now().Before(end); n++ {
+				cfg.progress.started()
+				id := fmt.Sprintf("%s-%s-%03d-%05d", sc.name, cs.name, i, n)
+				cr := makeCall(ctx, c, sc.method, url, id, n, deadline)
+				if cr.outcome == outcomeAbandoned {
+					cr.outcome = "timeout"
+				}
+				calls[i] = append(calls[i], cr)
+				cfg.progress.loopDone()
+			}
+		})
+	}
+	wg.Wait()
+	return calls
+}
+
 // makeCall makes call number k with request ID id and classifies its end.
 func makeCall(ctx context.Context, c caller, method, base, id string, k int, abandon time.Duration) callResult {
 	cctx, cancel := context.WithTimeout(ctx, abandon)

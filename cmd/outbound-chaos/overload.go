@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/outboundhttp/outbound/transport/chaos"
@@ -34,28 +33,9 @@ func runClosedLoop(ctx context.Context, sc scenario, cs clientSpec, cfg drillCon
 		return Result{}, fmt.Errorf("%s: %w", cs.name, err)
 	}
 
-	// Each caller keeps its own calls, so the loop shares nothing but the
-	// client and the progress counters.
-	calls := make([][]callResult, ov.callers)
 	start := time.Now()
 	end := start.Add(ov.duration)
-	var wg sync.WaitGroup
-	for i := range calls {
-		wg.Go(func() {
-			for n := 0; ctx.Err() == nil && time.Now().Before(end); n++ {
-				cfg.progress.started()
-				id := fmt.Sprintf("%s-%s-%03d-%05d", sc.name, cs.name, i, n)
-				cr := makeCall(ctx, c, sc.method, url, id, n, ov.deadline)
-				if cr.outcome == outcomeAbandoned {
-					// The caller's own deadline ended the call, not the drill.
-					cr.outcome = "timeout"
-				}
-				calls[i] = append(calls[i], cr)
-				cfg.progress.loopDone()
-			}
-		})
-	}
-	wg.Wait()
+	calls := playClosedLoop(ctx, cfg, sc, cs, c, url, ov.callers, end, ov.deadline)
 	c.close()
 	srv.Close() // waits for the handlers, so every request is recorded
 	if err := ctx.Err(); err != nil {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -83,24 +82,8 @@ func runStragglers(ctx context.Context, sc scenario, cs clientSpec, cfg drillCon
 	if err != nil {
 		return Result{}, fmt.Errorf("%s: %w", cs.name, err)
 	}
-	calls := make([][]callResult, st.callers)
 	end := time.Now().Add(cfg.timescale.d(st.duration))
-	var wg sync.WaitGroup
-	for i := range calls {
-		wg.Go(func() {
-			for n := 0; ctx.Err() == nil && time.Now().Before(end); n++ {
-				cfg.progress.started()
-				id := fmt.Sprintf("%s-%s-%03d-%05d", sc.name, cs.name, i, n)
-				cr := makeCall(ctx, c, sc.method, url, id, n, st.deadline)
-				if cr.outcome == outcomeAbandoned {
-					cr.outcome = "timeout"
-				}
-				calls[i] = append(calls[i], cr)
-				cfg.progress.loopDone()
-			}
-		})
-	}
-	wg.Wait()
+	calls := playClosedLoop(ctx, cfg, sc, cs, c, url, st.callers, end, st.deadline)
 	c.close()
 	srv.Close() // waits for the handlers, so every request is recorded
 	if err := ctx.Err(); err != nil {
