@@ -70,6 +70,20 @@ func finish(resp *http.Response) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// httpCaller is the caller of an *http.Client: Do, then the whole body.
+func httpCaller(hc *http.Client) caller {
+	return caller{
+		do: func(req *http.Request) (int, error) {
+			resp, err := hc.Do(req)
+			if err != nil {
+				return 0, err
+			}
+			return finish(resp)
+		},
+		close: hc.CloseIdleConnections,
+	}
+}
+
 // newStdTransport returns a private copy of http.DefaultTransport, so each
 // client has its own connection pool.
 func newStdTransport() *http.Transport {
@@ -80,16 +94,7 @@ func newStdTransport() *http.Transport {
 // the budget.
 func bareClient(e clientEnv) (caller, error) {
 	hc := &http.Client{Timeout: e.budget, Transport: newStdTransport()}
-	return caller{
-		do: func(req *http.Request) (int, error) {
-			resp, err := hc.Do(req)
-			if err != nil {
-				return 0, err
-			}
-			return finish(resp)
-		},
-		close: hc.CloseIdleConnections,
-	}, nil
+	return httpCaller(hc), nil
 }
 
 // retryablehttpClient is hashicorp/go-retryablehttp with its defaults (up to

@@ -41,14 +41,5 @@ func outboundCaller(e clientEnv) (caller, error) {
 	if err != nil {
 		return caller{}, err
 	}
-	return caller{
-		do: func(req *http.Request) (int, error) {
-			resp, err := hc.Do(req)
-			if err != nil {
-				return 0, err
-			}
-			return finish(resp)
-		},
-		close: hc.CloseIdleConnections,
-	}, nil
+	return httpCaller(hc), nil
 }
