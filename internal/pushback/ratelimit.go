@@ -79,16 +79,8 @@ func RateLimit(h http.Header) []Limit {
 	}
 	out := make([]Limit, 0, len(l))
 	for _, m := range l {
-		it, ok := m.(httpsfv.Item)
+		it, name, r, ok := namedItem(m, "r")
 		if !ok {
-			return nil
-		}
-		name, ok := it.Value.(string)
-		if !ok {
-			return nil
-		}
-		r, ok := param(it, "r")
-		if !ok || r < 0 {
 			return nil
 		}
 		lim := Limit{Policy: name, Remaining: r}
@@ -115,16 +107,8 @@ func Policies(h http.Header) []Policy {
 	}
 	out := make([]Policy, 0, len(l))
 	for _, m := range l {
-		it, ok := m.(httpsfv.Item)
+		it, name, q, ok := namedItem(m, "q")
 		if !ok {
-			return nil
-		}
-		name, ok := it.Value.(string)
-		if !ok {
-			return nil
-		}
-		q, ok := param(it, "q")
-		if !ok || q < 0 {
 			return nil
 		}
 		p := Policy{Name: name, Quota: q}
@@ -145,6 +129,22 @@ func Policies(h http.Header) []Policy {
 		out = append(out, p)
 	}
 	return out
+}
+
+// namedItem reads a member that both fields are lists of: an Item whose value
+// is a String (the policy's name) with a required non-negative Integer
+// parameter k (r for a limit, q for a policy). ok is false when m is not one.
+func namedItem(m httpsfv.Member, k string) (it httpsfv.Item, name string, n int64, ok bool) {
+	if it, ok = m.(httpsfv.Item); !ok {
+		return it, "", 0, false
+	}
+	if name, ok = it.Value.(string); !ok {
+		return it, "", 0, false
+	}
+	if n, ok = param(it, k); !ok || n < 0 {
+		return it, "", 0, false
+	}
+	return it, name, n, true
 }
 
 // RateLimitDelay returns the pause the RateLimit field of h asks for: the
