@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Usage: with-jaeger.sh COMMAND...
+# Runs COMMAND while a Jaeger (v1.76.0, the tool pinned in tools/jaeger) is
+# built or reused from the build cache and started, listening on loopback
+# only: OTLP/HTTP on 127.0.0.1:$JAEGER_OTLP_PORT (default 24318) and the query
+# API on 127.0.0.1:$JAEGER_QUERY_PORT (default 26686), in-memory storage
+# (tools/jaeger/config.yaml). Stops Jaeger (and a build still running)
+# afterwards whatever COMMAND's outcome.
+#
+# Exports JAEGER_OTLP_ENDPOINT, JAEGER_QUERY_URL and JAEGER_STATE for the
+# end-to-end test in transport/tracing/otelsetup, which skips without them.
+# JAEGER_STATE names a file that holds "building" until Jaeger listens, then
+# "ready", or "failed" followed by the build's or Jaeger's log.
+#
+# A cold build compiles Jaeger and the OpenTelemetry Collector it is made of:
+# about 1 000 CPU-seconds (docs/tracing.md, "Jaeger"). So it runs in the
+# background, at the lowest CPU priority, while COMMAND runs the other
+# modules' tests, which keep the CPU they want; the test waits for
+# JAEGER_STATE. A warm run takes the binary from the build cache (go tool
+# caches the executables it links) in a few seconds.
+#
+# JAEGER_UI_DIR, when set, is a built jaeger-ui directory served at the query
+# port instead of the placeholder page the Go module ships.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+export JAEGER_OTLP_PORT=${JAEGER_OTLP_PORT:-24318}
+export JAEGER_QUERY_PORT=${JAEGER_QUERY_PORT:-26686}
+export JAEGER_QUERY_GRPC_PORT=${JAEGER_QUERY_GRPC_PORT:-26685}
+export JAEGER_UI_DIR=${JAEGER_UI_DIR:-}
+
+dir=$(mktemp -d)
+state="$dir/state"
+echo building >"$state"
+
+# The builder runs in a process group of its own (set -m), so stopping it
+# stops the go command, its compilers and Jaeger together.
+set -m
+(
+	start=$SECONDS
+	if ! bin=$(cd "$root/tools/jaeger" && GOWORK=off nice -n 19 go tool -n jaeger 2>"$dir/build.log"); then
+		{ echo failed; echo "building jaeger (tools/jaeger) failed:"; cat "$dir/build.log"; } >"$state.tmp"
+		mv "$state.tmp" "$state"
+		exit 1
+	fi
+	echo "with-jaeger.sh: jaeger built or reused from the build cache in $((SECONDS - start)) s" >&2
+	"$bin" --config "$root/tools/jaeger/config.yaml" >"$dir/jaeger.log" 2>&1 &
+	pid=$!
+	listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+	for _ in $(seq 1 300); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			break
+		fi
+		if listening "$JAEGER_OTLP_PORT" && listening "$JAEGER_QUERY_PORT"; then
+			echo ready >"$state"
+			wait "$pid"
+			exit 0
+		fi
+		sleep 0.1
+	done
+	{ echo failed; echo "jaeger did not listen on 127.0.0.1:$JAEGER_OTLP_PORT and :$JAEGER_QUERY_PORT within 30 s; its log:"; cat "$dir/jaeger.log"; } >"$state.tmp"
+	mv "$state.tmp" "$state"
+	kill "$pid" 2>/dev/null || true
+	exit 1
+) &
+builder=$!
+set +m
+stop() {
+	kill -TERM -- "-$builder" 2>/dev/null || true
+	wait "$builder" 2>/dev/null || true
+	rm -rf "$dir"
+}
+trap stop EXIT
+
+export JAEGER_OTLP_ENDPOINT="http://127.0.0.1:$JAEGER_OTLP_PORT"
+export JAEGER_QUERY_URL="http://127.0.0.1:$JAEGER_QUERY_PORT"
+export JAEGER_STATE="$state"
+"$@"
