@@ -1,10 +1,14 @@
 # outbound — build, test and measure.
 # `make test` is what CI runs (.ci/run): it installs and starts what the tests
-# need (a loopback redis-server for transport/ratelimit/redisrate), runs every
-# test of every module but bench/ with the race detector (scripts/each-module.sh:
-# the root module, cmd/outbound-chaos, examples, transport/ratelimit/redisrate,
-# transport/tracing/otelsetup), stops what it started, and checks the module
-# graph an importer of outbound gets (scripts/check-module-graph.sh).
+# need (a loopback redis-server for transport/ratelimit/redisrate, Debian's
+# chromium for cmd/outbound-chaos's HTML scorecard, and Jaeger from tools/jaeger
+# on loopback for transport/tracing/otelsetup's end-to-end test, built in the
+# background at low priority while the other tests run), runs every test of
+# every module but bench/ with the race detector (scripts/each-module.sh: the
+# root module, cmd/outbound-chaos, examples, tools/jaeger,
+# transport/ratelimit/redisrate, transport/tracing/otelsetup), stops what it
+# started, and checks the module graph an importer of outbound gets
+# (scripts/check-module-graph.sh).
 
 GO            ?= go
 STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -17,7 +21,7 @@ FUZZTIME      ?= 10s
 all: lint test
 
 test:
-	@bash scripts/with-redis.sh $(REDIS_PORT) bash scripts/each-module.sh -x bench $(GO) test -race -count=1 -timeout 10m ./...
+	@bash scripts/with-redis.sh $(REDIS_PORT) bash scripts/with-chromium.sh bash scripts/with-jaeger.sh bash scripts/each-module.sh -x bench $(GO) test -race -count=1 -timeout 10m ./...
 	@bash scripts/check-module-graph.sh
 
 demo:
