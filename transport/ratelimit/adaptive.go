@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/outboundhttp/outbound/internal/callctx"
@@ -85,32 +87,49 @@ type adaptiveConfig struct {
 //     the window, Gradient2's rule), so a quiet period does not leave a high
 //     limit that the next burst would flood the upstream with.
 //
-// Every field is guarded by sem.mu.
+// Every attempt reports its outcome (done), so that path takes no lock: it
+// adds its sample to atomic counters, and only the attempt that finds the
+// window over takes mu (a try-lock: a second attempt finding it taken knows
+// the window is being closed) to move the limit. Times are kept as
+// nanoseconds since epoch, the monotonic reading of when the limiter was
+// made, so they fit in atomics and still never jump with the wall clock.
 type adaptive struct {
-	sem *semaphore
-	cfg *adaptiveConfig
+	sem   *semaphore
+	cfg   *adaptiveConfig
+	epoch time.Time
 
-	limit    float64
-	baseline time.Duration
-	latency  time.Duration // mean of the last window
+	// Read by every done without mu; written under mu (windowStart also
+	// once by the first outcome's CompareAndSwap).
+	windowStart atomic.Int64 // since epoch; 0 until the first outcome
+	probeStart  atomic.Int64 // since epoch; 0 while not probing
+	baselineNs  atomic.Int64 // baseline, for holdFor
 
-	windowStart      time.Time
-	samples          int
-	sum              time.Duration
-	overloads        int
+	// The window's outcomes, added by every done; the window's closer
+	// subtracts what it counted, so an outcome reported while it closes
+	// lands in the next window instead of being lost.
+	samples   atomic.Int64
+	sum       atomic.Int64 // of the samples' latencies, in nanoseconds
+	overloads atomic.Int64
+
+	mu               sync.Mutex // guards the fields below and closing a window
+	limit            float64
+	baseline         time.Duration
+	latency          time.Duration // mean of the last window
 	probing          bool
-	probeStart       time.Time
 	limitBeforeProbe float64
-	nextProbe        time.Time
-	started          bool
+	nextProbe        time.Duration // since epoch
 }
 
 func newAdaptive(cfg *adaptiveConfig, queue int) *adaptive {
 	initial := min(max(cfg.initial, cfg.min), cfg.max)
-	a := &adaptive{cfg: cfg, limit: float64(initial)}
+	a := &adaptive{cfg: cfg, limit: float64(initial), epoch: time.Now()}
 	a.sem = newSemaphore(initial, queue)
 	return a
 }
+
+// since returns t as nanoseconds since a.epoch, at least 1 so that 0 stays
+// "unset".
+func (a *adaptive) since(t time.Time) int64 { return max(int64(t.Sub(a.epoch)), 1) }
 
 // outcome is what one attempt tells the adaptive limit.
 type outcome uint8
@@ -153,14 +172,12 @@ func isAttemptTimeout(ctx context.Context, err error) bool {
 }
 
 // done records the outcome o of an attempt admitted at start whose response
-// headers (or error) came after rtt, and releases its slot, in one critical
-// section. It returns the new stats when it recomputed the limit (once per
-// window), for the observer.
+// headers (or error) came after rtt, and releases its slot. It returns the
+// new stats when it recomputed the limit (once per window), for the
+// observer.
 func (a *adaptive) done(now, start time.Time, rtt time.Duration, o outcome) (ConcurrencyStats, bool) {
 	s := a.sem
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if hold := a.holdFor(rtt); o == outcomeOverload && hold > 0 && s.max > a.cfg.min {
+	if o == outcomeOverload && s.limit() > a.cfg.min && a.holdFor(rtt) > 0 {
 		// A shed answer comes back at once; its slot, freed at once, would
 		// take the next waiter straight to the same refusal, so one slot
 		// above what the upstream accepts would turn most of the queue into
@@ -168,64 +185,91 @@ func (a *adaptive) done(now, start time.Time, rtt time.Duration, o outcome) (Con
 		// request weighs. At the floor there is nothing left to back off
 		// to: an upstream still refusing everything there is down, and the
 		// breaker above should hear so at once, not after a queue.
-		time.AfterFunc(hold, s.release)
+		time.AfterFunc(a.holdFor(rtt), s.release)
 	} else {
-		s.releaseLocked()
+		s.release()
 	}
-	if !a.started {
-		a.started = true
-		a.windowStart = start
-		a.nextProbe = now.Add(jittered(a.cfg.probeInterval))
+	ws := a.windowStart.Load()
+	if ws == 0 {
+		ws = a.begin(now, start)
 	}
 	// During a probe only attempts admitted under the halved limit measure
 	// the upstream's baseline; those admitted before still queued behind
 	// the full limit.
-	if !(a.probing && start.Before(a.probeStart)) {
+	if ps := a.probeStart.Load(); ps == 0 || a.since(start) >= ps {
 		switch o {
 		case outcomeLatency:
-			a.samples++
-			a.sum += rtt
+			a.sum.Add(int64(rtt))
+			a.samples.Add(1)
 		case outcomeOverload:
-			a.overloads++
+			a.overloads.Add(1)
 		}
 	}
-	if now.Sub(a.windowStart) < a.cfg.window || a.samples+a.overloads < adaptiveMinSamples {
+	n := a.since(now)
+	if !a.windowOver(n, ws) || !a.mu.TryLock() {
 		return ConcurrencyStats{}, false
 	}
-	a.update(now)
+	defer a.mu.Unlock()
+	if !a.windowOver(n, a.windowStart.Load()) { // closed by another attempt meanwhile
+		return ConcurrencyStats{}, false
+	}
+	a.update(n)
 	return a.statsLocked(), true
+}
+
+// begin opens the first window at start, when the first outcome arrives, and
+// returns its start.
+func (a *adaptive) begin(now, start time.Time) int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ws := a.windowStart.Load(); ws != 0 {
+		return ws
+	}
+	a.nextProbe = time.Duration(a.since(now)) + jittered(a.cfg.probeInterval)
+	ws := a.since(start)
+	a.windowStart.Store(ws)
+	return ws
+}
+
+// windowOver reports whether the window that began at ws is over at n: it
+// has lasted its length and holds enough outcomes to say something.
+func (a *adaptive) windowOver(n, ws int64) bool {
+	return time.Duration(n-ws) >= a.cfg.window && a.samples.Load()+a.overloads.Load() >= adaptiveMinSamples
 }
 
 // holdFor returns how much longer than rtt the slot of a shed attempt is
 // held: up to the baseline latency, or a window while no baseline is known
-// yet. a.sem.mu must be held.
+// yet.
 func (a *adaptive) holdFor(rtt time.Duration) time.Duration {
-	if a.baseline > 0 {
-		return a.baseline - rtt
+	if b := time.Duration(a.baselineNs.Load()); b > 0 {
+		return b - rtt
 	}
 	return a.cfg.window - rtt
 }
 
-// update closes the window: it moves the limit and opens the next window.
-// a.sem.mu must be held.
-func (a *adaptive) update(now time.Time) {
+// update closes the window at n (since epoch): it moves the limit and opens
+// the next window. a.mu must be held.
+func (a *adaptive) update(n int64) {
 	c := a.cfg
+	now := time.Duration(n)
 	before := a.limit
-	if a.samples > 0 {
-		a.latency = a.sum / time.Duration(a.samples)
+	samples, sum, overloads := a.samples.Load(), a.sum.Load(), a.overloads.Load()
+	if samples > 0 {
+		a.latency = time.Duration(sum / samples)
 	}
 	switch {
 	case a.probing:
 		// The window under the halved limit measured the upstream with
 		// little of our own queueing in it: that is the baseline now, up or
 		// down, which is what keeps it from drifting.
-		if a.samples > 0 {
+		if samples > 0 {
 			a.baseline = a.latency
 		}
 		a.probing = false
+		a.probeStart.Store(0)
 		a.limit = a.limitBeforeProbe
-		a.nextProbe = now.Add(jittered(c.probeInterval))
-	case a.samples > 0:
+		a.nextProbe = now + jittered(c.probeInterval)
+	case samples > 0:
 		if a.baseline == 0 || a.latency < a.baseline {
 			a.baseline = a.latency
 		}
@@ -234,13 +278,14 @@ func (a *adaptive) update(now time.Time) {
 			g = min(1, max(maxDecrease, c.tolerance*float64(a.baseline)/float64(a.latency)))
 		}
 		next := a.limit*g + math.Sqrt(a.limit)
-		if next > a.limit && float64(a.sem.peak) < a.limit/2 {
+		if next > a.limit && float64(a.sem.peak.Load()) < a.limit/2 {
 			next = a.limit // not in use: no evidence that more would be served
 		}
 		a.limit = next
 	}
-	if a.overloads > 0 {
-		share := float64(a.overloads) / float64(a.samples+a.overloads)
+	a.baselineNs.Store(int64(a.baseline))
+	if overloads > 0 {
+		share := float64(overloads) / float64(samples+overloads)
 		a.limit *= max(maxDecrease, 1-share)
 	}
 	// Latency and shedding often come together; together they still cut
@@ -248,31 +293,35 @@ func (a *adaptive) update(now time.Time) {
 	a.limit = max(a.limit, before*maxDecrease)
 	a.limit = min(max(a.limit, float64(c.min)), float64(c.max))
 	limit := int(a.limit)
-	if !a.probing && a.baseline > 0 && !now.Before(a.nextProbe) {
+	if !a.probing && a.baseline > 0 && now >= a.nextProbe {
 		a.probing = true
-		a.probeStart = now
+		a.probeStart.Store(n)
 		a.limitBeforeProbe = a.limit
 		limit = max(c.min, limit/2)
 	}
-	a.sem.setMaxLocked(limit)
-	a.windowStart = now
-	a.samples, a.sum, a.overloads = 0, 0, 0
-	a.sem.peak = a.sem.cur
+	a.sem.setMax(limit)
+	a.windowStart.Store(n)
+	a.samples.Add(-samples)
+	a.sum.Add(-sum)
+	a.overloads.Add(-overloads)
+	a.sem.resetPeak()
 }
 
 // stats returns a snapshot.
 func (a *adaptive) stats() ConcurrencyStats {
-	a.sem.mu.Lock()
-	defer a.sem.mu.Unlock()
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	return a.statsLocked()
 }
 
+// statsLocked returns a snapshot; a.mu must be held.
 func (a *adaptive) statsLocked() ConcurrencyStats {
+	cur, waiting := a.sem.inUse()
 	return ConcurrencyStats{
 		Adaptive: true,
-		Limit:    a.sem.max,
-		InFlight: a.sem.cur,
-		Queued:   a.sem.waiters.Len(),
+		Limit:    a.sem.limit(),
+		InFlight: cur,
+		Queued:   waiting,
 		Baseline: a.baseline,
 		Latency:  a.latency,
 	}

@@ -159,8 +159,8 @@ func snapshotAdaptive(tr *Transport) (adaptiveSample, bool) {
 		return adaptiveSample{}, false
 	}
 	a := st.adaptive
-	a.sem.mu.Lock()
-	defer a.sem.mu.Unlock()
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	return adaptiveSample{ConcurrencyStats: a.statsLocked(), probing: a.probing}, true
 }
 

@@ -128,6 +128,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		body.CloseRequest(req)
 		return nil, err
 	}
+	callctx.NoteAdmitted(ctx, st) // saturation.go: a hedge above asks before it sends a copy
 	var start time.Time
 	if st.adaptive != nil {
 		start = time.Now()
@@ -443,7 +444,7 @@ func (t *Transport) Concurrency(key string) (s ConcurrencyStats, ok bool) {
 		return st.adaptive.stats(), true
 	}
 	cur, waiting := st.sem.inUse()
-	return ConcurrencyStats{Limit: st.sem.max, InFlight: cur, Queued: waiting}, true
+	return ConcurrencyStats{Limit: st.sem.limit(), InFlight: cur, Queued: waiting}, true
 }
 
 // keyFor returns the upstream key of req: the WithKey function's, or the
