@@ -23,7 +23,8 @@
 // internal/callctx.ErrAttemptTimeout counts as a failure. Outcomes are
 // reported when the response headers arrive, so a slow body never holds the
 // breaker. The state machine is github.com/sony/gobreaker/v2's two-step
-// breaker.
+// breaker; the closed state's sliding window is counted in this package, in
+// atomics, so that an attempt to a healthy upstream takes no lock.
 //
 // A refusal's OpenError.NextProbe says when the next probe goes and gives a
 // channel closed when it has reported, so that a caller can wait for one
@@ -68,25 +69,38 @@ type Transport struct {
 var _ http.RoundTripper = (*Transport)(nil)
 
 // breaker is the state of one upstream key.
+//
+// gobreaker's mutex is taken twice per attempt (Allow and its done), by
+// every call to the upstream, so the attempts that need no decision go
+// around it: while closed, an attempt counts itself in the closed period's
+// window (atomics) and consults gobreaker only when its failure could open
+// the breaker; while open, a refusal within the break duration reads the
+// phase and nothing else. Probes, and every attempt once the break is over,
+// go through gobreaker as before: it stays the one place where the state
+// changes.
 type breaker struct {
 	cb *gobreaker.TwoStepCircuitBreaker[struct{}]
-	// openedAt is when the breaker last opened (Unix nanoseconds), recorded
-	// from gobreaker's OnStateChange because gobreaker does not expose its
-	// expiry; it gives OpenError.RetryIn.
-	openedAt atomic.Int64
-	// closedAt is when the breaker was made or last closed (Unix
-	// nanoseconds): it may not open again within warmUp of it.
-	closedAt atomic.Int64
-	// halfOpen is set while gobreaker is half-open (by OnStateChange, under
-	// gobreaker's lock), so that RoundTrip tells a probe from an ordinary
-	// request with one atomic load.
-	halfOpen atomic.Bool
+	// phase is the state gobreaker last moved to, with when and, while
+	// closed, that period's window. It is replaced (by OnStateChange, under
+	// gobreaker's lock) on every change, so an attempt that loaded it tells
+	// a change since by pointer.
+	phase atomic.Pointer[phase]
 	// probe holds the channel closed when the next probe reports; every
 	// probe's report closes it and stores a fresh one. Refusals hand it out
 	// (OpenError.NextProbe), so that a caller waiting for the breaker
 	// (retry.WithWaitForBreaker) learns the outcome when it is known, from
 	// one probe, instead of polling the breaker.
 	probe atomic.Pointer[chan struct{}]
+}
+
+// phase is one stretch of a breaker's life in one state.
+type phase struct {
+	state State
+	// since is when it began: when the breaker opened (it gives
+	// OpenError.RetryIn), or when it was made or closed (it may not open
+	// again within warmUp of it).
+	since time.Time
+	win   *window // the closed period's counts; nil unless Closed
 }
 
 // probeReported wakes whoever waits for the probe that has just reported:
@@ -109,6 +123,15 @@ func (b *breaker) probeReported() {
 // once.
 const warmUp = time.Second
 
+// outcome is what one attempt says of the upstream's health.
+type outcome uint8
+
+const (
+	success outcome = iota
+	failure
+	excluded // nothing learned: the caller gave up, or a layer below refused
+)
+
 // Outcomes handed to gobreaker's done callback: it takes an error and asks
 // IsSuccessful / IsExcluded about it, so the classification is made here and
 // passed through these two values.
@@ -120,6 +143,17 @@ var (
 type outcomeError struct{ s string }
 
 func (e *outcomeError) Error() string { return "circuit: " + e.s }
+
+// asError returns o as gobreaker's done callback takes it.
+func (o outcome) asError() error {
+	switch o {
+	case failure:
+		return errFailure
+	case excluded:
+		return errExcluded
+	}
+	return nil
+}
 
 // NewTransport returns a Transport that sends allowed requests to next (nil
 // means http.DefaultTransport). It panics on invalid options.
@@ -141,40 +175,27 @@ func Middleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
 
 func (t *Transport) newBreaker(key string) *breaker {
 	b := &breaker{}
-	b.closedAt.Store(time.Now().UnixNano())
+	c := &t.cfg
+	b.phase.Store(&phase{state: Closed, since: time.Now(), win: newWindow(time.Now(), c.window)})
 	probe := make(chan struct{})
 	b.probe.Store(&probe)
-	c := &t.cfg
 	st := gobreaker.Settings{
 		Name:         key,
 		MaxRequests:  c.probes,
 		Interval:     c.window,
 		BucketPeriod: max(c.window/windowBuckets, 1),
 		Timeout:      c.breakFor,
-		ReadyToTrip: func(n gobreaker.Counts) bool {
-			// Requests also counts attempts still in flight and excluded
-			// ones; the ratio is over finished, classified attempts only.
-			done := uint64(n.TotalSuccesses) + uint64(n.TotalFailures)
-			if done < uint64(c.minRequests) || float64(n.TotalFailures) < c.ratio*float64(done) {
-				return false
-			}
-			if time.Now().UnixNano()-b.closedAt.Load() >= int64(warmUp) {
-				return true
-			}
-			// Saturating: an attempt allowed in a bucket that has since left
-			// the window reports into the current one.
-			sent := max(uint64(n.Requests)-uint64(n.TotalExclusions), done)
-			return float64(n.TotalFailures) >= c.ratio*float64(sent)
-		},
-		IsExcluded: func(err error) bool { return err == errExcluded },
+		// gobreaker's own counts see only the attempts that went through
+		// it; the closed period's window has them all.
+		ReadyToTrip: func(gobreaker.Counts) bool { return t.readyToTrip(b.phase.Load(), time.Now()) },
+		IsExcluded:  func(err error) bool { return err == errExcluded },
 		OnStateChange: func(name string, from, to gobreaker.State) {
-			b.halfOpen.Store(to == gobreaker.StateHalfOpen)
-			switch to {
-			case gobreaker.StateOpen:
-				b.openedAt.Store(time.Now().UnixNano())
-			case gobreaker.StateClosed:
-				b.closedAt.Store(time.Now().UnixNano())
+			now := time.Now()
+			p := &phase{state: fromGobreaker(to), since: now}
+			if p.state == Closed {
+				p.win = newWindow(now, c.window)
 			}
+			b.phase.Store(p)
 			if f := c.obs.StateChange; f != nil {
 				f(name, fromGobreaker(from), fromGobreaker(to))
 			}
@@ -182,6 +203,30 @@ func (t *Transport) newBreaker(key string) *breaker {
 	}
 	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](st)
 	return b
+}
+
+// readyToTrip is the trip rule, over the closed period p's window at now:
+// at least minRequests finished, classified attempts (excluded ones and
+// those in flight do not count), of which at least the ratio failed; within
+// warmUp of the period's start, the failures must also reach the ratio of
+// the attempts sent, in flight included.
+func (t *Transport) readyToTrip(p *phase, now time.Time) bool {
+	if p.state != Closed {
+		return false
+	}
+	c := &t.cfg
+	n := p.win.sums(now)
+	done := n.successes + n.failures
+	if done < int64(c.minRequests) || float64(n.failures) < c.ratio*float64(done) {
+		return false
+	}
+	if now.Sub(p.since) >= warmUp {
+		return true
+	}
+	// An attempt whose outcome was dropped (its bucket left the window)
+	// still counts as sent: saturate at the finished ones.
+	sent := max(n.requests-n.exclusions, done)
+	return float64(n.failures) >= c.ratio*float64(sent)
 }
 
 // RoundTrip sends req to the next RoundTripper unless the breaker of its
@@ -192,76 +237,134 @@ func (t *Transport) newBreaker(key string) *breaker {
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	key := t.keyFor(req)
 	b := t.breakers.Get(key)
-	// Loaded before Allow: should a probe report in between, this channel
-	// is already closed and a waiter asks again at once, rather than waiting
-	// on the next probe's channel for a breaker that has closed.
+	// Loaded before the state: should a probe report in between, this
+	// channel is already closed and a waiter asks again at once, rather
+	// than waiting on the next probe's channel for a breaker that has closed.
 	probe := *b.probe.Load()
-	done, err := b.cb.Allow()
-	if err != nil {
-		body.CloseRequest(req)
-		oe := &OpenError{Key: key, State: Open, probe: probe}
-		if err == gobreaker.ErrTooManyRequests {
-			oe.State = HalfOpen
-		} else if d := time.Duration(b.openedAt.Load() + int64(t.cfg.breakFor) - time.Now().UnixNano()); d > 0 {
-			oe.RetryIn = d
+	p := b.phase.Load()
+	now := time.Now()
+	switch p.state {
+	case Closed:
+		return t.closed(req, b, p, now)
+	case Open:
+		// gobreaker keeps the breaker open while now <= its expiry, which
+		// it set a little before p.since: within the break it refuses.
+		if d := t.cfg.breakFor - now.Sub(p.since); d > 0 {
+			return nil, t.refuse(req, key, &OpenError{Key: key, State: Open, RetryIn: d, probe: probe})
 		}
-		ctx := req.Context()
-		callctx.Emit(ctx, callctx.Event{
-			Kind:    callctx.KindCircuitRejected,
-			Attempt: callctx.Attempt(ctx),
-			Delay:   oe.RetryIn,
-			Reason:  oe.State.String(),
-			Key:     key,
-		})
-		return nil, oe
 	}
-	isProbe := b.halfOpen.Load()
-	reported := false
+	return t.viaBreaker(req, key, b, probe)
+}
+
+// closed sends req while the breaker was closed at now (phase p), counting
+// it in p's window; only a failure that may open the breaker goes to
+// gobreaker.
+func (t *Transport) closed(req *http.Request, b *breaker, p *phase, now time.Time) (*http.Response, error) {
+	age := p.win.request(now)
+	o := failure // if next panics
 	defer func() {
-		// next panicked: report a failure, or a half-open breaker would
-		// wait forever for its probe and refuse everything.
-		if !reported {
-			done(errFailure)
-			if isProbe {
-				b.probeReported()
-			}
+		end := time.Now()
+		p.win.record(age, o, end)
+		if o == failure && b.phase.Load() == p && t.readyToTrip(p, end) {
+			b.trip(p)
 		}
 	}()
 	resp, err := t.next.RoundTrip(req)
-	reported = true
 	resp, err = body.Checked(resp, err, "circuit")
-	done(t.outcome(req, resp, err))
-	if isProbe {
-		b.probeReported() // after done: the waiters find the new state
-	}
+	o = t.outcome(req, resp, err)
 	return resp, err
 }
 
-// outcome classifies one attempt for gobreaker: nil is a success.
-func (t *Transport) outcome(req *http.Request, resp *http.Response, err error) error {
+// trip reports a failure of the closed period p to gobreaker, whose
+// ReadyToTrip opens the breaker if the window still says so. Should the
+// breaker have left p in the meantime, nothing is reported: the failure
+// belongs to a period that is over.
+func (b *breaker) trip(p *phase) {
+	done, err := b.cb.Allow()
+	if err != nil {
+		return // opened by another attempt's failure
+	}
+	if b.phase.Load() != p {
+		done(errExcluded) // not a probe: give its place back
+		return
+	}
+	done(errFailure)
+}
+
+// viaBreaker sends req through gobreaker's two steps: a probe, or the first
+// attempt once the break is over (which makes gobreaker half-open).
+func (t *Transport) viaBreaker(req *http.Request, key string, b *breaker, probe chan struct{}) (*http.Response, error) {
+	done, err := b.cb.Allow()
+	if err != nil {
+		oe := &OpenError{Key: key, State: Open, probe: probe}
+		if err == gobreaker.ErrTooManyRequests {
+			oe.State = HalfOpen
+		} else if p := b.phase.Load(); p.state == Open {
+			oe.RetryIn = max(t.cfg.breakFor-time.Since(p.since), 0)
+		}
+		return nil, t.refuse(req, key, oe)
+	}
+	p := b.phase.Load()
+	isProbe := p.state == HalfOpen
+	var age int64
+	if p.state == Closed { // closed since the caller looked: count it there too
+		age = p.win.request(time.Now())
+	}
+	o := failure // if next panics: a half-open breaker would wait forever for its probe
+	defer func() {
+		if p.state == Closed {
+			p.win.record(age, o, time.Now())
+		}
+		done(o.asError())
+		if isProbe {
+			b.probeReported() // after done: the waiters find the new state
+		}
+	}()
+	resp, err := t.next.RoundTrip(req)
+	resp, err = body.Checked(resp, err, "circuit")
+	o = t.outcome(req, resp, err)
+	return resp, err
+}
+
+// refuse closes req's body and reports the refusal oe.
+func (t *Transport) refuse(req *http.Request, key string, oe *OpenError) error {
+	body.CloseRequest(req)
+	ctx := req.Context()
+	callctx.Emit(ctx, callctx.Event{
+		Kind:    callctx.KindCircuitRejected,
+		Attempt: callctx.Attempt(ctx),
+		Delay:   oe.RetryIn,
+		Reason:  oe.State.String(),
+		Key:     key,
+	})
+	return oe
+}
+
+// outcome classifies one attempt.
+func (t *Transport) outcome(req *http.Request, resp *http.Response, err error) outcome {
 	if ctx := req.Context(); err != nil && ctx.Err() != nil &&
 		!errors.Is(context.Cause(ctx), callctx.ErrAttemptTimeout) {
 		// The caller gave up (canceled, or its deadline passed): nothing
 		// was learned about the upstream. An attempt timeout set above
 		// this layer, marked by its cause, is the upstream being slow.
-		return errExcluded
+		return excluded
 	}
 	if err != nil && refusal.IsLocal(err) {
 		// A layer below refused to send (a rate or concurrency limit, server
 		// pushback, an exhausted budget): the upstream was not even asked,
 		// so the attempt says nothing about its health. Counting it would
 		// open the breaker on a healthy upstream during a burst.
-		return errExcluded
+		return excluded
 	}
 	if errors.Is(err, body.ErrNilResponse) {
 		// A broken next RoundTripper: count it against the upstream path,
 		// whatever WithFailure says of errors.
-		return errFailure
+		return failure
 	}
 	if t.cfg.isFailure(resp, err) {
-		return errFailure
+		return failure
 	}
-	return nil
+	return success
 }
 
 // State returns the current state of the breaker for key, Closed for a key

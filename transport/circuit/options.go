@@ -90,8 +90,8 @@ func WithMinRequests(n int) Option {
 }
 
 // WithWindow sets the length of the sliding window over which the failure
-// ratio is computed. The window moves in ten steps (gobreaker's rolling
-// buckets), so an outcome leaves it between 0.9·d and d after it was
+// ratio is computed. The window moves in ten steps (rolling buckets, with
+// gobreaker's geometry), so an outcome leaves it between 0.9·d and d after it was
 // recorded. Default 30 s. It panics if d <= 0.
 func WithWindow(d time.Duration) Option {
 	if d <= 0 {
