@@ -43,8 +43,9 @@ type call struct {
 	suppressed bool          // the budget refused a hedge
 	done       chan struct{} // made with the first hedge, closed once decided
 	winner     *attempt
-	failed     *attempt // the last retryable failure that came with a response, held open
-	err        error    // the last error, a local refusal only if nothing else failed
+	failed     *attempt           // the last retryable failure that came with a response, held open
+	err        error              // the last error, a local refusal only if nothing else failed
+	sat        callctx.Saturation // of the upstream the first attempt was admitted to (saturation.go)
 }
 
 // attempt is one attempt of a call: the first (n = 0) or hedge n.
@@ -62,6 +63,7 @@ type attempt struct {
 func (c *call) run() (*http.Response, error) {
 	a := &c.first
 	c.fctx.parent = c.parent
+	c.fctx.sink = c
 	a.ctx = &c.fctx
 	a.start = c.start
 	// The copy of WithContext's result does not escape: no allocation.
@@ -100,6 +102,15 @@ func (c *call) hedge() {
 	if c.decided {
 		c.mu.Unlock()
 		closeBody(b)
+		return
+	}
+	if c.sat != nil && c.sat.Saturated(now) {
+		// The upstream has no room: the hedge would wait beside the first
+		// attempt, or take another call's slot (saturation.go).
+		c.suppressed = true
+		c.mu.Unlock()
+		closeBody(b)
+		callctx.Emit(c.parent, callctx.Event{Kind: callctx.KindHedgeSuppressed, Attempt: len(c.hedges) + 1, Reason: "saturated", Key: c.key})
 		return
 	}
 	if !c.budget.Withdraw(now) {

@@ -44,7 +44,7 @@ func ExampleNewTransport() {
 // In a stack, just below the retry layer, whose retry budget the hedges
 // then spend, and above the breaker and the limits, which meter every hedge
 // like any attempt. The delay is each upstream's recent 95th percentile
-// latency, once 20 latencies of it are known.
+// latency (at most 4 medians), once 10 latencies of it are known.
 func ExampleMiddleware() {
 	client := outbound.Wrap(http.DefaultClient,
 		retry.Middleware(),

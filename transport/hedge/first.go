@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/outboundhttp/outbound/internal/callctx"
 )
 
 // The fast path, an armed call whose first attempt answers before the
@@ -31,6 +33,7 @@ type firstCtx struct {
 	cancel context.CancelFunc
 	done   bool // released: a context made from now on is canceled at once
 	hook   atomic.Pointer[wireHook]
+	sink   callctx.SaturationSink // the call, for the layers below (saturation.go)
 }
 
 var _ context.Context = (*firstCtx)(nil)
@@ -69,9 +72,12 @@ func (f *firstCtx) Err() error {
 }
 
 // Value returns the caller's values (and, once made, the cancelable
-// context's own, which context.Cause looks up), and for httptrace's key the
-// call's wireHook.
+// context's own, which context.Cause looks up), for httptrace's key the
+// call's wireHook, and for callctx.SaturationSinkKey the call.
 func (f *firstCtx) Value(key any) any {
+	if key == callctx.SaturationSinkKey {
+		return f.sink
+	}
 	if h := f.hook.Load(); h != nil && isTraceKey(key) {
 		return f.trace(h, key)
 	}

@@ -24,8 +24,8 @@ const (
 )
 
 // latency tracks one upstream's latencies to response headers and the delay
-// they give: max(floor, quantile q of the last one to two windows). It is
-// safe for concurrent use.
+// they give: max(floor, min(quantile q, MaxDelayMedians × median)) of the
+// last one to two windows. It is safe for concurrent use.
 type latency struct {
 	q          float64
 	floor      time.Duration
@@ -119,6 +119,13 @@ func (l *latency) recompute(now time.Time) {
 	if err != nil {
 		l.delay.Store(-1)
 		return
+	}
+	// Never more than MaxDelayMedians times the median: when more than
+	// 1 - q of the attempts are pathologically slow (the latency drill: 5 %
+	// spikes of 2 s and 2 % hangs), the quantile lies among them, and a
+	// hedge sent then comes too late to cut anything.
+	if m, err := l.merged.GetValueAtQuantile(0.5); err == nil {
+		v = min(v, MaxDelayMedians*m)
 	}
 	// The sketch answers with a value within 1 % of the quantile, which may
 	// lie below it; the delay takes the top of that range instead, so that

@@ -46,7 +46,7 @@ func stragglers(slowFrom int) func(int, *http.Request) answer {
 }
 
 // TestQuantileDelay: with the default (q = 0.95), nothing is hedged until
-// 20 latencies are known; then the delay is the upstream's p95 (95 % of
+// DefaultMinSamples latencies are known; then the delay is the upstream's p95 (95 % of
 // first attempts at 5 ms, 5 % at 100 ms: just above 5 ms), which hedges the
 // slow 5 % and nothing else, and stays there while hedges win (the first
 // attempts they beat count with the time they had run). It follows the
@@ -65,18 +65,21 @@ func TestQuantileDelay(t *testing.T) {
 			readAll(t, resp)
 			return time.Since(start)
 		}
-		for n := range 19 {
+		const warm = hedge.DefaultMinSamples
+		for n := range warm - 1 {
 			call(n)
 			if d, ok := rt.Delay(key); ok {
 				t.Fatalf("after %d latencies the delay is known (%v); want it unknown before %d", n+1, d, hedge.DefaultMinSamples)
 			}
 		}
-		call(19)
+		for n := warm - 1; n < 20; n++ {
+			call(n)
+		}
 		if d, ok := rt.Delay(key); !ok || d < 5*time.Millisecond || d > 5100*time.Microsecond {
 			t.Fatalf("after 20 latencies of 5 ms: delay %v, %v; want just above 5ms", d, ok)
 		}
 		if n := len(f.seen()); n != 20 {
-			t.Fatalf("%d attempts for 20 calls before the delay was known; want no hedge", n)
+			t.Fatalf("%d attempts for 20 fast calls; want no hedge", n)
 		}
 
 		var slow []time.Duration
@@ -101,14 +104,22 @@ func TestQuantileDelay(t *testing.T) {
 			t.Errorf("%d hedges for %d slow calls in 400; want one each, no more", extra, len(slow))
 		}
 
-		// The upstream slows down for good: the delay follows (while the
-		// budget pays for hedges that lose to the first attempts).
+		// The upstream slows down for good: the delay follows, capped at
+		// MaxDelayMedians times the median until the slow latencies are the
+		// median too (while the budget pays for hedges that lose to the
+		// first attempts).
 		f.setScript(stragglers(420))
 		for n := 420; n < 520; n++ {
 			call(n)
 		}
+		if d, ok := rt.Delay(key); !ok || d < 4*5*time.Millisecond || d > 4*5100*time.Microsecond {
+			t.Errorf("after 100 slow calls: delay %v, %v; want 4 medians of 5 ms, about 20ms", d, ok)
+		}
+		for n := 520; n < 1000; n++ {
+			call(n)
+		}
 		if d, ok := rt.Delay(key); !ok || d < 90*time.Millisecond {
-			t.Errorf("after 100 slow calls: delay %v, %v; want about 100ms", d, ok)
+			t.Errorf("after 580 slow calls: delay %v, %v; want about 100ms", d, ok)
 		}
 		time.Sleep(2 * hedge.DefaultLatencyWindow)
 		if d, ok := rt.Delay(key); ok {
