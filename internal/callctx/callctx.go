@@ -208,7 +208,8 @@ const (
 	// n), Reason "original" or "hedge".
 	KindHedgeWon
 	// KindHedgeSuppressed: a hedge was due but not sent. Reason is "budget"
-	// (the retry budget is spent).
+	// (the retry budget is spent) or "saturated" (the upstream has no room:
+	// see Saturation).
 	KindHedgeSuppressed
 )
 
