@@ -41,6 +41,7 @@ type call struct {
 	inflight   int
 	decided    bool          // the outcome is known (or the caller left): nothing more is sent
 	suppressed bool          // the budget refused a hedge
+	answered   bool          // the first attempt's answer has arrived (GotFirstResponseByte): no more hedges
 	done       chan struct{} // made with the first hedge, closed once decided
 	winner     *attempt
 	failed     *attempt           // the last retryable failure that came with a response, held open
@@ -88,7 +89,7 @@ func (c *call) run() (*http.Response, error) {
 // outcome.
 func (c *call) hedge() {
 	c.mu.Lock()
-	if c.decided || c.suppressed || len(c.hedges) >= c.t.cfg.maxHedges {
+	if c.decided || c.suppressed || c.answered || len(c.hedges) >= c.t.cfg.maxHedges {
 		c.mu.Unlock()
 		return
 	}
@@ -99,7 +100,7 @@ func (c *call) hedge() {
 	}
 	now := time.Now()
 	c.mu.Lock()
-	if c.decided {
+	if c.decided || c.answered {
 		c.mu.Unlock()
 		closeBody(b)
 		return

@@ -250,12 +250,26 @@ func (h *wireHook) getConn(string) {
 	}
 }
 
+// gotFirstByte: the first attempt's answer has arrived, and is on its way
+// up through the layers below; a hedge due now would come too late to win,
+// and could reach an upstream that just asked for a pause (the 429-burst
+// drill's impolite requests, under a loaded scheduler that is slower than
+// the delay's 1 ms floor to hand a response up).
+func (h *wireHook) gotFirstByte() {
+	if c := h.c.Load(); c != nil {
+		c.mu.Lock()
+		c.answered = true
+		c.mu.Unlock()
+	}
+}
+
 // hook returns a wireHook for c's first attempt.
 func (t *Transport) hook(c *call) *wireHook {
 	h, _ := t.hooks.Get().(*wireHook)
 	if h == nil {
 		h = &wireHook{}
 		h.trace.GetConn = h.getConn
+		h.trace.GotFirstResponseByte = h.gotFirstByte
 	}
 	h.composed = nil
 	h.c.Store(c)

@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/outboundhttp/outbound/internal/callctx"
 	"github.com/outboundhttp/outbound/transport/hedge"
 )
 
@@ -303,4 +304,40 @@ func TestDelayCountsFromTheWireQuantile(t *testing.T) {
 			t.Errorf("%d requests for 100 calls; want no hedge", n)
 		}
 	})
+}
+
+// TestNoHedgeOnceTheAnswerArrived: a first attempt whose answer has arrived
+// (httptrace's GotFirstResponseByte) gets no hedge, however long the layers
+// below take to hand it up: a hedge then could not win, and could reach an
+// upstream that has just asked for a pause. The control, whose answer has
+// not arrived when the delay is over, is hedged.
+func TestNoHedgeOnceTheAnswerArrived(t *testing.T) {
+	for _, arrived := range []bool{true, false} {
+		synctest.Test(t, func(t *testing.T) {
+			f := newFake(func(int, *http.Request) answer { return answer{status: 200} })
+			next := nextFunc(func(r *http.Request) (*http.Response, error) {
+				if callctx.AttemptTypeOf(r.Context()) != callctx.AttemptHedge {
+					if tr := httptrace.ContextClientTrace(r.Context()); tr != nil && arrived && tr.GotFirstResponseByte != nil {
+						tr.GotFirstResponseByte()
+					}
+					time.Sleep(5 * delay) // the answer, slow to come up
+				}
+				return f.RoundTrip(r)
+			})
+			rt := hedge.NewTransport(next, hedge.WithDelay(delay))
+			resp, err := rt.RoundTrip(get(t, context.Background()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(t, resp)
+			synctest.Wait()
+			want := 1
+			if !arrived {
+				want = 2
+			}
+			if n := len(f.seen()); n != want {
+				t.Errorf("answer arrived %v: %d requests; want %d", arrived, n, want)
+			}
+		})
+	}
 }
