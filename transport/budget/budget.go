@@ -20,6 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/outboundhttp/outbound/internal/body"
@@ -122,15 +124,21 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return resp, nil
 	}
-	dctx, cancel := context.WithDeadlineCause(parent, deadline, t.cause)
-	ctx := &budgetCtx{Context: dctx, deadline: deadline}
+	ctx := &budgetCtx{parent: parent, deadline: deadline, cause: t.cause}
 	resp, err := t.next.RoundTrip(req.WithContext(ctx))
 	if resp, err = body.Checked(resp, err, "budget"); err != nil {
-		err = t.attemptErr(ctx, err) // before cancel, which would change the cause
-		cancel()
+		err = t.attemptErr(ctx, err) // before release, which would change the cause
+		ctx.release()
 		return nil, err
 	}
-	body.OnDone(resp, cancel)
+	if resp.Body == nil || resp.Body == http.NoBody {
+		// Nothing left to read: release now, as body.OnDone would, without
+		// the method value it keeps.
+		resp.Body = http.NoBody
+		ctx.release()
+		return resp, nil
+	}
+	body.OnDone(resp, ctx.release)
 	return resp, nil
 }
 
@@ -155,23 +163,106 @@ func redirectDeadline(req *http.Request) (time.Time, bool) {
 // budgetCtxKey finds the nearest budgetCtx in a context chain.
 type budgetCtxKey struct{}
 
-// budgetCtx marks the context of a call under a budget with the budget's
-// deadline, so a later redirect hop can find it below any per-attempt
-// deadline. It adds nothing else: Done, Err and Deadline are the embedded
-// context's.
+// budgetCtx is the context of a call under a Transport's deadline. It is
+// the caller's context with the budget's deadline, and marks the call with
+// that deadline so that a later redirect hop can find it below any
+// per-attempt deadline.
+//
+// The cancelable context that enforces the deadline
+// (context.WithDeadlineCause: a context, a timer, its function and a cancel
+// function) is made only when something needs it: a layer below that waits
+// on Done or makes a child context (net/http's Transport does both), an Err
+// asked for once the deadline has passed, or a release. A call whose layers
+// below only read the deadline and the values costs this one allocation
+// instead of five. Once made, everything is the standard context's, so
+// context.Cause and child contexts see a standard one; before, nothing can
+// have canceled it but the caller, whose context answers.
+//
+// context.Cause of a budgetCtx that was never made reports the caller's
+// cause even after the deadline passed, until Err is asked: every layer
+// asks Err first (Cause is meaningful only once Err is non-nil).
 type budgetCtx struct {
-	context.Context
-	deadline time.Time
+	parent   context.Context
+	deadline time.Time // before the parent's, if it has one
+	cause    error
+
+	made     atomic.Bool // ctx and cancel are set
+	released atomic.Bool // written under mu
+	mu       sync.Mutex
+	ctx      context.Context
+	cancel   context.CancelFunc
 }
 
+var _ context.Context = (*budgetCtx)(nil)
+
+// get returns the cancelable context, making it the first time; a context
+// made after the release is canceled at once.
+func (c *budgetCtx) get() context.Context {
+	if c.made.Load() {
+		return c.ctx
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.made.Load() {
+		c.ctx, c.cancel = context.WithDeadlineCause(c.parent, c.deadline, c.cause)
+		if c.released.Load() {
+			c.cancel()
+		}
+		c.made.Store(true)
+	}
+	return c.ctx
+}
+
+// Deadline returns the budget's deadline, the earlier one.
+func (c *budgetCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// Done returns the channel closed when the deadline passes, the caller's
+// context ends or the call is released.
+func (c *budgetCtx) Done() <-chan struct{} { return c.get().Done() }
+
+// Err returns the context's error. Before the cancelable context is made, it
+// is the caller's, unless the deadline has passed or the call was released:
+// then the context is made, done at once with the budget's cause.
+func (c *budgetCtx) Err() error {
+	if c.made.Load() {
+		return c.ctx.Err()
+	}
+	if err := c.parent.Err(); err != nil {
+		return err
+	}
+	if c.released.Load() || !time.Now().Before(c.deadline) {
+		return c.get().Err()
+	}
+	return nil
+}
+
+// Value returns the mark for budgetCtxKey, and otherwise the caller's values
+// (the cancelable context's once made, which context.Cause looks up).
 func (c *budgetCtx) Value(k any) any {
 	if k == (budgetCtxKey{}) {
 		return c
 	}
-	return c.Context.Value(k)
+	if c.made.Load() {
+		return c.ctx.Value(k)
+	}
+	return c.parent.Value(k)
 }
 
 func (c *budgetCtx) String() string { return "budget.context" }
+
+// release ends the call's context when the caller is done with the
+// response, or at once when the attempt failed: canceled if it was made, so
+// its timer stops and nothing stays registered with the caller's context,
+// and canceled at once if something makes it later.
+func (c *budgetCtx) release() {
+	c.mu.Lock()
+	c.released.Store(true)
+	made := c.made.Load()
+	c.mu.Unlock()
+	if made {
+		c.cancel()
+	}
+}
 
 // budgetOf reports the budget a refusal ran into: the parent's when its
 // deadline was the binding one and is a budget deadline, else ours.

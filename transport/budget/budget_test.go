@@ -447,3 +447,78 @@ func TestRefusalAllocatesOnlyItsError(t *testing.T) {
 		t.Errorf("a refusal allocates %v times; want 1", n)
 	}
 }
+
+// TestDeadlineSeenWithoutDone: a layer below that never waits on Done (the
+// cancelable context is then not made) still finds the budget spent through
+// Err and context.Cause once the deadline has passed, and the call fails with
+// ErrExhausted, as with a layer that waits.
+func TestDeadlineSeenWithoutDone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var err, cause error
+		rt := NewTransport(contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if e := r.Context().Err(); e != nil {
+				return nil, e
+			}
+			time.Sleep(30 * time.Millisecond)
+			err, cause = r.Context().Err(), context.Cause(r.Context())
+			return nil, err
+		}), WithTotal(20*time.Millisecond))
+		req, _ := newReq(t, context.Background())
+		_, got := rt.RoundTrip(req)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Err after the deadline: %v; want context.DeadlineExceeded", err)
+		}
+		if _, ok := errors.AsType[*ExhaustedError](cause); !ok {
+			t.Errorf("Cause after the deadline: %v; want an *ExhaustedError", cause)
+		}
+		if !errors.Is(got, ErrExhausted) {
+			t.Errorf("RoundTrip error %v; want ErrExhausted", got)
+		}
+	})
+}
+
+// TestCallerCancelWithoutDone: before the cancelable context is made, the
+// caller's cancellation is what Err and Cause report.
+func TestCallerCancelWithoutDone(t *testing.T) {
+	parent, cancel := context.WithCancelCause(context.Background())
+	left := errors.New("user left")
+	var err, cause error
+	rt := NewTransport(contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+		cancel(left)
+		err, cause = r.Context().Err(), context.Cause(r.Context())
+		return nil, err
+	}))
+	req, _ := newReq(t, parent)
+	if _, got := rt.RoundTrip(req); !errors.Is(got, context.Canceled) || errors.Is(got, ErrExhausted) {
+		t.Errorf("RoundTrip error %v; want context.Canceled, not ErrExhausted", got)
+	}
+	if !errors.Is(err, context.Canceled) || cause != left {
+		t.Errorf("Err %v, Cause %v; want context.Canceled, %v", err, cause, left)
+	}
+}
+
+// TestOwnDeadlineAllocations: a call under the Transport's own deadline
+// allocates its context and the request copy carrying it (issue 18), and the
+// deadline's context only when a layer below waits on Done, as net/http's
+// Transport does: then context.WithDeadlineCause's 4 and the Done channel,
+// as before.
+func TestOwnDeadlineAllocations(t *testing.T) {
+	resp := &http.Response{StatusCode: 200, Body: http.NoBody}
+	req := httptest.NewRequest("GET", "http://a.test/", nil)
+	for _, tc := range []struct {
+		name string
+		next func(*http.Request)
+		want float64
+	}{
+		{"nothing waits", func(*http.Request) {}, 2},
+		{"a layer below waits on Done", func(r *http.Request) { _ = r.Context().Done() }, 7},
+	} {
+		rt := NewTransport(contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+			tc.next(r)
+			return resp, nil
+		}))
+		if n := testing.AllocsPerRun(100, func() { rt.RoundTrip(req) }); n != tc.want {
+			t.Errorf("%s: %v allocations; want %v", tc.name, n, tc.want)
+		}
+	}
+}
