@@ -172,6 +172,17 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if tracked {
 		handedOff = true
+		if resp.Body == nil || resp.Body == http.NoBody {
+			// Nothing left to read: release now, as body.OnDone would,
+			// without making the closure it keeps.
+			resp.Body = http.NoBody
+			t.done(ctx, key, st, start, rtt, seen)
+			return resp, nil
+		}
+		// Copies, so that the closure captures values: rtt and seen are
+		// also the deferred release's, and captured by reference they would
+		// cost an allocation each.
+		rtt, seen := rtt, seen
 		body.OnDone(resp, func() { t.done(ctx, key, st, start, rtt, seen) })
 	}
 	return resp, nil
