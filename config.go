@@ -32,11 +32,12 @@ const (
 	DefaultMaxConcurrency = base.DefaultMaxConnsPerHost
 	// DefaultHedgeDelay is 0: hedging is off in the standard stack. With it
 	// on (HEDGE_DELAY=1ms, the hedge package's default: after each
-	// upstream's p95) the stragglers and latency drills win (p99 126 -> 48
-	// ms, 8.1 -> 2.0 s), but the overload drill can lose: an upstream slow
-	// because it is saturated gets the p95's extra requests when it has none
-	// to spare, and sheds them (goodput 1 490/s -> 1 342/s, 132 requests
-	// shed in another round). docs/hedge.md, "The default".
+	// upstream's p95, at most 4 medians, never to a saturated upstream) the
+	// stragglers and latency drills win (p99 126 -> 24-30 ms, 8.1 s -> 85-149
+	// ms) and the overload drill ties, but the 429-burst drill loses on
+	// politeness: a few hedges (1-10 per round; 0-2 with a 10 ms floor) reach
+	// the upstream inside the Retry-After pause it gave the same call.
+	// docs/hedge.md, "The default".
 	DefaultHedgeDelay time.Duration = 0
 )
 
