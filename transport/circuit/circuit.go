@@ -263,9 +263,8 @@ func (t *Transport) closed(req *http.Request, b *breaker, p *phase, now time.Tim
 	age := p.win.request(now)
 	o := failure // if next panics
 	defer func() {
-		end := time.Now()
-		p.win.record(age, o, end)
-		if o == failure && b.phase.Load() == p && t.readyToTrip(p, end) {
+		p.win.record(age, o)
+		if o == failure && b.phase.Load() == p && t.readyToTrip(p, time.Now()) {
 			b.trip(p)
 		}
 	}()
@@ -313,7 +312,7 @@ func (t *Transport) viaBreaker(req *http.Request, key string, b *breaker, probe 
 	o := failure // if next panics: a half-open breaker would wait forever for its probe
 	defer func() {
 		if p.state == Closed {
-			p.win.record(age, o, time.Now())
+			p.win.record(age, o)
 		}
 		done(o.asError())
 		if isProbe {

@@ -76,11 +76,12 @@ func (w *window) reset(bk *bucket, a int64) {
 	bk.age.Store(a + 1)
 }
 
-// record counts the outcome, reported at now, of an attempt of age a.
-func (w *window) record(a int64, o outcome, now time.Time) {
-	if w.age(now)-a >= w.n {
-		return // its bucket has left the window
-	}
+// record counts the outcome of an attempt of age a. An outcome whose bucket
+// has left the window is dropped, as gobreaker drops it: by then its bucket
+// either counts a later age (reset for it: the age does not match) or has
+// not been reused yet, and sums skips a bucket outside the window, and a
+// reuse zeroes it. So no clock is read here.
+func (w *window) record(a int64, o outcome) {
 	bk := &w.buckets[a%w.n]
 	if bk.age.Load() != a+1 {
 		return

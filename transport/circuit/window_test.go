@@ -51,7 +51,7 @@ func TestWindowConcurrent(t *testing.T) {
 					if i%4 == 0 {
 						o = failure
 					}
-					w.record(a, o, now)
+					w.record(a, o)
 				}
 			})
 		}
@@ -65,15 +65,23 @@ func TestWindowConcurrent(t *testing.T) {
 			t.Errorf("requests 10 s later: got %d; want 400 (the later bucket's)", got.requests)
 		}
 		later := time.Now().Add(10 * time.Second) // the first bucket's index again
-		w.record(w.request(later), success, later)
+		w.record(w.request(later), success)
 		if got := w.sums(later); got.requests != 401 || got.successes != 301 {
 			t.Errorf("after reusing a bucket: got %+v; want 401 requests, 301 successes", got)
 		}
-		// An outcome whose bucket has left the window is dropped, as in gobreaker.
+		// An outcome whose bucket has left the window is dropped, as in
+		// gobreaker: reported after its bucket was reused, or before and
+		// then zeroed by the reuse.
 		a := w.request(later)
-		w.record(a, failure, later.Add(10*time.Second))
-		if got := w.sums(later); got.failures != 100 {
-			t.Errorf("failures after a late report: got %d; want 100", got.failures)
+		w.request(later.Add(10 * time.Second)) // reuses a's bucket
+		w.record(a, failure)
+		if got := w.sums(later.Add(10 * time.Second)); got.failures != 0 || got.requests != 1 {
+			t.Errorf("a window later, after a late report: got %+v; want 1 request, 0 failures", got)
+		}
+		b := w.request(later.Add(20 * time.Second))
+		w.record(b, failure) // in time, but its bucket then leaves the window unused
+		if got := w.sums(later.Add(30 * time.Second)); got.failures != 0 {
+			t.Errorf("a window after the bucket's last use: got %d failures; want 0", got.failures)
 		}
 	})
 }
