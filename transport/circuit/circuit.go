@@ -242,25 +242,23 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// than waiting on the next probe's channel for a breaker that has closed.
 	probe := *b.probe.Load()
 	p := b.phase.Load()
-	now := time.Now()
 	switch p.state {
 	case Closed:
-		return t.closed(req, b, p, now)
+		return t.closed(req, b, p)
 	case Open:
 		// gobreaker keeps the breaker open while now <= its expiry, which
 		// it set a little before p.since: within the break it refuses.
-		if d := t.cfg.breakFor - now.Sub(p.since); d > 0 {
+		if d := t.cfg.breakFor - time.Since(p.since); d > 0 {
 			return nil, t.refuse(req, key, &OpenError{Key: key, State: Open, RetryIn: d, probe: probe})
 		}
 	}
 	return t.viaBreaker(req, key, b, probe)
 }
 
-// closed sends req while the breaker was closed at now (phase p), counting
-// it in p's window; only a failure that may open the breaker goes to
-// gobreaker.
-func (t *Transport) closed(req *http.Request, b *breaker, p *phase, now time.Time) (*http.Response, error) {
-	age := p.win.request(now)
+// closed sends req while the breaker is closed (phase p), counting it in
+// p's window; only a failure that may open the breaker goes to gobreaker.
+func (t *Transport) closed(req *http.Request, b *breaker, p *phase) (*http.Response, error) {
+	age := p.win.request()
 	o := failure // if next panics
 	defer func() {
 		p.win.record(age, o)
@@ -307,7 +305,7 @@ func (t *Transport) viaBreaker(req *http.Request, key string, b *breaker, probe 
 	isProbe := p.state == HalfOpen
 	var age int64
 	if p.state == Closed { // closed since the caller looked: count it there too
-		age = p.win.request(time.Now())
+		age = p.win.request()
 	}
 	o := failure // if next panics: a half-open breaker would wait forever for its probe
 	defer func() {

@@ -49,9 +49,13 @@ func newWindow(start time.Time, d time.Duration) *window {
 // age returns the bucket period now falls in.
 func (w *window) age(now time.Time) int64 { return max(int64(now.Sub(w.start))/w.period, 0) }
 
-// request counts an attempt sent at now and returns its age, for record.
-func (w *window) request(now time.Time) int64 {
-	a := w.age(now)
+// request counts an attempt sent now and returns its age, for record.
+// time.Since reads only the monotonic clock, half the cost of time.Now.
+func (w *window) request() int64 { return w.requestAt(time.Since(w.start)) }
+
+// requestAt counts an attempt sent elapsed after the window's start.
+func (w *window) requestAt(elapsed time.Duration) int64 {
+	a := max(int64(elapsed)/w.period, 0)
 	bk := &w.buckets[a%w.n]
 	if bk.age.Load() < a+1 {
 		w.reset(bk, a)

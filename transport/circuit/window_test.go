@@ -46,7 +46,7 @@ func TestWindowConcurrent(t *testing.T) {
 			wg.Go(func() {
 				for i := range 100 {
 					now := time.Now().Add(time.Duration(g%2) * time.Second) // half of them a bucket later
-					a := w.request(now)
+					a := w.requestAt(now.Sub(w.start))
 					o := success
 					if i%4 == 0 {
 						o = failure
@@ -65,20 +65,20 @@ func TestWindowConcurrent(t *testing.T) {
 			t.Errorf("requests 10 s later: got %d; want 400 (the later bucket's)", got.requests)
 		}
 		later := time.Now().Add(10 * time.Second) // the first bucket's index again
-		w.record(w.request(later), success)
+		w.record(w.requestAt(later.Sub(w.start)), success)
 		if got := w.sums(later); got.requests != 401 || got.successes != 301 {
 			t.Errorf("after reusing a bucket: got %+v; want 401 requests, 301 successes", got)
 		}
 		// An outcome whose bucket has left the window is dropped, as in
 		// gobreaker: reported after its bucket was reused, or before and
 		// then zeroed by the reuse.
-		a := w.request(later)
-		w.request(later.Add(10 * time.Second)) // reuses a's bucket
+		a := w.requestAt(later.Sub(w.start))
+		w.requestAt(later.Add(10 * time.Second).Sub(w.start)) // reuses a's bucket
 		w.record(a, failure)
 		if got := w.sums(later.Add(10 * time.Second)); got.failures != 0 || got.requests != 1 {
 			t.Errorf("a window later, after a late report: got %+v; want 1 request, 0 failures", got)
 		}
-		b := w.request(later.Add(20 * time.Second))
+		b := w.requestAt(later.Add(20 * time.Second).Sub(w.start))
 		w.record(b, failure) // in time, but its bucket then leaves the window unused
 		if got := w.sums(later.Add(30 * time.Second)); got.failures != 0 {
 			t.Errorf("a window after the bucket's last use: got %d failures; want 0", got.failures)
