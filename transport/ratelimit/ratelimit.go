@@ -129,9 +129,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	callctx.NoteAdmitted(ctx, st) // saturation.go: a hedge above asks before it sends a copy
-	var start time.Time
+	var start int64               // the adaptive limit's clock
 	if st.adaptive != nil {
-		start = time.Now()
+		start = st.adaptive.now()
 	}
 	// Until the slot is handed to the response body, this call owns it: the
 	// deferred release also covers a panic in next (net/http's server
@@ -149,7 +149,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(req)
 	resp, err = body.Checked(resp, err, "ratelimit")
 	if st.adaptive != nil {
-		rtt = time.Since(start)
+		rtt = time.Duration(st.adaptive.now() - start)
 		seen = classify(ctx, resp, err)
 	}
 	if err != nil {
@@ -223,12 +223,10 @@ func (t *Transport) admit(ctx context.Context, key string, st *keyState) (tracke
 
 // done releases what admit took, once the caller is done with the response;
 // an adaptive limit also learns the attempt's outcome o and latency rtt.
-func (t *Transport) done(ctx context.Context, key string, st *keyState, start time.Time, rtt time.Duration, o outcome) {
+func (t *Transport) done(ctx context.Context, key string, st *keyState, start int64, rtt time.Duration, o outcome) {
 	switch {
 	case st.adaptive != nil:
-		// The window is timed by when attempts answered: one clock read
-		// fewer on the fast path than reading it again here.
-		stats, moved := st.adaptive.done(start.Add(rtt), start, rtt, o)
+		stats, moved := st.adaptive.done(start, rtt, o)
 		if moved && t.cfg.obs.Concurrency != nil {
 			t.cfg.obs.Concurrency(ctx, key, stats)
 		}
