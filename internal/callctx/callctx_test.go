@@ -3,6 +3,7 @@ package callctx
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -113,3 +114,20 @@ func TestRetryBudget(t *testing.T) {
 type spender bool
 
 func (s spender) SpendsRetryBudget() bool { return bool(s) }
+
+// TestWithUUIDHeader: the ID is the UUID's canonical text, the context
+// carries it, the header value is it, and all three cost one allocation.
+func TestWithUUIDHeader(t *testing.T) {
+	u := [16]byte{0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x46, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff}
+	ctx, id, vals := WithUUIDHeader(context.Background(), u)
+	want := fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:])
+	if id != want || len(vals) != 1 || vals[0] != want {
+		t.Errorf("got id %q, header %q; want %q", id, vals, want)
+	}
+	if got, ok := RequestID(ctx); !ok || got != want {
+		t.Errorf("RequestID = %q, %v; want %q", got, ok, want)
+	}
+	if n := testing.AllocsPerRun(100, func() { WithUUIDHeader(context.Background(), u) }); n != 1 {
+		t.Errorf("WithUUIDHeader allocates %v times; want 1", n)
+	}
+}

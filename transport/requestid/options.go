@@ -39,12 +39,13 @@ func (f optionFunc) apply(c *config) { f(c) }
 type config struct {
 	header   string        // canonical header key
 	gen      func() string // never nil
+	uuid     bool          // gen is the default, UUIDv4
 	span     bool
 	spanAttr string
 }
 
 func newConfig(opts []Option) config {
-	c := config{header: textproto.CanonicalMIMEHeaderKey(DefaultHeader), gen: UUIDv4}
+	c := config{header: textproto.CanonicalMIMEHeaderKey(DefaultHeader), gen: UUIDv4, uuid: true}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&c)
@@ -72,7 +73,7 @@ func WithHeader(name string) Option {
 func WithGenerator(gen func() string) Option {
 	return optionFunc(func(c *config) {
 		if gen != nil {
-			c.gen = gen
+			c.gen, c.uuid = gen, false
 		}
 	})
 }
@@ -99,15 +100,20 @@ func WithSpanAttribute() Option {
 // call. google/uuid's EnableRandPool would do the same behind a global
 // mutex, and changes every uuid caller of the program, which a library must
 // not do.
-func UUIDv4() string {
+func UUIDv4() string { return uuid.UUID(uuidV4()).String() }
+
+// uuidV4 returns the 16 bytes of a new UUIDv4 (see UUIDv4). The Transport
+// formats them into the ID's context (callctx.WithUUIDHeader), so the text
+// costs no allocation of its own.
+func uuidV4() [16]byte {
 	g := idSources.Get().(*rand.ChaCha8)
-	var u uuid.UUID
+	var u [16]byte
 	binary.LittleEndian.PutUint64(u[:8], g.Uint64())
 	binary.LittleEndian.PutUint64(u[8:], g.Uint64())
 	idSources.Put(g)
 	u[6] = u[6]&0x0f | 0x40 // version 4
 	u[8] = u[8]&0x3f | 0x80 // variant 10 (RFC 9562 §4.1)
-	return u.String()
+	return u
 }
 
 // idSources holds the generators of UUIDv4. A pooled generator is used by

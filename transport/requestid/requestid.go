@@ -102,6 +102,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if inCtx {
 		id = ctxID
 		vals = []string{id}
+	} else if t.cfg.uuid {
+		// The ID's text, its context value and its header value share an
+		// allocation.
+		ctx, id, vals = callctx.WithUUIDHeader(ctx, uuidV4())
 	} else {
 		id = t.cfg.newID()
 		// The ID's context value and its header value share an allocation.
