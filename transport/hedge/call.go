@@ -13,19 +13,21 @@ import (
 )
 
 // call is one hedged call: the first attempt, its hedges, and the outcome.
-// Every field below mu is guarded by it.
+// Every field below mu is guarded by it. It is the one allocation of the
+// fast path (an armed call answered before the delay), so it holds nothing
+// that can be found elsewhere: the caller's context is req's, the key, the
+// latency sketch and the own budget are the state's, the start is the first
+// attempt's, and what only a hedge needs is allocated with the first hedge
+// (hedging). At 568 bytes, with the 8-byte header the allocator gives an
+// object over 512 bytes that has pointers, it fills the 576-byte size class
+// (it was 752, in the 768-byte class; BenchmarkFastPath, docs/hedge.md).
 type call struct {
-	t      *Transport
-	req    *http.Request   // the caller's; read only
-	parent context.Context // the caller's context
-	key    string
-	lat    *latency // nil with a fixed delay
-	budget callctx.Withdrawer
-	start  time.Time
-	delay  time.Duration
-	armed  bool // a hedge may be sent (else the call only records its latency)
-	pool   bool // the timer may come from, and go back to, the Transport's pool
-	s      *state
+	t     *Transport
+	req   *http.Request // the caller's; read only
+	s     *state
+	delay time.Duration
+	armed bool // a hedge may be sent (else the call only records its latency)
+	pool  bool // the timer may come from, and go back to, the Transport's pool
 
 	// The first attempt's request, context and body wrapper live here, so
 	// that the fast path allocates the call and nothing else (first.go).
@@ -34,41 +36,63 @@ type call struct {
 	fb   firstWriterBody
 
 	mu         sync.Mutex
-	tm         *hedgeTimer // sends the next hedge; nil until the first attempt leaves when s.wire
-	wireAt     time.Time   // when the first attempt left the client (GetConn), if known
+	decided    bool // the outcome is known (or the caller left): nothing more is sent
+	suppressed bool // the budget refused a hedge
+	answered   bool // the first attempt's answer has arrived (GotFirstResponseByte): no more hedges
+	wired      bool // wire is known
+	inflight   int32
+	wire       time.Duration // when the first attempt left the client (GetConn), from its start
+	tm         *hedgeTimer   // sends the next hedge; nil until the first attempt leaves when s.wire
 	first      attempt
-	hedges     []*attempt
-	inflight   int
-	decided    bool          // the outcome is known (or the caller left): nothing more is sent
-	suppressed bool          // the budget refused a hedge
-	answered   bool          // the first attempt's answer has arrived (GotFirstResponseByte): no more hedges
-	done       chan struct{} // made with the first hedge, closed once decided
+	hs         *hedging // nil until the first hedge is sent
 	winner     *attempt
 	failed     *attempt           // the last retryable failure that came with a response, held open
 	err        error              // the last error, a local refusal only if nothing else failed
 	sat        callctx.Saturation // of the upstream the first attempt was admitted to (saturation.go)
 }
 
+// hedging is the part of a call that only hedges use, made with the first.
+type hedging struct {
+	list []*attempt
+	done chan struct{} // closed once decided
+}
+
+// parent returns the caller's context.
+func (c *call) parent() context.Context { return c.req.Context() }
+
+// hedges returns the hedges sent so far. c.mu is held.
+func (c *call) hedges() []*attempt {
+	if c.hs == nil {
+		return nil
+	}
+	return c.hs.list
+}
+
+// budget returns the budget hedges withdraw from: the retry layer's, when it
+// shares one through the context, else the state's own (RoundTrip counted the
+// call in it).
+func (c *call) budget() callctx.Withdrawer {
+	if b, ok := callctx.RetryBudget(c.parent()); ok {
+		return b
+	}
+	return c.s.own
+}
+
 // attempt is one attempt of a call: the first (n = 0) or hedge n.
 type attempt struct {
-	n        int
-	ctx      context.Context
+	n        int32
+	finished bool
 	cancel   context.CancelFunc // a hedge's; the first attempt's context is call.fctx
 	start    time.Time
 	resp     *http.Response // when it won, or is c.failed
-	finished bool
 }
 
 // run sends the first attempt on the caller's goroutine, with the timer of
 // the first hedge running, and returns the call's outcome.
 func (c *call) run() (*http.Response, error) {
-	a := &c.first
-	c.fctx.parent = c.parent
-	c.fctx.sink = c
-	a.ctx = &c.fctx
-	a.start = c.start
+	c.fctx.c = c
 	// The copy of WithContext's result does not escape: no allocation.
-	c.req1 = *c.req.WithContext(a.ctx)
+	c.req1 = *c.req.WithContext(&c.fctx)
 	h := c.t.hook(c)
 	c.fctx.hook.Store(h)
 	c.mu.Lock()
@@ -80,7 +104,7 @@ func (c *call) run() (*http.Response, error) {
 	resp, err := c.t.next.RoundTrip(&c.req1)
 	c.t.unhook(c, h)
 	resp, err = body.Checked(resp, err, "hedge")
-	c.report(a, resp, err)
+	c.report(&c.first, resp, err)
 	return c.outcome()
 }
 
@@ -89,7 +113,7 @@ func (c *call) run() (*http.Response, error) {
 // outcome.
 func (c *call) hedge() {
 	c.mu.Lock()
-	if c.decided || c.suppressed || c.answered || len(c.hedges) >= c.t.cfg.maxHedges {
+	if c.decided || c.suppressed || c.answered || len(c.hedges()) >= c.t.cfg.maxHedges {
 		c.mu.Unlock()
 		return
 	}
@@ -111,32 +135,32 @@ func (c *call) hedge() {
 		c.suppressed = true
 		c.mu.Unlock()
 		closeBody(b)
-		callctx.Emit(c.parent, callctx.Event{Kind: callctx.KindHedgeSuppressed, Attempt: len(c.hedges) + 1, Reason: "saturated", Key: c.key})
+		callctx.Emit(c.parent(), callctx.Event{Kind: callctx.KindHedgeSuppressed, Attempt: len(c.hedges()) + 1, Reason: "saturated", Key: c.s.key})
 		return
 	}
-	if !c.budget.Withdraw(now) {
+	if !c.budget().Withdraw(now) {
 		// An empty budget stops new hedges; what is in flight goes on.
 		c.suppressed = true
 		c.mu.Unlock()
 		closeBody(b)
-		callctx.Emit(c.parent, callctx.Event{Kind: callctx.KindHedgeSuppressed, Attempt: len(c.hedges) + 1, Reason: "budget", Key: c.key})
+		callctx.Emit(c.parent(), callctx.Event{Kind: callctx.KindHedgeSuppressed, Attempt: len(c.hedges()) + 1, Reason: "budget", Key: c.s.key})
 		return
 	}
-	a := &attempt{n: len(c.hedges) + 1, start: now}
-	ctx, cancel := context.WithCancel(c.parent)
-	a.ctx, a.cancel = callctx.WithAttemptType(ctx, callctx.AttemptHedge), cancel
-	c.hedges = append(c.hedges, a)
-	c.inflight++
-	if c.done == nil {
-		c.done = make(chan struct{})
+	if c.hs == nil {
+		c.hs = &hedging{done: make(chan struct{})}
 	}
-	if len(c.hedges) < c.t.cfg.maxHedges {
+	a := &attempt{n: int32(len(c.hs.list) + 1), start: now}
+	ctx, cancel := context.WithCancel(c.parent())
+	ctx, a.cancel = callctx.WithAttemptType(ctx, callctx.AttemptHedge), cancel
+	c.hs.list = append(c.hs.list, a)
+	c.inflight++
+	if len(c.hs.list) < c.t.cfg.maxHedges {
 		c.tm.t.Reset(c.delay)
 	}
 	c.mu.Unlock()
-	callctx.Emit(c.parent, callctx.Event{Kind: callctx.KindHedge, Attempt: a.n, Delay: now.Sub(c.start), Key: c.key})
+	callctx.Emit(c.parent(), callctx.Event{Kind: callctx.KindHedge, Attempt: int(a.n), Delay: now.Sub(c.first.start), Key: c.s.key})
 
-	hreq := c.req.WithContext(a.ctx)
+	hreq := c.req.WithContext(ctx)
 	hreq.Body = b
 	resp, err := c.t.next.RoundTrip(hreq)
 	resp, err = body.Checked(resp, err, "hedge")
@@ -169,7 +193,7 @@ func closeBody(b io.ReadCloser) {
 // closed and canceled after the lock is released.
 func (c *call) report(a *attempt, resp *http.Response, err error) {
 	var now time.Time
-	if c.lat != nil {
+	if c.s.lat != nil {
 		now = time.Now() // for the latency sample; a fixed delay needs none
 	}
 	var drop *attempt     // a held failure replaced or beaten
@@ -177,8 +201,7 @@ func (c *call) report(a *attempt, resp *http.Response, err error) {
 	c.mu.Lock()
 	c.inflight--
 	a.finished = true
-	hedged := len(c.hedges) > 0
-	won := false
+	hedged := c.hs != nil
 	switch {
 	case c.decided:
 		// Too late: another attempt won, or the caller left.
@@ -188,7 +211,17 @@ func (c *call) report(a *attempt, resp *http.Response, err error) {
 		return
 	case wins(resp, err):
 		a.resp = resp
-		c.winner, won = a, true
+		c.winner = a
+		if hedged {
+			// Before decide wakes the caller, who may end the logical span
+			// the event belongs to (TestTelemetry lost it 1 run in 50 under
+			// -race when it was emitted after the lock).
+			reason := "hedge"
+			if a.n == 0 {
+				reason = "original"
+			}
+			callctx.Emit(c.parent(), callctx.Event{Kind: callctx.KindHedgeWon, Attempt: int(a.n), Reason: reason, Key: c.s.key})
+		}
 		c.decide()
 		drop, c.failed = c.failed, nil
 		losers = c.inFlight()
@@ -216,13 +249,6 @@ func (c *call) report(a *attempt, resp *http.Response, err error) {
 		discard(drop.resp) // drained while its context lives, so the connection is reused
 		c.abort(drop)
 	}
-	if won && hedged {
-		reason := "hedge"
-		if a.n == 0 {
-			reason = "original"
-		}
-		callctx.Emit(c.parent, callctx.Event{Kind: callctx.KindHedgeWon, Attempt: a.n, Reason: reason, Key: c.key})
-	}
 }
 
 // abort cancels attempt a's context.
@@ -238,10 +264,10 @@ func (c *call) abort(a *attempt) {
 func (c *call) decide() {
 	c.decided = true
 	if c.tm != nil {
-		c.t.disarm(c.tm, len(c.hedges) > 0)
+		c.t.disarm(c.tm, c.hs != nil)
 	}
-	if c.done != nil {
-		close(c.done)
+	if c.hs != nil {
+		close(c.hs.done)
 	}
 }
 
@@ -251,7 +277,7 @@ func (c *call) inFlight() []*attempt {
 	if !c.first.finished {
 		l = append(l, &c.first)
 	}
-	for _, h := range c.hedges {
+	for _, h := range c.hedges() {
 		if !h.finished {
 			l = append(l, h)
 		}
@@ -266,20 +292,21 @@ func (c *call) inFlight() []*attempt {
 // ones are hedged too. Losing hedges tell nothing (they started late). c.mu
 // is held.
 func (c *call) sample(a *attempt, now time.Time) {
-	if c.lat == nil {
+	lat := c.s.lat
+	if lat == nil {
 		return
 	}
-	first := c.start
-	if !c.wireAt.IsZero() {
-		first = c.wireAt // time spent waiting in the client is not the upstream's
+	first := now.Sub(c.first.start)
+	if c.wired {
+		first -= c.wire // time spent waiting in the client is not the upstream's
 	}
 	if a.n == 0 {
-		c.lat.observe(now, now.Sub(first))
+		lat.observe(now, first)
 		return
 	}
-	c.lat.observe(now, now.Sub(a.start))
+	lat.observe(now, now.Sub(a.start))
 	if !c.first.finished {
-		c.lat.observe(now, now.Sub(first))
+		lat.observe(now, first)
 	}
 }
 
@@ -290,14 +317,14 @@ func (c *call) sample(a *attempt, now time.Time) {
 func (c *call) outcome() (*http.Response, error) {
 	c.mu.Lock()
 	if !c.decided {
-		done := c.done // not nil: only a hedge can be in flight now
+		done := c.hs.done // not nil: only a hedge can be in flight now
 		c.mu.Unlock()
 		select {
 		case <-done:
-		case <-c.parent.Done():
+		case <-c.parent().Done():
 		}
 		c.mu.Lock()
-		if c.winner == nil && c.parent.Err() != nil {
+		if c.winner == nil && c.parent().Err() != nil {
 			// The caller gave up while the call waited: it gets its
 			// context's error, whatever failure is held. What is in flight
 			// ends with that context and is discarded when it reports.
@@ -311,7 +338,7 @@ func (c *call) outcome() (*http.Response, error) {
 				discard(held.resp)
 				c.abort(held)
 			}
-			return nil, ctxErr(c.parent)
+			return nil, ctxErr(c.parent())
 		}
 	}
 	w := c.winner

@@ -26,15 +26,17 @@ import (
 // caller's; once made, everything is the cancelable context's, so
 // context.Cause and child contexts see it as a standard one.
 type firstCtx struct {
-	parent context.Context
+	c      *call       // whose req has the caller's context; the SaturationSink of the layers below
 	made   atomic.Bool // ctx and cancel are set
+	done   bool        // released: a context made from now on is canceled at once
 	mu     sync.Mutex
 	ctx    context.Context
 	cancel context.CancelFunc
-	done   bool // released: a context made from now on is canceled at once
 	hook   atomic.Pointer[wireHook]
-	sink   callctx.SaturationSink // the call, for the layers below (saturation.go)
 }
+
+// parent returns the caller's context.
+func (f *firstCtx) parent() context.Context { return f.c.req.Context() }
 
 var _ context.Context = (*firstCtx)(nil)
 
@@ -46,7 +48,7 @@ func (f *firstCtx) get() context.Context {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.made.Load() {
-		f.ctx, f.cancel = context.WithCancel(f.parent)
+		f.ctx, f.cancel = context.WithCancel(f.parent())
 		if f.done {
 			f.cancel()
 		}
@@ -56,7 +58,7 @@ func (f *firstCtx) get() context.Context {
 }
 
 // Deadline returns the caller's deadline.
-func (f *firstCtx) Deadline() (time.Time, bool) { return f.parent.Deadline() }
+func (f *firstCtx) Deadline() (time.Time, bool) { return f.parent().Deadline() }
 
 // Done returns the channel closed when the caller's context ends or the
 // attempt is canceled.
@@ -68,7 +70,7 @@ func (f *firstCtx) Err() error {
 	if f.made.Load() {
 		return f.ctx.Err()
 	}
-	return f.parent.Err()
+	return f.parent().Err()
 }
 
 // Value returns the caller's values (and, once made, the cancelable
@@ -76,7 +78,7 @@ func (f *firstCtx) Err() error {
 // call's wireHook, and for callctx.SaturationSinkKey the call.
 func (f *firstCtx) Value(key any) any {
 	if key == callctx.SaturationSinkKey {
-		return f.sink
+		return callctx.SaturationSink(f.c) // (saturation.go)
 	}
 	if h := f.hook.Load(); h != nil && isTraceKey(key) {
 		return f.trace(h, key)
@@ -84,7 +86,7 @@ func (f *firstCtx) Value(key any) any {
 	if f.made.Load() {
 		return f.ctx.Value(key)
 	}
-	return f.parent.Value(key)
+	return f.parent().Value(key)
 }
 
 func (f *firstCtx) String() string { return "hedge: first attempt context" }
@@ -288,7 +290,7 @@ func (t *Transport) unhook(c *call, h *wireHook) {
 // there is one (made once per call; a caller's trace is rare). The caller's
 // DNS and connect hooks keep reaching it through its own context.
 func (f *firstCtx) trace(h *wireHook, key any) any {
-	outer, _ := f.parent.Value(key).(*httptrace.ClientTrace)
+	outer, _ := f.parent().Value(key).(*httptrace.ClientTrace)
 	if outer == nil {
 		return &h.trace
 	}
@@ -297,7 +299,7 @@ func (f *firstCtx) trace(h *wireHook, key any) any {
 	if h.composed == nil {
 		ours := new(httptrace.ClientTrace)
 		*ours = h.trace
-		httptrace.WithClientTrace(f.parent, ours) // composes ours with outer: ours first
+		httptrace.WithClientTrace(f.parent(), ours) // composes ours with outer: ours first
 		h.composed = ours
 	}
 	return h.composed
@@ -313,15 +315,15 @@ func (c *call) onWire(now time.Time) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.wireAt.IsZero() || c.decided {
+	if c.wired || c.decided {
 		return
 	}
-	c.wireAt = now
+	c.wired, c.wire = true, now.Sub(c.first.start)
 	switch {
 	case !c.armed:
 	case c.tm == nil:
 		c.tm = c.t.arm(c, c.delay, c.pool)
-	case len(c.hedges) == 0 && c.tm.t.Stop():
+	case c.hs == nil && c.tm.t.Stop():
 		c.tm.t.Reset(c.delay)
 	}
 }

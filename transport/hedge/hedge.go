@@ -83,6 +83,7 @@ var _ http.RoundTripper = (*Transport)(nil)
 
 // state is what the Transport keeps for one upstream.
 type state struct {
+	key string
 	lat *latency            // nil with a fixed delay
 	own *retrybudget.Budget // used when no retry layer above shares its budget
 	// wire is set once an attempt to the upstream reported, through
@@ -108,8 +109,8 @@ func NewTransport(next http.RoundTripper, opts ...Option) *Transport {
 	}
 	c := &t.cfg
 	t.keys.Max = c.maxKeys
-	t.states = keyed.NewMap(c.maxKeys, func(string) *state {
-		s := &state{own: retrybudget.New(c.ratio, c.window, c.minPerSecond)}
+	t.states = keyed.NewMap(c.maxKeys, func(key string) *state {
+		s := &state{key: key, own: retrybudget.New(c.ratio, c.window, c.minPerSecond)}
 		if !c.fixed() {
 			s.lat = newLatency(c)
 		}
@@ -168,10 +169,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	s := t.states.Get(key)
 	ctx := req.Context()
 	start := time.Now()
-	bud, shared := callctx.RetryBudget(ctx)
-	if !shared {
+	if _, shared := callctx.RetryBudget(ctx); !shared {
 		s.own.Request(start)
-		bud = s.own
 	}
 	delay, ok := t.cfg.delay, true
 	if s.lat != nil {
@@ -186,8 +185,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// Not armed (!ok): no hedge, but a latency to record, from when the
 	// attempt leaves the client, as for an armed call.
-	c := &call{t: t, req: req, parent: ctx, key: key, lat: s.lat, budget: bud, start: start, delay: delay,
-		armed: ok, pool: !inBubble(start), s: s}
+	c := &call{t: t, req: req, s: s, delay: delay, armed: ok, pool: !inBubble(start)}
+	c.first.start = start
 	return c.run()
 }
 
