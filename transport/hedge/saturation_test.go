@@ -68,3 +68,61 @@ func TestNoHedgeToASaturatedUpstream(t *testing.T) {
 		})
 	}
 }
+
+// pushbackBase answers the first request 429 with Retry-After: 1, then first
+// attempts after 50 ms and hedges after 1 ms, all 200.
+type pushbackBase struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (p *pushbackBase) RoundTrip(r *http.Request) (*http.Response, error) {
+	p.mu.Lock()
+	p.n++
+	first := p.n == 1
+	p.mu.Unlock()
+	resp := &http.Response{StatusCode: 200, Body: http.NoBody, Header: http.Header{}, Request: r}
+	d := 50 * time.Millisecond
+	switch {
+	case first:
+		resp.StatusCode, d = http.StatusTooManyRequests, 0
+		resp.Header.Set("Retry-After", "1")
+	case callctx.AttemptTypeOf(r.Context()) == callctx.AttemptHedge:
+		d = time.Millisecond
+	}
+	select {
+	case <-time.After(d):
+		return resp, nil
+	case <-r.Context().Done():
+		return nil, r.Context().Err()
+	}
+}
+
+// TestNoHedgeJustAfterAPause: for ratelimit.PauseAftermath after a pause the
+// upstream asked for has ended, the calls it held go out without hedges (a
+// hedge would double the wave they make, and could reach the upstream after
+// it paused the same call again); after that, slow calls are hedged again.
+func TestNoHedgeJustAfterAPause(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rt := hedge.NewTransport(ratelimit.NewTransport(&pushbackBase{}),
+			hedge.WithDelay(delay), hedge.WithBudget(1, 10*time.Second, 10))
+		call := func() (sent, supp int) {
+			ev := &events{}
+			resp, err := rt.RoundTrip(get(t, callctx.WithRecorder(context.Background(), ev)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(t, resp)
+			return len(ev.of(callctx.KindHedge)), len(ev.of(callctx.KindHedgeSuppressed))
+		}
+		call() // the 429: a pause of 1 s
+		time.Sleep(time.Second + 100*time.Millisecond)
+		if sent, supp := call(); sent != 0 || supp != 1 {
+			t.Errorf("0.1 s after the pause: %d hedges sent, %d suppressed; want none sent, one suppressed", sent, supp)
+		}
+		time.Sleep(ratelimit.PauseAftermath)
+		if sent, supp := call(); sent != 1 || supp != 0 {
+			t.Errorf("after the aftermath: %d hedges sent, %d suppressed; want one sent", sent, supp)
+		}
+	})
+}
