@@ -9,9 +9,7 @@ package callctx
 
 import (
 	"context"
-	"encoding/hex"
 	"time"
-	"unsafe"
 )
 
 type key int
@@ -32,59 +30,9 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 	return &idCtx{Context: ctx, id: id}
 }
 
-// WithRequestIDHeader is WithRequestID for the layer that also sends the ID
-// in a header: the header's value slice ([]string{id}, read-only) comes from
-// the same allocation as the context, so the ID costs the call one
-// allocation for both.
-func WithRequestIDHeader(ctx context.Context, id string) (context.Context, []string) {
-	c := &idCtx{Context: ctx, id: id}
-	c.vals[0] = id
-	return c, c.vals[:]
-}
-
 type idCtx struct {
 	context.Context
-	id   string
-	vals [1]string // WithRequestIDHeader's header value
-}
-
-// UUIDLen is the length of a UUID's text form (RFC 9562 §4).
-const UUIDLen = 36
-
-// WithUUIDHeader is WithRequestIDHeader for a UUID given as its 16 bytes:
-// its text form is written into the context's own storage, so the ID, its
-// context value and its header value cost the call one allocation for all
-// three. It returns the ID too.
-func WithUUIDHeader(ctx context.Context, u [16]byte) (context.Context, string, []string) {
-	c := &uuidCtx{}
-	c.Context = ctx
-	formatUUID(&c.text, u)
-	// The bytes are never written again, and the string keeps the context
-	// (which holds them) alive: the string's promise of immutable memory
-	// holds.
-	c.id = unsafe.String(&c.text[0], UUIDLen)
-	c.vals[0] = c.id
-	return c, c.id, c.vals[:]
-}
-
-// uuidCtx is an idCtx that also holds the text of its ID.
-type uuidCtx struct {
-	idCtx
-	text [UUIDLen]byte
-}
-
-// formatUUID writes u's canonical text form, xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx
-// in lower-case hex, into dst.
-func formatUUID(dst *[UUIDLen]byte, u [16]byte) {
-	hex.Encode(dst[0:8], u[0:4])
-	dst[8] = '-'
-	hex.Encode(dst[9:13], u[4:6])
-	dst[13] = '-'
-	hex.Encode(dst[14:18], u[6:8])
-	dst[18] = '-'
-	hex.Encode(dst[19:23], u[8:10])
-	dst[23] = '-'
-	hex.Encode(dst[24:], u[10:])
+	id string
 }
 
 func (c *idCtx) Value(k any) any {

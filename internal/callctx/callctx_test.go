@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -115,19 +116,65 @@ type spender bool
 
 func (s spender) SpendsRetryBudget() bool { return bool(s) }
 
-// TestWithUUIDHeader: the ID is the UUID's canonical text, the context
-// carries it, the header value is it, and all three cost one allocation.
-func TestWithUUIDHeader(t *testing.T) {
+// TestCallUUID: a Call's UUID ID is the UUID's canonical text, the context
+// carries it, the header value is it, and the three cost the Call's one
+// allocation.
+func TestCallUUID(t *testing.T) {
 	u := [16]byte{0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x46, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff}
-	ctx, id, vals := WithUUIDHeader(context.Background(), u)
+	c := NewCall(context.Background())
+	id, vals := c.SetUUID(u)
 	want := fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:])
 	if id != want || len(vals) != 1 || vals[0] != want {
 		t.Errorf("got id %q, header %q; want %q", id, vals, want)
 	}
-	if got, ok := RequestID(ctx); !ok || got != want {
+	if got, ok := RequestID(c); !ok || got != want {
 		t.Errorf("RequestID = %q, %v; want %q", got, ok, want)
 	}
-	if n := testing.AllocsPerRun(100, func() { WithUUIDHeader(context.Background(), u) }); n != 1 {
-		t.Errorf("WithUUIDHeader allocates %v times; want 1", n)
+	if n := testing.AllocsPerRun(100, func() { NewCall(context.Background()).SetUUID(u) }); n != 1 {
+		t.Errorf("NewCall and SetUUID allocate %v times; want 1", n)
+	}
+}
+
+// TestAdopt: a deadline layer adopts a Call only through the request copy it
+// was bound to, and only once; a Call without an ID or a deadline answers
+// with its parent's.
+func TestAdopt(t *testing.T) {
+	parent := WithRequestID(context.Background(), "outer")
+	c := NewCall(parent)
+	req, _ := http.NewRequestWithContext(c, "GET", "http://a.test/", nil)
+	if _, ok := Adopt(req); ok {
+		t.Fatal("adopted through a request the Call was not bound to")
+	}
+	c.Bind(req)
+	if id, _ := RequestID(req.Context()); id != "outer" {
+		t.Errorf("RequestID of a Call without one = %q; want the parent's", id)
+	}
+	if _, ok := req.Context().Deadline(); ok {
+		t.Error("a Call without a deadline reports one")
+	}
+	if _, ok := CallDeadline(req.Context()); ok {
+		t.Error("CallDeadline found a Call without a deadline")
+	}
+	got, ok := Adopt(req)
+	if !ok || got != c {
+		t.Fatalf("Adopt of the bound request = %v, %v; want the Call", got, ok)
+	}
+	if _, ok := Adopt(req); ok {
+		t.Error("adopted twice")
+	}
+	d := time.Now().Add(time.Hour)
+	got.SetDeadline(d, errors.New("budget"))
+	if dl, ok := req.Context().Deadline(); !ok || !dl.Equal(d) {
+		t.Errorf("Deadline after SetDeadline = %v, %v; want %v", dl, ok, d)
+	}
+	if dl, ok := CallDeadline(WithAttempt(req.Context(), 1)); !ok || !dl.Equal(d) {
+		t.Errorf("CallDeadline below = %v, %v; want %v", dl, ok, d)
+	}
+	if req.Context().Err() != nil {
+		t.Error("done before its deadline")
+	}
+	got.Release()
+	if !errors.Is(req.Context().Err(), context.Canceled) {
+		t.Errorf("Err after Release = %v; want context.Canceled", req.Context().Err())
 	}
 }

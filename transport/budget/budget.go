@@ -20,8 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/outboundhttp/outbound/internal/body"
@@ -124,22 +122,51 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return resp, nil
 	}
-	ctx := &budgetCtx{parent: parent, deadline: deadline, cause: t.cause}
-	resp, err := t.next.RoundTrip(req.WithContext(ctx))
+	ctx, req := t.callFor(req, parent)
+	ctx.SetDeadline(deadline, t.cause)
+	resp, err := t.next.RoundTrip(req)
 	if resp, err = body.Checked(resp, err, "budget"); err != nil {
-		err = t.attemptErr(ctx, err) // before release, which would change the cause
-		ctx.release()
+		err = t.attemptErr(ctx, err) // before the release, which would change the cause
+		ctx.Release()
 		return nil, err
 	}
 	if resp.Body == nil || resp.Body == http.NoBody {
 		// Nothing left to read: release now, as body.OnDone would, without
 		// the method value it keeps.
 		resp.Body = http.NoBody
-		ctx.release()
+		ctx.Release()
 		return resp, nil
 	}
-	body.OnDone(resp, ctx.release)
+	body.OnDone(resp, ctx.Release)
 	return resp, nil
+}
+
+// AdoptsCall reports true: a request-ID layer directly above a Transport
+// hands it the request copy it made with its call context, and the
+// Transport gives that context the call's deadline in place instead of
+// making a context and a request copy of its own (internal/callctx.Call).
+// Callers need not use the method.
+func (t *Transport) AdoptsCall() bool { return true }
+
+// callFor returns the call's context to give the deadline to, and the
+// request carrying it. A request-ID layer just above made a request copy
+// with a call context for it (callctx.Call): that one is filled in place,
+// which spares a context and a request copy. Otherwise the Transport makes
+// its own, with the one copy of the request it must make anyway.
+//
+// The call's context is lazy: the context that enforces the deadline
+// (context.WithDeadlineCause: a context, a timer, its function and a cancel
+// function) is made only when needed — Done, a child context, Err once the
+// deadline has passed, or the release — so a call whose layers below only
+// read the deadline costs one allocation, and with net/http's Transport
+// below (it waits on Done) as many as before. It also marks the call with
+// its deadline for redirectDeadline.
+func (t *Transport) callFor(req *http.Request, parent context.Context) (*callctx.Call, *http.Request) {
+	if c, ok := callctx.Adopt(req); ok {
+		return c, req
+	}
+	c := callctx.NewCall(parent)
+	return c, req.WithContext(c)
 }
 
 // redirectDeadline returns the budget deadline of the previous hop when req
@@ -147,124 +174,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // new request (req.Response is the redirect that caused it), so without this
 // every hop would get a fresh budget and a chain of redirects could run far
 // past it. req.Response.Request is the request the innermost layer sent; its
-// context descends from the previous hop's budget context, whose deadline is
-// read through budgetCtx rather than Deadline(), which would give a shorter
+// context descends from the previous hop's call context, whose deadline is
+// read through callctx.CallDeadline rather than Deadline(), which would give a shorter
 // per-attempt timeout set below (retry.WithAttemptTimeout) instead.
 func redirectDeadline(req *http.Request) (time.Time, bool) {
 	if req.Response == nil || req.Response.Request == nil {
 		return time.Time{}, false
 	}
-	if b, ok := req.Response.Request.Context().Value(budgetCtxKey{}).(*budgetCtx); ok {
-		return b.deadline, true
-	}
-	return time.Time{}, false
-}
-
-// budgetCtxKey finds the nearest budgetCtx in a context chain.
-type budgetCtxKey struct{}
-
-// budgetCtx is the context of a call under a Transport's deadline. It is
-// the caller's context with the budget's deadline, and marks the call with
-// that deadline so that a later redirect hop can find it below any
-// per-attempt deadline.
-//
-// The cancelable context that enforces the deadline
-// (context.WithDeadlineCause: a context, a timer, its function and a cancel
-// function) is made only when something needs it: a layer below that waits
-// on Done or makes a child context (net/http's Transport does both), an Err
-// asked for once the deadline has passed, or a release. A call whose layers
-// below only read the deadline and the values costs this one allocation
-// instead of five. Once made, everything is the standard context's, so
-// context.Cause and child contexts see a standard one; before, nothing can
-// have canceled it but the caller, whose context answers.
-//
-// context.Cause of a budgetCtx that was never made reports the caller's
-// cause even after the deadline passed, until Err is asked: every layer
-// asks Err first (Cause is meaningful only once Err is non-nil).
-type budgetCtx struct {
-	parent   context.Context
-	deadline time.Time // before the parent's, if it has one
-	cause    error
-
-	made     atomic.Bool // ctx and cancel are set
-	released atomic.Bool // written under mu
-	mu       sync.Mutex
-	ctx      context.Context
-	cancel   context.CancelFunc
-}
-
-var _ context.Context = (*budgetCtx)(nil)
-
-// get returns the cancelable context, making it the first time; a context
-// made after the release is canceled at once.
-func (c *budgetCtx) get() context.Context {
-	if c.made.Load() {
-		return c.ctx
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.made.Load() {
-		c.ctx, c.cancel = context.WithDeadlineCause(c.parent, c.deadline, c.cause)
-		if c.released.Load() {
-			c.cancel()
-		}
-		c.made.Store(true)
-	}
-	return c.ctx
-}
-
-// Deadline returns the budget's deadline, the earlier one.
-func (c *budgetCtx) Deadline() (time.Time, bool) { return c.deadline, true }
-
-// Done returns the channel closed when the deadline passes, the caller's
-// context ends or the call is released.
-func (c *budgetCtx) Done() <-chan struct{} { return c.get().Done() }
-
-// Err returns the context's error. Before the cancelable context is made, it
-// is the caller's, unless the deadline has passed or the call was released:
-// then the context is made, done at once with the budget's cause.
-func (c *budgetCtx) Err() error {
-	if c.made.Load() {
-		return c.ctx.Err()
-	}
-	if err := c.parent.Err(); err != nil {
-		return err
-	}
-	// time.Until reads only the monotonic clock (deadline carries a
-	// monotonic reading), half the cost of time.Now on this path, which
-	// every layer below that checks for a done context takes.
-	if c.released.Load() || time.Until(c.deadline) <= 0 {
-		return c.get().Err()
-	}
-	return nil
-}
-
-// Value returns the mark for budgetCtxKey, and otherwise the caller's values
-// (the cancelable context's once made, which context.Cause looks up).
-func (c *budgetCtx) Value(k any) any {
-	if k == (budgetCtxKey{}) {
-		return c
-	}
-	if c.made.Load() {
-		return c.ctx.Value(k)
-	}
-	return c.parent.Value(k)
-}
-
-func (c *budgetCtx) String() string { return "budget.context" }
-
-// release ends the call's context when the caller is done with the
-// response, or at once when the attempt failed: canceled if it was made, so
-// its timer stops and nothing stays registered with the caller's context,
-// and canceled at once if something makes it later.
-func (c *budgetCtx) release() {
-	c.mu.Lock()
-	c.released.Store(true)
-	made := c.made.Load()
-	c.mu.Unlock()
-	if made {
-		c.cancel()
-	}
+	return callctx.CallDeadline(req.Response.Request.Context())
 }
 
 // budgetOf reports the budget a refusal ran into: the parent's when its

@@ -103,7 +103,7 @@ func WithSpanAttribute() Option {
 func UUIDv4() string { return uuid.UUID(uuidV4()).String() }
 
 // uuidV4 returns the 16 bytes of a new UUIDv4 (see UUIDv4). The Transport
-// formats them into the ID's context (callctx.WithUUIDHeader), so the text
+// formats them into the call's context (callctx.Call.SetUUID), so the text
 // costs no allocation of its own.
 func uuidV4() [16]byte {
 	g := idSources.Get().(*rand.ChaCha8)

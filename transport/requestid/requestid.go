@@ -53,6 +53,7 @@ func FromContext(ctx context.Context) (string, bool) {
 type Transport struct {
 	next http.RoundTripper
 	cfg  config
+	bind bool // next fills the call's context in place (callctx.AdoptsCall)
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -63,7 +64,7 @@ func NewTransport(next http.RoundTripper, opts ...Option) *Transport {
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	return &Transport{next: next, cfg: newConfig(opts)}
+	return &Transport{next: next, cfg: newConfig(opts), bind: callctx.AdoptsCall(next)}
 }
 
 // Middleware returns a middleware for outbound.Chain that wraps its argument
@@ -74,7 +75,7 @@ func Middleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
 		if next == nil {
 			next = http.DefaultTransport
 		}
-		return &Transport{next: next, cfg: cfg}
+		return &Transport{next: next, cfg: cfg, bind: callctx.AdoptsCall(next)}
 	}
 }
 
@@ -98,21 +99,29 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.send(req)
 	}
 
-	var vals []string
 	if inCtx {
-		id = ctxID
-		vals = []string{id}
-	} else if t.cfg.uuid {
-		// The ID's text, its context value and its header value share an
-		// allocation.
-		ctx, id, vals = callctx.WithUUIDHeader(ctx, uuidV4())
+		t.span(ctx, ctxID)
+		return t.send(reqheader.Copy(req, ctx, reqheader.Field{Key: t.cfg.header, Values: []string{ctxID}}))
+	}
+	// The call's context holds the ID, its header value and, for a UUID,
+	// its text in one allocation. When next is a budget layer, it fills its
+	// deadline in instead of making a context and a request copy of its own
+	// (callctx.Call): the request copy is bound to the call's context, and
+	// this layer sends it once and never reads its context again.
+	call := callctx.NewCall(ctx)
+	var vals []string
+	if t.cfg.uuid {
+		id, vals = call.SetUUID(uuidV4())
 	} else {
 		id = t.cfg.newID()
-		// The ID's context value and its header value share an allocation.
-		ctx, vals = callctx.WithRequestIDHeader(ctx, id)
+		vals = call.SetID(id)
 	}
-	t.span(ctx, id)
-	return t.send(reqheader.Copy(req, ctx, reqheader.Field{Key: t.cfg.header, Values: vals}))
+	t.span(call, id)
+	r2 := reqheader.Copy(req, call, reqheader.Field{Key: t.cfg.header, Values: vals})
+	if t.bind {
+		call.Bind(r2)
+	}
+	return t.send(r2)
 }
 
 func (t *Transport) send(req *http.Request) (*http.Response, error) {

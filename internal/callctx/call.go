@@ -1,0 +1,240 @@
+package callctx
+
+import (
+	"context"
+	"encoding/hex"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// Call is the context of one logical call, shared by the layers that must
+// copy the request to give the call a context of their own: the request-ID
+// layer (the ID) and the budget layer (the call's deadline). Each layer
+// still works alone: the first to need a context makes a Call and the
+// request copy carrying it, and binds the copy to it (Bind) when the layer
+// below adopts Calls (AdoptsCall); that layer, finding the request it was
+// given bound to an untouched Call (Adopt), fills its part of that Call in
+// place instead of making a context and a request copy of its own. A call
+// through both layers then pays for one context and one request copy
+// instead of two of each (issue 18).
+//
+// Filling in place changes nothing any layer can see: the Call was made for
+// that one request copy, which only the layers between the two hold, and
+// none of them has read the deadline yet (a layer that did and changed the
+// context made a request copy of its own, which is not the bound one).
+//
+// The deadline's cancelable context (context.WithDeadlineCause: a context,
+// a timer, its function and a cancel function) is made only when something
+// needs it: a layer below that waits on Done or makes a child context
+// (net/http's Transport does both), an Err asked for once the deadline has
+// passed, or the release. Once made, everything is the standard context's,
+// so context.Cause and child contexts see a standard one; before, nothing
+// can have canceled it but the parent, whose context answers. So
+// context.Cause of a Call never made reports the parent's cause even after
+// the deadline passed, until Err is asked: every layer asks Err first
+// (Cause is meaningful only once Err is non-nil).
+type Call struct {
+	parent context.Context
+	req    *http.Request // the request copy carrying this Call (Bind)
+
+	// The request ID, set before the Call is handed on.
+	id   string
+	vals [1]string     // the ID's header value
+	text [UUIDLen]byte // a UUID ID's text (SetUUID)
+
+	// The deadline, set once (SetDeadline) before the call goes on.
+	adopted     atomic.Bool // claimed by a deadline layer (Adopt or SetDeadline)
+	hasDeadline atomic.Bool // deadline and cause are set
+	deadline    time.Time   // earlier than the parent's, if it has one
+	cause       error
+
+	made     atomic.Bool // ctx and cancel are set
+	released atomic.Bool // written under mu
+	mu       sync.Mutex
+	ctx      context.Context
+	cancel   context.CancelFunc
+}
+
+var _ context.Context = (*Call)(nil)
+
+// UUIDLen is the length of a UUID's text form (RFC 9562 §4).
+const UUIDLen = 36
+
+// AdoptsCall reports whether next, the RoundTripper below a layer that makes
+// a Call, fills a bound Call in place (by a method AdoptsCall() bool that
+// reports true, as the budget layer's Transport does). Only then does the
+// layer Bind its Call: the Call's deadline ends with the call's response, so
+// no layer that might send the request, or one derived from its context,
+// again (a retry layer) may sit between the two. Checked once, when the
+// layer is built.
+func AdoptsCall(next any) bool {
+	a, ok := next.(interface{ AdoptsCall() bool })
+	return ok && a.AdoptsCall()
+}
+
+// callKey finds the nearest Call with a deadline in a context chain.
+type callKey struct{}
+
+// NewCall returns a Call on parent, with neither an ID nor a deadline.
+func NewCall(parent context.Context) *Call { return &Call{parent: parent} }
+
+// Bind records req as the request copy that carries c, the one request a
+// later layer may Adopt c through. Call it once, before sending req on.
+func (c *Call) Bind(req *http.Request) { c.req = req }
+
+// Adopt returns the Call that req carries, for a deadline layer to fill in
+// place, when req is the request copy it was bound to and no deadline layer
+// has claimed it. Otherwise the layer makes a Call of its own.
+func Adopt(req *http.Request) (*Call, bool) {
+	c, ok := req.Context().(*Call)
+	if !ok || c.req != req || !c.adopted.CompareAndSwap(false, true) {
+		return nil, false
+	}
+	return c, true
+}
+
+// SetID sets the call's request ID, and returns its header value
+// ([]string{id}, read-only) from the same allocation.
+func (c *Call) SetID(id string) []string {
+	c.id = id
+	c.vals[0] = id
+	return c.vals[:]
+}
+
+// SetUUID sets the call's request ID to the text form of the UUID u, written
+// into the Call's own storage so that the ID's text costs no allocation of
+// its own, and returns the ID and its header value.
+func (c *Call) SetUUID(u [16]byte) (string, []string) {
+	formatUUID(&c.text, u)
+	// The bytes are never written again, and the string keeps the Call
+	// (which holds them) alive: the string's promise of immutable memory
+	// holds.
+	id := unsafe.String(&c.text[0], UUIDLen)
+	return id, c.SetID(id)
+}
+
+// SetDeadline gives the call the deadline d, which must come before the
+// parent's, with cause as the context's cause when it passes. Call it once,
+// after Adopt or on a new Call, before the call goes on.
+func (c *Call) SetDeadline(d time.Time, cause error) {
+	c.adopted.Store(true)
+	c.deadline, c.cause = d, cause
+	c.hasDeadline.Store(true)
+}
+
+// CallDeadline returns the deadline set with SetDeadline on the nearest Call
+// in ctx's chain, below any deadline a context under it added (a
+// per-attempt timeout): a redirect hop finds its call's deadline by it.
+func CallDeadline(ctx context.Context) (time.Time, bool) {
+	if c, ok := ctx.Value(callKey{}).(*Call); ok {
+		return c.deadline, true
+	}
+	return time.Time{}, false
+}
+
+// get returns the cancelable context, making it the first time; a context
+// made after the release is canceled at once.
+func (c *Call) get() context.Context {
+	if c.made.Load() {
+		return c.ctx
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.made.Load() {
+		c.ctx, c.cancel = context.WithDeadlineCause(c.parent, c.deadline, c.cause)
+		if c.released.Load() {
+			c.cancel()
+		}
+		c.made.Store(true)
+	}
+	return c.ctx
+}
+
+// Deadline returns the call's deadline, or the parent's without one.
+func (c *Call) Deadline() (time.Time, bool) {
+	if c.hasDeadline.Load() {
+		return c.deadline, true
+	}
+	return c.parent.Deadline()
+}
+
+// Done returns the channel closed when the deadline passes, the parent ends
+// or the call is released; the parent's without a deadline.
+func (c *Call) Done() <-chan struct{} {
+	if c.hasDeadline.Load() {
+		return c.get().Done()
+	}
+	return c.parent.Done()
+}
+
+// Err returns the context's error. Before the cancelable context is made, it
+// is the parent's, unless the deadline has passed or the call was released:
+// then the context is made, done at once with the deadline's cause.
+func (c *Call) Err() error {
+	if c.made.Load() {
+		return c.ctx.Err()
+	}
+	if err := c.parent.Err(); err != nil || !c.hasDeadline.Load() {
+		return err
+	}
+	// time.Until reads only the monotonic clock (the deadline carries a
+	// reading), half the cost of time.Now on a path that every layer
+	// checking for a done context takes.
+	if c.released.Load() || time.Until(c.deadline) <= 0 {
+		return c.get().Err()
+	}
+	return nil
+}
+
+// Value returns the call's request ID and deadline mark, and otherwise the
+// parent's values (the cancelable context's once made, which context.Cause
+// looks up).
+func (c *Call) Value(k any) any {
+	switch k {
+	case any(requestIDKey):
+		if c.id != "" {
+			return &c.id
+		}
+	case callKey{}:
+		if c.hasDeadline.Load() {
+			return c
+		}
+	}
+	if c.made.Load() {
+		return c.ctx.Value(k)
+	}
+	return c.parent.Value(k)
+}
+
+func (c *Call) String() string { return "callctx.Call" }
+
+// Release ends the call's deadline when the caller is done with the
+// response, or at once when the attempt failed: its context is canceled if
+// it was made, so its timer stops and nothing stays registered with the
+// parent, and canceled at once if something makes it later.
+func (c *Call) Release() {
+	c.mu.Lock()
+	c.released.Store(true)
+	made := c.made.Load()
+	c.mu.Unlock()
+	if made {
+		c.cancel()
+	}
+}
+
+// formatUUID writes u's canonical text form, xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx
+// in lower-case hex, into dst.
+func formatUUID(dst *[UUIDLen]byte, u [16]byte) {
+	hex.Encode(dst[0:8], u[0:4])
+	dst[8] = '-'
+	hex.Encode(dst[9:13], u[4:6])
+	dst[13] = '-'
+	hex.Encode(dst[14:18], u[6:8])
+	dst[18] = '-'
+	hex.Encode(dst[19:23], u[8:10])
+	dst[23] = '-'
+	hex.Encode(dst[24:], u[10:])
+}
