@@ -5,10 +5,16 @@
 # on loopback for transport/tracing/otelsetup's end-to-end test, built in the
 # background at low priority while the other tests run), runs every test of
 # every module but bench/ with the race detector (scripts/each-module.sh: the
-# root module, cmd/outbound-chaos, examples, tools/jaeger,
+# root module, cmd/outbound-chaos, examples, examples/aws, examples/connect, tools/jaeger,
 # transport/ratelimit/redisrate, transport/tracing/otelsetup), stops what it
 # started, and checks the module graph an importer of outbound gets
 # (scripts/check-module-graph.sh).
+#
+# with-jaeger.sh is the outermost wrapper, so Jaeger's cold build (about
+# 1 000 CPU-seconds on a fresh machine) starts first and overlaps chromium's
+# download; -timeout 30m because the end-to-end test waits for that build
+# (until its test deadline), and on a fresh 2-core machine the build can end
+# after the other modules' tests: a 10m package timeout failed it there.
 
 GO            ?= go
 STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
@@ -21,7 +27,7 @@ FUZZTIME      ?= 10s
 all: lint test
 
 test:
-	@bash scripts/with-redis.sh $(REDIS_PORT) bash scripts/with-chromium.sh bash scripts/with-jaeger.sh bash scripts/each-module.sh -x bench $(GO) test -race -count=1 -timeout 10m ./...
+	@bash scripts/with-jaeger.sh bash scripts/with-redis.sh $(REDIS_PORT) bash scripts/with-chromium.sh bash scripts/each-module.sh -x bench $(GO) test -race -count=1 -timeout 30m ./...
 	@bash scripts/check-module-graph.sh
 
 demo:
