@@ -68,7 +68,7 @@ func (st stragglers) settings() *StragglersSettings {
 // before it asks again, as a service's workers do. The score adds the p99.9
 // to the usual one; the extra upstream requests are the hedges sent.
 // outbound's stack runs with hedging on, after the upstream's p95 (the
-// hedge package's default), which DefaultConfig leaves off: see
+// hedge package's default, and DefaultConfig's): see
 // docs/hedge.md, "The default".
 func runStragglers(ctx context.Context, sc scenario, cs clientSpec, cfg drillConfig) (Result, error) {
 	st := *sc.stragglers
@@ -103,9 +103,6 @@ func printStragglers(w io.Writer, sc ScenarioResult, label map[string]string) {
 	fmt.Fprintf(tw, "client\tcalls\tsuccess\tp50\tp99\tp99.9\tmax\textra requests\t\n")
 	for _, r := range sc.Clients {
 		name := label[r.Client]
-		if r.Client == "outbound" {
-			name += " (HEDGE_DELAY=1ms: p95)"
-		}
 		fmt.Fprintf(tw, "%s\t%d\t%.1f%%\t%s\t%s\t%s\t%s\t%.1f%%\t\n", name, r.Calls,
 			100*r.SuccessRate, fmtMS(r.P50MS), fmtMS(r.P99MS), fmtMS(r.P999MS), fmtMS(r.MaxMS),
 			100*(r.RequestsPerCall-1))
