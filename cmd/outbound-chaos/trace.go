@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/outboundhttp/outbound/transport/tracing"
@@ -62,8 +63,10 @@ func (t *telemetry) close() error {
 }
 
 // retriedTrace returns the spans of the first call (in the order of
-// prefixes, then of request IDs) whose logical span has more than one
-// attempt span, and that call's request ID.
+// prefixes, then of request IDs) that was retried: one of its attempt spans
+// is a resend (http.request.resend_count). A call with two attempt spans and
+// no resend was hedged, not retried: its hedge answered before the first
+// attempt's failure came back.
 func retriedTrace(spans []sdktrace.ReadOnlySpan, prefixes []string) ([]sdktrace.ReadOnlySpan, string) {
 	byTrace := map[oteltrace.TraceID][]sdktrace.ReadOnlySpan{}
 	for _, s := range spans {
@@ -76,17 +79,17 @@ func retriedTrace(spans []sdktrace.ReadOnlySpan, prefixes []string) ([]sdktrace.
 	}
 	var cands []candidate
 	for _, group := range byTrace {
-		attempts := 0
+		resent := false
 		reqID := ""
 		for _, s := range group {
-			if s.SpanKind() == oteltrace.SpanKindClient {
-				attempts++
+			if s.SpanKind() == oteltrace.SpanKindClient && attr(s.Attributes(), semconv.HTTPRequestResendCountKey) != "" {
+				resent = true
 			}
 			if !s.Parent().IsValid() {
 				reqID = attr(s.Attributes(), tracing.AttrRequestID)
 			}
 		}
-		if attempts > 1 && reqID != "" {
+		if resent && reqID != "" {
 			cands = append(cands, candidate{reqID, group})
 		}
 	}
