@@ -230,6 +230,23 @@ const (
 	outcomeAbandoned = "abandoned"
 )
 
+// startClosedLoop starts a closed-loop drill's one upstream, a fresh chaos
+// Server playing sc's faults, and builds the client cs with env. The caller
+// closes the Server.
+func startClosedLoop(sc scenario, cs clientSpec, cfg drillConfig, env clientEnv) (*chaos.Server, string, caller, error) {
+	srv := chaos.NewServer(chaos.Scenario{Name: sc.name, Seed: cfg.seed, Faults: sc.faults(0, cfg.timescale)})
+	url, err := srv.Start()
+	if err != nil {
+		return nil, "", caller{}, fmt.Errorf("%s: starting upstream: %w", sc.name, err)
+	}
+	c, err := cs.build(env)
+	if err != nil {
+		srv.Close()
+		return nil, "", caller{}, fmt.Errorf("%s: %w", cs.name, err)
+	}
+	return srv, url, c, nil
+}
+
 // playClosedLoop runs callers callers against url until end, each waiting
 // for its answer before it asks again, as a service's workers do; a call
 // still running past deadline is abandoned by its caller and counted as a

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/outboundhttp/outbound/transport/chaos"
@@ -22,16 +21,11 @@ import (
 // upstream shed.
 func runClosedLoop(ctx context.Context, sc scenario, cs clientSpec, cfg drillConfig) (Result, error) {
 	ov := *sc.closed
-	srv := chaos.NewServer(chaos.Scenario{Name: sc.name, Seed: cfg.seed, Faults: sc.faults(0, cfg.timescale)})
-	url, err := srv.Start()
+	srv, url, c, err := startClosedLoop(sc, cs, cfg, clientEnv{budget: cfg.budget, seed: cfg.seed, tracing: cfg.tracing})
 	if err != nil {
-		return Result{}, fmt.Errorf("%s: starting upstream: %w", sc.name, err)
+		return Result{}, err
 	}
 	defer srv.Close()
-	c, err := cs.build(clientEnv{budget: cfg.budget, seed: cfg.seed, tracing: cfg.tracing})
-	if err != nil {
-		return Result{}, fmt.Errorf("%s: %w", cs.name, err)
-	}
 
 	start := time.Now()
 	end := start.Add(ov.duration)

@@ -72,16 +72,11 @@ func (st stragglers) settings() *StragglersSettings {
 // docs/hedge.md, "The default".
 func runStragglers(ctx context.Context, sc scenario, cs clientSpec, cfg drillConfig) (Result, error) {
 	st := *sc.stragglers
-	srv := chaos.NewServer(chaos.Scenario{Name: sc.name, Seed: cfg.seed, Faults: sc.faults(0, cfg.timescale)})
-	url, err := srv.Start()
+	srv, url, c, err := startClosedLoop(sc, cs, cfg, clientEnv{budget: cfg.budget, seed: cfg.seed, tracing: cfg.tracing, hedge: true})
 	if err != nil {
-		return Result{}, fmt.Errorf("%s: starting upstream: %w", sc.name, err)
+		return Result{}, err
 	}
 	defer srv.Close()
-	c, err := cs.build(clientEnv{budget: cfg.budget, seed: cfg.seed, tracing: cfg.tracing, hedge: true})
-	if err != nil {
-		return Result{}, fmt.Errorf("%s: %w", cs.name, err)
-	}
 	end := time.Now().Add(cfg.timescale.d(st.duration))
 	calls := playClosedLoop(ctx, cfg, sc, cs, c, url, st.callers, end, st.deadline)
 	c.close()
