@@ -45,6 +45,7 @@ set -m
 	echo "with-jaeger.sh: jaeger built or reused from the build cache in $((SECONDS - start)) s" >&2
 	"$bin" --config "$root/tools/jaeger/config.yaml" >"$dir/jaeger.log" 2>&1 &
 	pid=$!
+	echo "$pid" >"$dir/jaeger.pid"
 	listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 	for _ in $(seq 1 300); do
 		if ! kill -0 "$pid" 2>/dev/null; then
@@ -64,10 +65,23 @@ set -m
 ) &
 builder=$!
 set +m
+# The subshell dies at once on TERM while Jaeger is still shutting down and
+# writing its log into $dir, so wait for Jaeger itself before removing the
+# directory (see with-redis.sh); cleanup never changes COMMAND's exit status.
 stop() {
+	status=$?
 	kill -TERM -- "-$builder" 2>/dev/null || true
 	wait "$builder" 2>/dev/null || true
-	rm -rf "$dir"
+	if [ -f "$dir/jaeger.pid" ]; then
+		pid=$(cat "$dir/jaeger.pid")
+		for _ in $(seq 1 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -rf "$dir" 2>/dev/null || true
+	exit "$status"
 }
 trap stop EXIT
 

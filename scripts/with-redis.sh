@@ -21,9 +21,23 @@ fi
 dir=$(mktemp -d)
 redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
 	--dir "$dir" --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+# Redis reopens its log file for every line it writes, so removing the
+# directory while it is still shutting down lets it create redis.log again and
+# rm fails with "Directory not empty" (a CI run failed so, after every test
+# had passed). Wait for the server to exit first, then remove the directory;
+# cleanup never changes COMMAND's exit status.
 stop() {
-	if [ -f "$dir/redis.pid" ]; then kill "$(cat "$dir/redis.pid")" 2>/dev/null || true; fi
-	rm -rf "$dir"
+	status=$?
+	if [ -f "$dir/redis.pid" ]; then
+		pid=$(cat "$dir/redis.pid")
+		kill "$pid" 2>/dev/null || true
+		for _ in $(seq 1 100); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+	fi
+	rm -rf "$dir" 2>/dev/null || true
+	exit "$status"
 }
 trap stop EXIT
 for _ in $(seq 1 50); do
