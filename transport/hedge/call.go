@@ -122,8 +122,12 @@ func (c *call) hedge() {
 	if !ok {
 		return // GetBody failed: no copy to send
 	}
+	waiting := c.answerWaiting() // a syscall: not under c.mu
 	now := time.Now()
 	c.mu.Lock()
+	if waiting {
+		c.answered = true
+	}
 	if c.decided || c.answered {
 		c.mu.Unlock()
 		closeBody(b)

@@ -3,6 +3,7 @@ package hedge
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptrace"
 	"sync"
@@ -244,6 +245,15 @@ type wireHook struct {
 	trace    httptrace.ClientTrace
 	c        atomic.Pointer[call]
 	composed *httptrace.ClientTrace // with the caller's own trace, when it has one
+
+	connMu sync.Mutex
+	conn   net.Conn // the first attempt's connection (GotConn), for answerWaiting
+}
+
+func (h *wireHook) gotConn(info httptrace.GotConnInfo) {
+	h.connMu.Lock()
+	h.conn = info.Conn
+	h.connMu.Unlock()
 }
 
 func (h *wireHook) getConn(string) {
@@ -272,6 +282,7 @@ func (t *Transport) hook(c *call) *wireHook {
 		h = &wireHook{}
 		h.trace.GetConn = h.getConn
 		h.trace.GotFirstResponseByte = h.gotFirstByte
+		h.trace.GotConn = h.gotConn
 	}
 	h.composed = nil
 	h.c.Store(c)
@@ -282,7 +293,36 @@ func (t *Transport) hook(c *call) *wireHook {
 func (t *Transport) unhook(c *call, h *wireHook) {
 	c.fctx.hook.Store(nil)
 	h.c.Store(nil)
+	h.connMu.Lock()
+	h.conn = nil
+	h.connMu.Unlock()
 	t.hooks.Put(h)
+}
+
+// answerWaiting reports whether the first attempt's answer has reached the
+// client's socket without the client having read it yet. The runtime runs
+// due timers each time it schedules, but looks for sockets that became
+// readable only when a processor runs out of work, or every 10 ms from
+// sysmon: in a busy process the hedge timer fires while the answer waits in
+// the socket, and a hedge sent then reaches an upstream that has already
+// answered the same call, with a Retry-After it has not been read yet (the
+// 429-burst drill's impolite requests, one clean-clone make test in three
+// with hedging on). The kernel knows what the runtime has not looked at, so
+// the hedge asks it (unread, per platform). Only the first attempt's own
+// HTTP/1 connection is asked: bytes on a shared HTTP/2 connection may belong
+// to any stream.
+func (c *call) answerWaiting() bool {
+	h := c.fctx.hook.Load()
+	if h == nil {
+		return false
+	}
+	h.connMu.Lock()
+	conn := h.conn
+	h.connMu.Unlock()
+	if conn == nil || h.c.Load() != c {
+		return false
+	}
+	return unread(conn)
 }
 
 // trace returns the ClientTrace the first attempt's context answers with
