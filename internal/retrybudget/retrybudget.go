@@ -101,7 +101,16 @@ func (b *Budget) Request(now time.Time) {
 }
 
 // Withdraw takes one resend from the budget, reporting whether there was one.
-func (b *Budget) Withdraw(now time.Time) bool {
+func (b *Budget) Withdraw(now time.Time) bool { return b.WithdrawShare(now, 1) }
+
+// WithdrawShare takes one resend only while the resends of the window,
+// this one included, stay within share of what the budget allows (share 1:
+// Withdraw), reporting whether it did. Hedges take theirs with share 0.5
+// (transport/retry's spareBudget), so that once half the budget is spent
+// the other half is left to retries, which rescue calls that failed, where a
+// hedge only speeds up one that is slow. gRPC's retry throttling stops
+// hedges and retries alike at half its tokens (gRFC A6); here retries go on.
+func (b *Budget) WithdrawShare(now time.Time, share float64) bool {
 	slot := now.UnixNano() / b.width
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -115,7 +124,7 @@ func (b *Budget) Withdraw(now time.Time) bool {
 			resends += bk.resends.Load()
 		}
 	}
-	if float64(resends+1) > b.ratio*float64(reqs)+b.floor {
+	if float64(resends+1) > share*(b.ratio*float64(reqs)+b.floor) {
 		return false
 	}
 	cur.resends.Add(1)

@@ -117,3 +117,38 @@ func BenchmarkRequest(b *testing.B) {
 		}
 	})
 }
+
+// TestWithdrawShare: a share of the budget is spent only while the window's
+// resends, all of them, stay within it; what is left goes on to Withdraw.
+func TestWithdrawShare(t *testing.T) {
+	b := New(DefaultRatio, DefaultWindow, DefaultMinPerSecond) // floor 30
+	now := time.Unix(1_700_000_000, 0)
+	for range 100 {
+		b.Request(now)
+	}
+	spare := 0
+	for b.WithdrawShare(now, 0.5) {
+		spare++
+	}
+	if spare != 25 { // half of 20 % of 100 plus the floor
+		t.Errorf("resends from half the budget = %d; want 25", spare)
+	}
+	rest := 0
+	for b.Withdraw(now) {
+		rest++
+	}
+	if rest != 25 {
+		t.Errorf("resends left to Withdraw = %d; want the other 25", rest)
+	}
+	// Withdraw's resends count against the share too.
+	c := New(DefaultRatio, DefaultWindow, DefaultMinPerSecond)
+	for range 100 {
+		c.Request(now)
+	}
+	for range 25 {
+		c.Withdraw(now)
+	}
+	if c.WithdrawShare(now, 0.5) {
+		t.Error("a half share was withdrawn after retries had spent half the budget")
+	}
+}

@@ -288,7 +288,7 @@ func (t *Transport) admit(req *http.Request, cl *call) error {
 		if callctx.SpendsRetryBudget(t.next) {
 			// A hedge layer below spends this budget too (docs/hedge.md):
 			// only then does the call pay for a context that carries it.
-			cl.ctx = callctx.WithRetryBudget(cl.ctx, cl.bud)
+			cl.ctx = callctx.WithRetryBudget(cl.ctx, (*spareBudget)(cl.bud))
 			cl.req = req.WithContext(cl.ctx)
 		}
 	}
