@@ -62,9 +62,9 @@ func readBody(t *testing.T, resp *http.Response) {
 	}
 }
 
-// TestNewClientHedgeQuantile: the standard stack with hedging turned on as
-// docs/hedge.md says (HedgeDelay = hedge.DefaultMinDelay, the quantile's
-// floor, and DefaultConfig's HedgeQuantile) learns the upstream's latency
+// TestNewClientHedgeQuantile: the standard stack as DefaultConfig builds it
+// (HedgeDelay = hedge.DefaultMinDelay, the quantile's floor, and
+// HedgeQuantile = hedge.DefaultQuantile) learns the upstream's latency
 // and, once it knows it, answers a call whose first attempt hangs with the
 // hedge's response; the first attempt is canceled. The attempt span says
 // "hedge" and the hedge metrics count it.
@@ -80,7 +80,9 @@ func TestNewClientHedgeQuantile(t *testing.T) {
 	defer tp.Shutdown(context.Background())
 	defer mp.Shutdown(context.Background())
 	cfg := DefaultConfig()
-	cfg.HedgeDelay = hedge.DefaultMinDelay
+	if cfg.HedgeDelay != hedge.DefaultMinDelay || cfg.HedgeQuantile != hedge.DefaultQuantile {
+		t.Fatalf("DefaultConfig hedges after %v at quantile %v; want the hedge package's default", cfg.HedgeDelay, cfg.HedgeQuantile)
+	}
 	c := newTestClient(t, cfg, WithTracingOptions(tracing.WithTracerProvider(tp), tracing.WithMeterProvider(mp)))
 
 	for range warm {
@@ -135,12 +137,18 @@ func TestNewClientHedgeQuantile(t *testing.T) {
 	}
 }
 
-// TestNewClientHedgeLayer: DefaultConfig (HedgeDelay 0) builds no hedge
-// layer (the choice docs/hedge.md explains); a HedgeDelay does, just below
-// the retry layer, with nothing in between, so the two share one budget.
+// TestNewClientHedgeLayer: DefaultConfig (HedgeDelay 1 ms, the p95) builds
+// a hedge layer (the choice docs/hedge.md explains) and HedgeDelay 0 none; a
+// fixed HedgeDelay does too, just below the retry layer, with nothing in
+// between, so the two share one budget.
 func TestNewClientHedgeLayer(t *testing.T) {
-	if l := DefaultConfig().layers(nil); l[LayerHedge] != nil {
-		t.Fatal("DefaultConfig built a hedge layer")
+	if l := DefaultConfig().layers(nil); l[LayerHedge] == nil {
+		t.Fatal("DefaultConfig built no hedge layer")
+	}
+	off := DefaultConfig()
+	off.HedgeDelay = 0
+	if l := off.layers(nil); l[LayerHedge] != nil {
+		t.Fatal("HedgeDelay 0 built a hedge layer")
 	}
 	cfg := fastConfig()
 	cfg.HedgeDelay, cfg.HedgeQuantile = 20*time.Millisecond, 0

@@ -57,7 +57,7 @@ func TestDefaultConfigUsesPackageDefaults(t *testing.T) {
 		{"CircuitMinRequests", cfg.CircuitMinRequests, circuit.DefaultMinRequests},
 		{"CircuitWindow", cfg.CircuitWindow, circuit.DefaultWindow},
 		{"CircuitBreakDuration", cfg.CircuitBreakDuration, circuit.DefaultBreakDuration},
-		{"HedgeDelay", cfg.HedgeDelay, DefaultHedgeDelay}, // off: see DefaultHedgeDelay
+		{"HedgeDelay", cfg.HedgeDelay, DefaultHedgeDelay}, // 1 ms, the p95: see DefaultHedgeDelay
 		{"HedgeQuantile", cfg.HedgeQuantile, hedge.DefaultQuantile},
 	} {
 		if c.got != c.want {

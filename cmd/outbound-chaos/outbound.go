@@ -20,7 +20,7 @@ func outboundClient(total time.Duration, tp []tracing.Option, keys bool) (*http.
 
 // newOutboundClient is outboundClient; hedged turns on hedging after the
 // upstream's p95 latency (HedgeDelay = hedge.DefaultMinDelay, the floor, and
-// HedgeQuantile = hedge.DefaultQuantile), which DefaultConfig leaves off.
+// HedgeQuantile = hedge.DefaultQuantile), DefaultConfig's hedging today.
 func newOutboundClient(total time.Duration, tp []tracing.Option, keys, hedged bool) (*http.Client, error) {
 	cfg := outbound.DefaultConfig()
 	cfg.TotalBudget = total

@@ -68,7 +68,7 @@ func (st stragglers) settings() *StragglersSettings {
 // before it asks again, as a service's workers do. The score adds the p99.9
 // to the usual one; the extra upstream requests are the hedges sent.
 // outbound's stack runs with hedging on, after the upstream's p95 (the
-// hedge package's default), which DefaultConfig leaves off: see
+// hedge package's default, and DefaultConfig's): see
 // docs/hedge.md, "The default".
 func runStragglers(ctx context.Context, sc scenario, cs clientSpec, cfg drillConfig) (Result, error) {
 	st := *sc.stragglers

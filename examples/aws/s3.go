@@ -34,8 +34,8 @@ type Setting int
 
 const (
 	// SDKRetries keeps the SDK's standard retryer and drops outbound's retry
-	// and hedge layers (dropping the hedge layer keeps hedging off whatever
-	// HEDGE_DELAY says). Recommended. A hedge is an extra
+	// and hedge layers (DefaultConfig hedges idempotent requests; dropping
+	// the layer keeps hedging off whatever HEDGE_DELAY says). Recommended. A hedge is an extra
 	// request the SDK's
 	// retry quota and attempt header know nothing of, spending a budget of
 	// its own (up to 20 % more requests, each one billed); put LayerHedge
