@@ -14,7 +14,10 @@ import (
 // does not wait for the read lock that net/http's reader holds while it
 // waits for the answer. A TLS connection is asked through the TCP connection
 // it runs on; one that negotiated HTTP/2 is not asked at all (its bytes may
-// belong to any stream), nor is a connection that is not a socket. Bytes
+// belong to any stream), nor is a connection that is not a socket. An
+// unencrypted HTTP/2 connection (http.Protocols with UnencryptedHTTP2)
+// cannot be told from HTTP/1 here: another stream's frames can make it
+// report true. Bytes
 // that are not the answer (a TLS 1.3 session ticket on a new connection that
 // the reader has not taken yet) make it report true too: the hedge is then
 // left out, the cautious way to be wrong.
