@@ -83,6 +83,17 @@ func Middleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
 // CloseIdleConnections forwards to the wrapped transport when it has the method.
 func (t *Transport) CloseIdleConnections() { idle.Close(t.next) }
 
+// AdoptsCall reports what the RoundTripper below reports
+// (internal/callctx.AdoptsCall): a request-ID layer above may bind its call
+// context for a budget layer below to fill in place. When nothing records,
+// RoundTrip passes the request through unchanged, and the budget layer finds
+// the bound copy; when something records, it sends a copy of its own, which
+// the budget layer does not adopt and gives a context of its own, as
+// without this method. The layer never sends the request twice. In
+// NewClient's order (requestid, tracing, budget) the two share one context
+// and one request copy again (docs/performance.md).
+func (t *Transport) AdoptsCall() bool { return callctx.AdoptsCall(t.next) }
+
 // RoundTrip runs the call below inside the logical span. It never modifies
 // req: the layers below get a shallow copy with the span and the recorder in
 // its context.
