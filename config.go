@@ -177,7 +177,7 @@ type Config struct {
 
 // DefaultConfig returns the documented defaults (docs/defaults.md): the
 // reference article's timeouts and pool limits, a 10 s budget, 4 attempts
-// with full-jitter backoff from 200 ms to 3 s, a 20 % retry budget, an
+// with equal-jitter backoff from 200 ms to 3 s, a 20 % retry budget, an
 // adaptive concurrency limit per upstream between 4 and 100 with a 2 s queue
 // wait, a breaker for upstreams that are down, no hedging, and tracing
 // through the global OpenTelemetry providers.

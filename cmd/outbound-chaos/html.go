@@ -26,7 +26,7 @@ import (
 // readings says, for each drill, what its charts show: the one thing to
 // look at (docs/chaos.md, "Reading it", has the long version).
 var readings = map[string]string{
-	"transient-5xx":   "Every retrying client absorbs the 503s at the same load; the latency tail is the difference: outbound's full-jitter waits against fixed 1 s (go-retryablehttp) and 200 ms plus up to 1 s (article).",
+	"transient-5xx":   "Every retrying client absorbs the 503s at the same load; the latency tail is the difference: outbound's jittered waits (100-200 ms first) against fixed 1 s (go-retryablehttp) and 200 ms plus up to 1 s (article).",
 	"429-burst":       "Load on a server that asked for a pause: the article's policy ignores Retry-After and comes back early; outbound's rate limiter turns one 429 into a pause for every call and sends the fewest requests into the burst.",
 	"full-outage":     "Nobody can succeed: look at the requests per call sent to the dead upstream (outbound's breaker and retry budget: well under one) and at who keeps callers waiting past the budget.",
 	"outage-recovery": "After 3 s the upstream heals: who gets every call through, at what load, and without passing the budget.",

@@ -165,7 +165,7 @@ func (cl *call) cutFloor(n int) time.Duration {
 	c := &cl.t.cfg
 	longest := c.max // a WithBackoffFunc backoff: its bound
 	if c.backoffFunc == nil {
-		longest = fullJitter(c.initial, c.max, n, func(k int64) int64 { return k - 1 }) // its ceiling
+		longest = equalJitter(c.initial, c.max, n, func(k int64) int64 { return k - 1 }) // its ceiling
 	}
 	return longest + 2*minAttemptTime
 }

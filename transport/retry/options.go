@@ -23,7 +23,7 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 // Defaults, from the reference article (4 attempts, 200 ms growing to 3 s) with
-// full jitter instead of additive jitter, as AWS, gRPC and Envoy do.
+// equal jitter (AWS's "Exponential Backoff and Jitter") instead of additive jitter.
 const (
 	DefaultMaxAttempts   = 4
 	DefaultInitial       = 200 * time.Millisecond
@@ -139,9 +139,10 @@ func WithMaxAttempts(n int) Option {
 }
 
 // WithBackoff sets the exponential backoff between attempts: the wait before
-// retry n (0 for the first retry) is uniform in [0, min(max, initial·2^n)]
-// ("full jitter", as in AWS's "Exponential Backoff and Jitter"), so clients
-// that failed together do not retry together. Defaults: 200 ms and 3 s. A
+// retry n (0 for the first retry) is uniform in [c/2, c], c = min(max,
+// initial·2^n) ("equal jitter", as in AWS's "Exponential Backoff and
+// Jitter"), so clients that failed together do not retry together, and no
+// call's retries all come at once (see equalJitter). Defaults: 200 ms and 3 s. A
 // server's pushback (Retry-After) may lengthen the wait, see WithMaxRetryAfter.
 // initial must not be negative and max must not be below initial.
 func WithBackoff(initial, max time.Duration) Option {
@@ -367,7 +368,7 @@ func WithCheckRetry(f retryablehttp.CheckRetry) Option {
 // Backoff, such as retryablehttp.DefaultBackoff, called with the WithBackoff
 // bounds as min and max, the number of the failed attempt (0 for the first) and
 // its response (nil after an error). Pushback headers and WithMaxRetryAfter
-// still apply to its result. A nil f restores full-jitter backoff.
+// still apply to its result. A nil f restores equal-jitter backoff.
 func WithBackoffFunc(f retryablehttp.Backoff) Option {
 	return optionFunc(func(c *config) { c.backoffFunc = f })
 }

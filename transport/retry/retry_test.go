@@ -420,33 +420,33 @@ type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("disk on fire") }
 
-func TestFullJitter(t *testing.T) {
+func TestEqualJitter(t *testing.T) {
 	maxRand := func(n int64) int64 { return n - 1 }
 	initial, max := 200*time.Millisecond, 3*time.Second
 	want := []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond,
 		1600 * time.Millisecond, 3 * time.Second, 3 * time.Second}
 	for n, w := range want {
-		if got := fullJitter(initial, max, n, maxRand); got != w {
+		if got := equalJitter(initial, max, n, maxRand); got != w {
 			t.Errorf("ceiling for retry %d = %v; want %v", n, got, w)
 		}
+		if got := equalJitter(initial, max, n, func(int64) int64 { return 0 }); got != w/2 {
+			t.Errorf("floor for retry %d = %v; want %v, half the ceiling", n, got, w/2)
+		}
 	}
-	if got := fullJitter(initial, max, 100, maxRand); got != max {
+	if got := equalJitter(initial, max, 100, maxRand); got != max {
 		t.Errorf("retry 100 = %v; want %v (no overflow)", got, max)
-	}
-	if got := fullJitter(initial, max, 3, func(int64) int64 { return 0 }); got != 0 {
-		t.Errorf("lowest draw = %v; want 0", got)
 	}
 	// Real randomness stays inside the bounds and is spread out.
 	seen := map[time.Duration]bool{}
 	for i := 0; i < 1000; i++ {
-		d := fullJitter(initial, max, 2, defaultConfig().randN)
-		if d < 0 || d > 800*time.Millisecond {
-			t.Fatalf("draw %v outside [0, 800ms]", d)
+		d := equalJitter(initial, max, 2, defaultConfig().randN)
+		if d < 400*time.Millisecond || d > 800*time.Millisecond {
+			t.Fatalf("draw %v outside [400ms, 800ms]", d)
 		}
 		seen[d/(100*time.Millisecond)] = true
 	}
-	if len(seen) < 8 {
-		t.Errorf("draws fell in %d of 8 bands; want all (jitter not uniform?)", len(seen))
+	if len(seen) < 4 {
+		t.Errorf("draws fell in %d of the 4 bands of [400ms, 800ms); want all (jitter not uniform?)", len(seen))
 	}
 }
 
