@@ -51,6 +51,10 @@ type Call struct {
 	deadline    time.Time   // earlier than the parent's, if it has one
 	cause       error
 
+	// The retry budget of the call's upstream, set once by the retry layer
+	// inside the call before its first attempt (SetRetryBudget).
+	retryBudget Withdrawer
+
 	made     atomic.Bool // ctx and cancel are set
 	released atomic.Bool // written under mu
 	mu       sync.Mutex
@@ -202,6 +206,10 @@ func (c *Call) Value(k any) any {
 		if c.hasDeadline.Load() {
 			return c
 		}
+	case any(budgetKey):
+		if c.retryBudget != nil {
+			return c.retryBudget
+		}
 	}
 	if c.made.Load() {
 		return c.ctx.Value(k)
@@ -210,6 +218,22 @@ func (c *Call) Value(k any) any {
 }
 
 func (c *Call) String() string { return "callctx.Call" }
+
+// SetRetryBudget makes c carry b, the retry budget of the call's upstream,
+// for a layer below that spends it (hedges; see RetryBudget), and reports
+// whether it did. A retry layer whose request's context is the call's own
+// calls it instead of WithRetryBudget, which would cost a context and a
+// request copy per call. Only the first retry layer inside a call sets it:
+// a second one is told false and carries its budget in a context of its
+// own, which a lookup from below finds first. Call it before the first
+// attempt is sent; the layers below read it without a lock.
+func (c *Call) SetRetryBudget(b Withdrawer) bool {
+	if c.retryBudget != nil || b == nil {
+		return false
+	}
+	c.retryBudget = b
+	return true
+}
 
 // Release ends the call's deadline when the caller is done with the
 // response, or at once when the attempt failed: its context is canceled if

@@ -178,3 +178,27 @@ func TestAdopt(t *testing.T) {
 		t.Errorf("Err after Release = %v; want context.Canceled", req.Context().Err())
 	}
 }
+
+// TestCallRetryBudget: the first retry layer inside a call sets the call's
+// retry budget, which a lookup from below finds; a second one is refused and
+// its own context, made on top, is found first from below it.
+func TestCallRetryBudget(t *testing.T) {
+	outer := budgetFunc(func(time.Time) bool { return true })
+	inner := budgetFunc(func(time.Time) bool { return false })
+	c := NewCall(context.Background())
+	if _, ok := RetryBudget(c); ok {
+		t.Fatal("a new Call carries a retry budget")
+	}
+	if !c.SetRetryBudget(outer) {
+		t.Fatal("SetRetryBudget on a new Call: false")
+	}
+	if c.SetRetryBudget(inner) {
+		t.Fatal("a second SetRetryBudget: true; want the first to stay")
+	}
+	if b, ok := RetryBudget(context.WithValue(c, struct{}{}, 1)); !ok || !b.Withdraw(time.Time{}) {
+		t.Errorf("below the Call: %v %v; want the first budget", b, ok)
+	}
+	if b, ok := RetryBudget(WithRetryBudget(c, inner)); !ok || b.Withdraw(time.Time{}) {
+		t.Errorf("below a second retry layer's context: %v %v; want that layer's budget", b, ok)
+	}
+}

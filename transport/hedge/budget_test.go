@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/transport/budget"
 	"github.com/outboundhttp/outbound/transport/hedge"
 	"github.com/outboundhttp/outbound/transport/retry"
 )
@@ -65,6 +66,14 @@ func TestEmptyBudgetSuppressesNewHedgesOnly(t *testing.T) {
 // spare half of it, so the other half is left to retries even when hedges
 // came first.
 func TestSharedBudgetWithRetry(t *testing.T) {
+	t.Run("retry alone", func(t *testing.T) { testSharedBudgetWithRetry(t, false) })
+	// Under a budget layer the retry layer's request context is the call's
+	// own (callctx.Call), which carries the budget instead of a context of
+	// the retry layer's.
+	t.Run("under a budget layer", func(t *testing.T) { testSharedBudgetWithRetry(t, true) })
+}
+
+func testSharedBudgetWithRetry(t *testing.T, underBudget bool) {
 	synctest.Test(t, func(t *testing.T) {
 		// Calls 0-3 are slow on their first attempt (a hedge wins if one is
 		// sent); calls 4-6 get a 503 on every attempt.
@@ -87,8 +96,12 @@ func TestSharedBudgetWithRetry(t *testing.T) {
 					refused = append(refused, i.Refused)
 				}
 			}}))
+		var top http.RoundTripper = rt
+		if underBudget {
+			top = budget.NewTransport(rt, budget.WithTotal(time.Hour))
+		}
 		for n := range 7 {
-			resp, err := rt.RoundTrip(callNumbered(t, n))
+			resp, err := top.RoundTrip(callNumbered(t, n))
 			if err != nil {
 				t.Fatalf("call %d: %v", n, err)
 			}

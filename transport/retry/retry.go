@@ -286,10 +286,15 @@ func (t *Transport) admit(req *http.Request, cl *call) error {
 		cl.bud = t.budgets.Get(cl.key)
 		cl.bud.request(time.Now())
 		if callctx.SpendsRetryBudget(t.next) {
-			// A hedge layer below spends this budget too (docs/hedge.md):
-			// only then does the call pay for a context that carries it.
-			cl.ctx = callctx.WithRetryBudget(cl.ctx, (*spareBudget)(cl.bud))
-			cl.req = req.WithContext(cl.ctx)
+			// A hedge layer below spends this budget too (docs/hedge.md).
+			// The call's own context carries it when it can (a budget or
+			// request-ID layer above made one); else the call pays for a
+			// context that carries it.
+			spare := (*spareBudget)(cl.bud)
+			if c, ok := cl.ctx.(*callctx.Call); !ok || !c.SetRetryBudget(spare) {
+				cl.ctx = callctx.WithRetryBudget(cl.ctx, spare)
+				cl.req = req.WithContext(cl.ctx)
+			}
 		}
 	}
 	return nil
