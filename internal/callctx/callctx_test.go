@@ -195,7 +195,8 @@ func TestCallRetryBudget(t *testing.T) {
 	if c.SetRetryBudget(inner) {
 		t.Fatal("a second SetRetryBudget: true; want the first to stay")
 	}
-	if b, ok := RetryBudget(context.WithValue(c, struct{}{}, 1)); !ok || !b.Withdraw(time.Time{}) {
+	type otherKey struct{}
+	if b, ok := RetryBudget(context.WithValue(c, otherKey{}, 1)); !ok || !b.Withdraw(time.Time{}) {
 		t.Errorf("below the Call: %v %v; want the first budget", b, ok)
 	}
 	if b, ok := RetryBudget(WithRetryBudget(c, inner)); !ok || b.Withdraw(time.Time{}) {
