@@ -144,8 +144,9 @@ func outboundWith(set func(*outbound.Config)) func() (*http.Client, func()) {
 }
 
 // stragglerClients are the rows of the drill: outbound's standard stack
-// without hedging (DefaultConfig's choice), with the fixed delay, and with
-// the hedge package's quantile default (HedgeDelay = hedge.DefaultMinDelay);
+// without hedging (HedgeDelay 0), with the fixed delay, and with the hedge
+// package's quantile default (DefaultConfig's choice: HedgeDelay =
+// hedge.DefaultMinDelay);
 // cristalhq/hedgedhttp and failsafe-go's hedgepolicy (through
 // failsafehttp) with the same fixed delay and one hedge; failsafe's own
 // quantile delay (p95 of the last 1 000 executions, after 20); a bare
@@ -153,9 +154,9 @@ func outboundWith(set func(*outbound.Config)) func() (*http.Client, func()) {
 func stragglerClients() []overloadClient {
 	return []overloadClient{
 		{"bare http.Client", onBase(func(b http.RoundTripper) http.RoundTripper { return b })},
-		{"outbound unhedged (DefaultConfig)", outboundWith(func(c *outbound.Config) { c.HedgeDelay = 0 })},
+		{"outbound unhedged", outboundWith(func(c *outbound.Config) { c.HedgeDelay = 0 })},
 		{"outbound fixed 15 ms", outboundWith(func(c *outbound.Config) { c.HedgeDelay, c.HedgeQuantile = stragglerDelay, 0 })},
-		{"outbound quantile p95", outboundWith(func(c *outbound.Config) {
+		{"outbound quantile p95 (DefaultConfig)", outboundWith(func(c *outbound.Config) {
 			c.HedgeDelay, c.HedgeQuantile = hedge.DefaultMinDelay, hedge.DefaultQuantile
 		})},
 		{"hedgedhttp 15 ms", onBase(func(b http.RoundTripper) http.RoundTripper {
@@ -217,7 +218,7 @@ func TestStragglersPeers(t *testing.T) {
 			t.Errorf("%s: %d calls failed; the drill has no failures", name, r.failed)
 		}
 	}
-	un, fx, qu := res["outbound unhedged (DefaultConfig)"], res["outbound fixed 15 ms"], res["outbound quantile p95"]
+	un, fx, qu := res["outbound unhedged"], res["outbound fixed 15 ms"], res["outbound quantile p95 (DefaultConfig)"]
 	if fx.p99*3 > un.p99 {
 		targetMissed(t, "stragglers: outbound fixed-delay p99 %v > a third of unhedged %v", ms(fx.p99), ms(un.p99))
 	}
