@@ -72,13 +72,14 @@ stop() {
 	status=$?
 	kill -TERM -- "-$builder" 2>/dev/null || true
 	wait "$builder" 2>/dev/null || true
-	if [ -f "$dir/jaeger.pid" ]; then
-		pid=$(cat "$dir/jaeger.pid")
+	pid=$(cat "$dir/jaeger.pid" 2>/dev/null) || pid=
+	if [ -n "$pid" ]; then
 		for _ in $(seq 1 100); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
-		kill -KILL "$pid" 2>/dev/null || true
+		# Only when it outlived the wait, so a recycled PID is not hit.
+		if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
 	fi
 	rm -rf "$dir" 2>/dev/null || true
 	exit "$status"

@@ -28,13 +28,15 @@ redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
 # cleanup never changes COMMAND's exit status.
 stop() {
 	status=$?
-	if [ -f "$dir/redis.pid" ]; then
-		pid=$(cat "$dir/redis.pid")
+	pid=$(cat "$dir/redis.pid" 2>/dev/null) || pid=
+	if [ -n "$pid" ]; then
 		kill "$pid" 2>/dev/null || true
 		for _ in $(seq 1 100); do
 			kill -0 "$pid" 2>/dev/null || break
 			sleep 0.1
 		done
+		# Still there after 10 s: a hung server is not left running.
+		if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
 	fi
 	rm -rf "$dir" 2>/dev/null || true
 	exit "$status"

@@ -51,9 +51,14 @@ type Call struct {
 	deadline    time.Time   // earlier than the parent's, if it has one
 	cause       error
 
-	// The retry budget of the call's upstream, set once by the retry layer
-	// inside the call before its first attempt (SetRetryBudget).
-	retryBudget Withdrawer
+	// The retry budget of the call's upstream, set once by the first retry
+	// layer inside the call (SetRetryBudget): retryBudgetTaken is claimed
+	// first, retryBudget written, then retryBudgetSet stored, so a reader
+	// that sees retryBudgetSet sees the budget. Two retry layers can share
+	// one Call at once (a middleware above them that fans a request out).
+	retryBudgetTaken atomic.Bool
+	retryBudgetSet   atomic.Bool
+	retryBudget      Withdrawer
 
 	made     atomic.Bool // ctx and cancel are set
 	released atomic.Bool // written under mu
@@ -207,7 +212,7 @@ func (c *Call) Value(k any) any {
 			return c
 		}
 	case any(budgetKey):
-		if c.retryBudget != nil {
+		if c.retryBudgetSet.Load() {
 			return c.retryBudget
 		}
 	}
@@ -225,13 +230,14 @@ func (c *Call) String() string { return "callctx.Call" }
 // calls it instead of WithRetryBudget, which would cost a context and a
 // request copy per call. Only the first retry layer inside a call sets it:
 // a second one is told false and carries its budget in a context of its
-// own, which a lookup from below finds first. Call it before the first
-// attempt is sent; the layers below read it without a lock.
+// own, which a lookup from below finds first. It is safe for concurrent
+// use: of two retry layers that share one Call at once, one wins.
 func (c *Call) SetRetryBudget(b Withdrawer) bool {
-	if c.retryBudget != nil || b == nil {
+	if b == nil || !c.retryBudgetTaken.CompareAndSwap(false, true) {
 		return false
 	}
 	c.retryBudget = b
+	c.retryBudgetSet.Store(true)
 	return true
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 )
@@ -201,5 +202,30 @@ func TestCallRetryBudget(t *testing.T) {
 	}
 	if b, ok := RetryBudget(WithRetryBudget(c, inner)); !ok || b.Withdraw(time.Time{}) {
 		t.Errorf("below a second retry layer's context: %v %v; want that layer's budget", b, ok)
+	}
+}
+
+// TestCallRetryBudgetConcurrent: two retry layers that share one Call at
+// once (a middleware above them fans the request out) race to set its
+// budget; one wins, the other is told false, and under -race neither the
+// setting nor a lookup is a data race.
+func TestCallRetryBudgetConcurrent(t *testing.T) {
+	for range 50 {
+		c := NewCall(context.Background())
+		var won [2]bool
+		var wg sync.WaitGroup
+		for i := range 2 {
+			wg.Go(func() {
+				won[i] = c.SetRetryBudget(budgetFunc(func(time.Time) bool { return true }))
+				RetryBudget(c)
+			})
+		}
+		wg.Wait()
+		if won[0] == won[1] {
+			t.Fatalf("SetRetryBudget from two goroutines: %v; want exactly one true", won)
+		}
+		if _, ok := RetryBudget(c); !ok {
+			t.Fatal("no budget after one SetRetryBudget won")
+		}
 	}
 }

@@ -285,6 +285,9 @@ func (t *Transport) hook(c *call) *wireHook {
 		h.trace.GotConn = h.gotConn
 	}
 	h.composed = nil
+	h.connMu.Lock()
+	h.conn = nil // a layer below that reported GotConn late cannot leave one behind
+	h.connMu.Unlock()
 	h.c.Store(c)
 	return h
 }
