@@ -23,6 +23,7 @@
 # port instead of the placeholder page the Go module ships.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/scripts/lib.sh"
 export JAEGER_OTLP_PORT=${JAEGER_OTLP_PORT:-24318}
 export JAEGER_QUERY_PORT=${JAEGER_QUERY_PORT:-26686}
 export JAEGER_QUERY_GRPC_PORT=${JAEGER_QUERY_GRPC_PORT:-26685}
@@ -66,22 +67,12 @@ set -m
 builder=$!
 set +m
 # The subshell dies at once on TERM while Jaeger is still shutting down and
-# writing its log into $dir, so wait for Jaeger itself before removing the
-# directory (see with-redis.sh); cleanup never changes COMMAND's exit status.
+# writing its log into $dir, so wait for Jaeger itself (lib.sh).
 stop() {
 	status=$?
 	kill -TERM -- "-$builder" 2>/dev/null || true
 	wait "$builder" 2>/dev/null || true
-	pid=$(cat "$dir/jaeger.pid" 2>/dev/null) || pid=
-	if [ -n "$pid" ]; then
-		for _ in $(seq 1 100); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		# Only when it outlived the wait, so a recycled PID is not hit.
-		if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
-	fi
-	rm -rf "$dir" 2>/dev/null || true
+	stop_then_remove "$dir/jaeger.pid" "$dir"
 	exit "$status"
 }
 trap stop EXIT

@@ -5,6 +5,7 @@
 # server afterwards whatever COMMAND's outcome.
 set -euo pipefail
 port=$1; shift
+. "$(dirname "$0")/lib.sh"
 
 if ! command -v redis-server >/dev/null 2>&1; then
 	if [ "$(id -u)" -eq 0 ]; then
@@ -21,24 +22,11 @@ fi
 dir=$(mktemp -d)
 redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
 	--dir "$dir" --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
-# Redis reopens its log file for every line it writes, so removing the
-# directory while it is still shutting down lets it create redis.log again and
-# rm fails with "Directory not empty" (a CI run failed so, after every test
-# had passed). Wait for the server to exit first, then remove the directory;
-# cleanup never changes COMMAND's exit status.
 stop() {
 	status=$?
 	pid=$(cat "$dir/redis.pid" 2>/dev/null) || pid=
-	if [ -n "$pid" ]; then
-		kill "$pid" 2>/dev/null || true
-		for _ in $(seq 1 100); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		# Still there after 10 s: a hung server is not left running.
-		if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
-	fi
-	rm -rf "$dir" 2>/dev/null || true
+	if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+	stop_then_remove "$dir/redis.pid" "$dir"
 	exit "$status"
 }
 trap stop EXIT
