@@ -25,10 +25,6 @@ type clientEnv struct {
 	// idempotencyKeys turns outbound's IdempotencyKeys on (for an upstream
 	// that honours them); the other clients send no keys.
 	idempotencyKeys bool
-	// hedge turns outbound's hedging on (the quantile default) for the
-	// stragglers drill, whatever DefaultConfig says, so the drill keeps
-	// measuring hedging if the default changes.
-	hedge bool
 }
 
 // caller is a built client: do makes one logical call and reads the whole

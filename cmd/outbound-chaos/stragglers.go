@@ -67,12 +67,11 @@ func (st stragglers) settings() *StragglersSettings {
 // with the client cs: a closed loop, each caller waiting for its answer
 // before it asks again, as a service's workers do. The score adds the p99.9
 // to the usual one; the extra upstream requests are the hedges sent.
-// outbound's stack runs with hedging on, after the upstream's p95 (the
-// hedge package's default, and DefaultConfig's): see
-// docs/hedge.md, "The default".
+// outbound's stack is DefaultConfig's, which hedges after the upstream's
+// p95: see docs/hedge.md, "The default".
 func runStragglers(ctx context.Context, sc scenario, cs clientSpec, cfg drillConfig) (Result, error) {
 	st := *sc.stragglers
-	srv, url, c, err := startClosedLoop(sc, cs, cfg, clientEnv{budget: cfg.budget, seed: cfg.seed, tracing: cfg.tracing, hedge: true})
+	srv, url, c, err := startClosedLoop(sc, cs, cfg, clientEnv{budget: cfg.budget, seed: cfg.seed, tracing: cfg.tracing})
 	if err != nil {
 		return Result{}, err
 	}
