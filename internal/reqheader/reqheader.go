@@ -7,6 +7,8 @@ package reqheader
 import (
 	"context"
 	"net/http"
+	"slices"
+	"strings"
 )
 
 // Field is one header field to set: Key in canonical form, and its values.
@@ -46,4 +48,48 @@ func Copy(req *http.Request, ctx context.Context, fields ...Field) *http.Request
 // header set to one value.
 func With(req *http.Request, ctx context.Context, key, value string) *http.Request {
 	return Copy(req, ctx, Field{key, []string{value}})
+}
+
+// Preset returns the header fields that next, the RoundTripper below a
+// layer, sets on every request that lacks them, when next says so by a
+// method PresetHeaders() http.Header (transport/header's Transport, and
+// every layer that passes headers through unchanged forwarding its own
+// next's), or nil. A layer that copies the request's header anyway (the
+// request-ID layer) sets these fields on its copy too, where the caller's
+// request lacks them, so that the layer below finds them present and sends
+// the request on without a copy of its own: one header map per call instead
+// of one per layer. What goes on the wire is the same. A layer between that
+// does not forward the method ends the search, so nothing is preset across
+// a middleware that might change the header.
+func Preset(next any) http.Header {
+	p, ok := next.(interface{ PresetHeaders() http.Header })
+	if !ok {
+		return nil
+	}
+	return p.PresetHeaders()
+}
+
+// Missing appends to dst the fields of preset that req's header lacks, in
+// the order of preset, and returns dst.
+func Missing(dst []Field, preset []Field, req *http.Request) []Field {
+	for _, f := range preset {
+		if _, ok := req.Header[f.Key]; !ok {
+			dst = append(dst, f)
+		}
+	}
+	return dst
+}
+
+// Fields returns h as fields sorted by key, sharing h's value slices, for a
+// layer to keep and pass to Copy.
+func Fields(h http.Header) []Field {
+	if len(h) == 0 {
+		return nil
+	}
+	fs := make([]Field, 0, len(h))
+	for k, vv := range h {
+		fs = append(fs, Field{Key: k, Values: vv})
+	}
+	slices.SortFunc(fs, func(a, b Field) int { return strings.Compare(a.Key, b.Key) })
+	return fs
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/callctx"
 	"github.com/outboundhttp/outbound/internal/idle"
+	"github.com/outboundhttp/outbound/internal/reqheader"
 )
 
 // Remaining returns the time left before ctx's deadline (zero once it has
@@ -242,3 +243,10 @@ func (t *Transport) attemptErr(ctx context.Context, err error) error {
 
 // CloseIdleConnections forwards to the wrapped RoundTripper when it has the method.
 func (t *Transport) CloseIdleConnections() { idle.Close(t.next) }
+
+// PresetHeaders forwards what the RoundTripper below reports
+// (internal/reqheader.Preset): the header fields a layer below sets on every
+// request that lacks them, which this layer passes on unchanged, so a
+// request-ID layer above may set them on the copy it makes anyway and spare
+// that layer a copy of its own. Callers need not use the method.
+func (t *Transport) PresetHeaders() http.Header { return reqheader.Preset(t.next) }

@@ -96,3 +96,10 @@ func (p *DeadlineTransport) send(req *http.Request) (*http.Response, error) {
 
 // CloseIdleConnections forwards to the wrapped RoundTripper when it has the method.
 func (p *DeadlineTransport) CloseIdleConnections() { idle.Close(p.next) }
+
+// PresetHeaders forwards what the RoundTripper below reports
+// (internal/reqheader.Preset): the header fields a layer below sets on every
+// request that lacks them. This layer's copy keeps every field but its own,
+// so a request-ID layer above may set them on the copy it makes anyway.
+// Callers need not use the method.
+func (p *DeadlineTransport) PresetHeaders() http.Header { return reqheader.Preset(p.next) }

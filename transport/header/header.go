@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -180,6 +181,25 @@ func (t *Transport) send(req *http.Request) (*http.Response, error) {
 
 // CloseIdleConnections forwards to the next RoundTripper when it has the method.
 func (t *Transport) CloseIdleConnections() { idle.Close(t.next) }
+
+// PresetHeaders returns a copy of the static fields (WithHeader) the
+// Transport sets on every request that lacks them. A request-ID layer above
+// (transport/requestid), with only layers between that pass headers on
+// unchanged, sets them on the copy of the request it makes anyway; this
+// Transport then finds them present and sends the request on without a copy
+// of its own (internal/reqheader.Preset). Credentials are never preset: they
+// are added per attempt, for the original host only. Callers need not use
+// the method.
+func (t *Transport) PresetHeaders() http.Header {
+	if len(t.static) == 0 {
+		return nil
+	}
+	h := make(http.Header, len(t.static))
+	for _, f := range t.static {
+		h[f.Key] = slices.Clone(f.Values)
+	}
+	return h
+}
 
 // sameHostAsOriginal reports whether req goes to the host of the request that
 // started its redirect chain (req.Response is set on redirected requests).

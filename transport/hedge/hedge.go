@@ -34,6 +34,7 @@ import (
 	"github.com/outboundhttp/outbound/internal/idempotent"
 	"github.com/outboundhttp/outbound/internal/idle"
 	"github.com/outboundhttp/outbound/internal/keyed"
+	"github.com/outboundhttp/outbound/internal/reqheader"
 	"github.com/outboundhttp/outbound/internal/retrybudget"
 	"github.com/outboundhttp/outbound/internal/upstream"
 )
@@ -129,6 +130,13 @@ func Middleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
 // CloseIdleConnections forwards to the wrapped RoundTripper when it has the
 // method. The Transport itself never calls it.
 func (t *Transport) CloseIdleConnections() { idle.Close(t.next) }
+
+// PresetHeaders forwards what the RoundTripper below reports
+// (internal/reqheader.Preset): the header fields a layer below sets on every
+// request that lacks them, which this layer passes on unchanged, so a
+// request-ID layer above may set them on the copy it makes anyway and spare
+// that layer a copy of its own. Callers need not use the method.
+func (t *Transport) PresetHeaders() http.Header { return reqheader.Preset(t.next) }
 
 // SpendsRetryBudget reports whether the Transport hedges at all (WithMaxHedges
 // above 0). A transport/retry Transport whose next RoundTripper this is asks,

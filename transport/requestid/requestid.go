@@ -16,6 +16,7 @@ package requestid
 import (
 	"context"
 	"net/http"
+	"slices"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -54,6 +55,20 @@ type Transport struct {
 	next http.RoundTripper
 	cfg  config
 	bind bool // next fills the call's context in place (callctx.AdoptsCall)
+	// Fields a layer below sets on every request that lacks them
+	// (reqheader.Preset): set on this layer's copy too, so that layer
+	// sends the copy on instead of copying it again.
+	preset []reqheader.Field
+}
+
+func newTransport(next http.RoundTripper, cfg config) *Transport {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	preset := reqheader.Fields(reqheader.Preset(next))
+	// The ID's header is this layer's own, whatever a layer below presets.
+	preset = slices.DeleteFunc(preset, func(f reqheader.Field) bool { return f.Key == cfg.header })
+	return &Transport{next: next, cfg: cfg, bind: callctx.AdoptsCall(next), preset: preset}
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -61,22 +76,14 @@ var _ http.RoundTripper = (*Transport)(nil)
 // NewTransport returns a Transport that passes requests to next (nil means
 // http.DefaultTransport).
 func NewTransport(next http.RoundTripper, opts ...Option) *Transport {
-	if next == nil {
-		next = http.DefaultTransport
-	}
-	return &Transport{next: next, cfg: newConfig(opts), bind: callctx.AdoptsCall(next)}
+	return newTransport(next, newConfig(opts))
 }
 
 // Middleware returns a middleware for outbound.Chain that wraps its argument
 // in a Transport. Place it outside (before) retry so all attempts share one ID.
 func Middleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
 	cfg := newConfig(opts)
-	return func(next http.RoundTripper) http.RoundTripper {
-		if next == nil {
-			next = http.DefaultTransport
-		}
-		return &Transport{next: next, cfg: cfg, bind: callctx.AdoptsCall(next)}
-	}
+	return func(next http.RoundTripper) http.RoundTripper { return newTransport(next, cfg) }
 }
 
 // RoundTrip implements http.RoundTripper. It never modifies req: when it has
@@ -101,7 +108,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 	if inCtx {
 		t.span(ctx, ctxID)
-		return t.send(reqheader.Copy(req, ctx, reqheader.Field{Key: t.cfg.header, Values: []string{ctxID}}))
+		return t.send(t.copy(req, ctx, []string{ctxID}))
 	}
 	// The call's context holds the ID, its header value and, for a UUID,
 	// its text in one allocation. When next is a budget layer, it fills its
@@ -117,11 +124,20 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		vals = call.SetID(id)
 	}
 	t.span(call, id)
-	r2 := reqheader.Copy(req, call, reqheader.Field{Key: t.cfg.header, Values: vals})
+	r2 := t.copy(req, call, vals)
 	if t.bind {
 		call.Bind(r2)
 	}
 	return t.send(r2)
+}
+
+// copy returns req's copy with context ctx, the ID's header set to ids, and
+// the preset fields req lacks.
+func (t *Transport) copy(req *http.Request, ctx context.Context, ids []string) *http.Request {
+	var buf [4]reqheader.Field
+	fs := append(buf[:0], reqheader.Field{Key: t.cfg.header, Values: ids})
+	fs = reqheader.Missing(fs, t.preset, req)
+	return reqheader.Copy(req, ctx, fs...)
 }
 
 func (t *Transport) send(req *http.Request) (*http.Response, error) {

@@ -105,6 +105,13 @@ func Attempt(ctx context.Context) int { return callctx.Attempt(ctx) }
 // method. The Transport itself never calls it.
 func (t *Transport) CloseIdleConnections() { idle.Close(t.next) }
 
+// PresetHeaders forwards what the RoundTripper below reports
+// (internal/reqheader.Preset): the header fields a layer below sets on every
+// request that lacks them, which this layer passes on unchanged, so a
+// request-ID layer above may set them on the copy it makes anyway and spare
+// that layer a copy of its own. Callers need not use the method.
+func (t *Transport) PresetHeaders() http.Header { return reqheader.Preset(t.next) }
+
 // RetryInfo describes a failed attempt that could have been retried; it is
 // passed to Observer.Retry.
 type RetryInfo struct {

@@ -19,6 +19,7 @@ import (
 	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/callctx"
 	"github.com/outboundhttp/outbound/internal/idle"
+	"github.com/outboundhttp/outbound/internal/reqheader"
 )
 
 // Transport is the logical layer: an http.RoundTripper that records one
@@ -82,6 +83,13 @@ func Middleware(opts ...Option) func(http.RoundTripper) http.RoundTripper {
 
 // CloseIdleConnections forwards to the wrapped transport when it has the method.
 func (t *Transport) CloseIdleConnections() { idle.Close(t.next) }
+
+// PresetHeaders forwards what the RoundTripper below reports
+// (internal/reqheader.Preset): the header fields a layer below sets on every
+// request that lacks them, which this layer passes on unchanged, so a
+// request-ID layer above may set them on the copy it makes anyway and spare
+// that layer a copy of its own. Callers need not use the method.
+func (t *Transport) PresetHeaders() http.Header { return reqheader.Preset(t.next) }
 
 // AdoptsCall reports what the RoundTripper below reports
 // (internal/callctx.AdoptsCall): a request-ID layer above may bind its call
