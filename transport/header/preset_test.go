@@ -7,8 +7,8 @@ import (
 
 	"github.com/outboundhttp/outbound/internal/contracttest"
 	"github.com/outboundhttp/outbound/transport/budget"
-	"github.com/outboundhttp/outbound/transport/hedge"
 	"github.com/outboundhttp/outbound/transport/header"
+	"github.com/outboundhttp/outbound/transport/hedge"
 	"github.com/outboundhttp/outbound/transport/requestid"
 	"github.com/outboundhttp/outbound/transport/retry"
 	"github.com/outboundhttp/outbound/transport/tracing"
