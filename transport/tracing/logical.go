@@ -48,6 +48,7 @@ type Transport struct {
 	// would cost an allocation per request.
 	startOpts []trace.SpanStartOption
 	names     nameCache
+	silence   silence // when starting the span can be skipped (silent.go)
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -70,6 +71,7 @@ func NewTransport(next http.RoundTripper, opts ...Option) *Transport {
 		ins:    newInstruments(c.mp),
 		redact: c.redactQuery,
 
+		silence:   silenceOf(tp),
 		startOpts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)},
 	}
 }
@@ -106,6 +108,12 @@ func (t *Transport) AdoptsCall() bool { return callctx.AdoptsCall(t.next) }
 // req: the layers below get a shallow copy with the span and the recorder in
 // its context.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if t.silence.silent(req.Context()) && !t.ins.callMetricsEnabled(req.Context()) {
+		// Nothing can record the span, and it would carry no span context:
+		// do not start it (silent.go).
+		resp, err := t.next.RoundTrip(req)
+		return body.Checked(resp, err, "tracing")
+	}
 	start := time.Now()
 	ctx, span := t.tracer.Start(req.Context(), spanName(req, &t.names), t.startOpts...)
 	if !span.IsRecording() && !t.ins.callMetricsEnabled(ctx) {

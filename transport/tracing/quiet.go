@@ -40,6 +40,7 @@ type quiet struct {
 	// Enabled reports exactly whether otelhttp would record anything.
 	duration httpconv.ClientRequestDuration
 	bodySize httpconv.ClientRequestBodySize
+	silence  silence // when starting the span can be skipped (silent.go)
 }
 
 var clientKind = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
@@ -58,9 +59,10 @@ func newQuiet(c *config, tp *attemptTP, names *nameCache) *quiet {
 	}
 	m := mp.Meter(otelhttp.ScopeName, metric.WithInstrumentationVersion(otelhttp.Version))
 	q := &quiet{
-		tracer: tp.Tracer(otelhttp.ScopeName, trace.WithInstrumentationVersion(otelhttp.Version)),
-		names:  names,
-		prop:   prop,
+		tracer:  tp.Tracer(otelhttp.ScopeName, trace.WithInstrumentationVersion(otelhttp.Version)),
+		names:   names,
+		prop:    prop,
+		silence: silenceOf(c.tp),
 	}
 	var err1, err2 error
 	q.duration, err1 = httpconv.NewClientRequestDuration(m,
@@ -76,16 +78,28 @@ func newQuiet(c *config, tp *attemptTP, names *nameCache) *quiet {
 // else through otel with the started span handed over.
 func (q *quiet) roundTrip(req *http.Request, next http.RoundTripper, slow *otelhttp.Transport) (*http.Response, error) {
 	ctx := req.Context()
+	metrics := q.duration.Inst().Enabled(ctx) || q.bodySize.Inst().Enabled(ctx)
+	if !metrics && q.silence.silent(ctx) {
+		// No span to start (silent.go); the propagator may still have
+		// something to send, such as baggage.
+		return q.send(req, ctx, next)
+	}
 	sctx, span := q.tracer.Start(ctx, spanName(req, q.names), clientKind...)
-	if span.IsRecording() || q.duration.Inst().Enabled(ctx) || q.bodySize.Inst().Enabled(ctx) {
+	if span.IsRecording() || metrics {
 		return slow.RoundTrip(req.WithContext(&started{Context: sctx, span: span}))
 	}
 	span.End()
+	return q.send(req, sctx, next)
+}
+
+// send injects the trace context of ctx into req's header, as otelhttp
+// would, and sends req through next.
+func (q *quiet) send(req *http.Request, ctx context.Context, next http.RoundTripper) (*http.Response, error) {
 	r := req
 	if q.prop != nil {
 		c := carriers.Get().(*lazyCarrier)
 		c.req = req
-		q.prop.Inject(sctx, c)
+		q.prop.Inject(ctx, c)
 		if c.copy != nil {
 			r = c.copy
 		}
