@@ -11,7 +11,7 @@
 # (scripts/check-module-graph.sh).
 #
 # with-jaeger.sh is the outermost wrapper, so Jaeger's cold build (about
-# 1 000 CPU-seconds on a fresh machine) starts first and overlaps chromium's
+# 1 000 CPU-seconds with optimization, which build_jaeger leaves out) starts first and overlaps chromium's
 # download; -timeout 30m because the end-to-end test waits for that build
 # (until its test deadline), and on a fresh 2-core machine the build can end
 # after the other modules' tests: a 10m package timeout failed it there.
