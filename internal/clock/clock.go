@@ -34,3 +34,12 @@ func Sleep(ctx context.Context, d time.Duration) error {
 func SleepUntil(ctx context.Context, t time.Time) error {
 	return Sleep(ctx, time.Until(t))
 }
+
+// InBubble reports whether now, just read from time.Now, was read inside a
+// testing/synctest bubble: the runtime gives a bubble's times no monotonic
+// clock reading (runtime/time.go), and every time read outside one has it.
+// A layer that keeps timers in a pool for the next request uses it to keep
+// a bubble's timers out of the pool, and the pool out of a bubble: stopping
+// or resetting a timer across a bubble's boundary is a fatal error of the
+// runtime. TestInBubble fails, rather than the process, if that changes.
+func InBubble(now time.Time) bool { return now == now.Round(0) }

@@ -74,3 +74,14 @@ func TestSleepUntil(t *testing.T) {
 		}
 	})
 }
+
+func TestInBubble(t *testing.T) {
+	if InBubble(time.Now()) {
+		t.Error("InBubble(time.Now()) outside a bubble = true; want false")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		if !InBubble(time.Now()) {
+			t.Error("InBubble(time.Now()) inside a bubble = false; want true")
+		}
+	})
+}

@@ -184,12 +184,6 @@ func (h *hedgeTimer) fire() {
 	}
 }
 
-// inBubble reports whether now, just read from time.Now, was read inside a
-// testing/synctest bubble: the runtime gives a bubble's times no monotonic
-// clock reading (runtime/time.go), and every time read outside one has it.
-// TestPooledTimerAndBubbles fails, rather than the process, if that changes.
-func inBubble(now time.Time) bool { return now == now.Round(0) }
-
 // arm returns a timer that calls c.hedge after d.
 func (t *Transport) arm(c *call, d time.Duration, pool bool) *hedgeTimer {
 	if pool {

@@ -31,6 +31,7 @@ import (
 
 	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/callctx"
+	"github.com/outboundhttp/outbound/internal/clock"
 	"github.com/outboundhttp/outbound/internal/idempotent"
 	"github.com/outboundhttp/outbound/internal/idle"
 	"github.com/outboundhttp/outbound/internal/keyed"
@@ -193,7 +194,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// Not armed (!ok): no hedge, but a latency to record, from when the
 	// attempt leaves the client, as for an armed call.
-	c := &call{t: t, req: req, s: s, delay: delay, armed: ok, pool: !inBubble(start)}
+	c := &call{t: t, req: req, s: s, delay: delay, armed: ok, pool: !clock.InBubble(start)}
 	c.first.start = start
 	return c.run()
 }

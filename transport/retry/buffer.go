@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/outboundhttp/outbound/internal/clock"
 )
 
 // DefaultResponseBuffer is the default of WithResponseBuffer: a response body
@@ -31,13 +33,14 @@ const DefaultResponseBuffer int64 = 64 << 10
 type responseBuffer struct {
 	limit   int64
 	scratch *sync.Pool // of *[]byte; nil when limit is 0
+	watches *sync.Pool // of *stallWatch whose timer never fired (stallWatch.stop)
 }
 
 func newResponseBuffer(n int64) responseBuffer {
 	if n == 0 {
 		return responseBuffer{}
 	}
-	return responseBuffer{limit: n, scratch: &sync.Pool{New: func() any {
+	return responseBuffer{limit: n, watches: new(sync.Pool), scratch: &sync.Pool{New: func() any {
 		b := make([]byte, 0, n+1)
 		return &b
 	}}}
@@ -124,7 +127,7 @@ func (cl *call) buffer(resp *http.Response, n int) error {
 	live := resp.Body
 	var w *stallWatch
 	if dl, ok := cl.ctx.Deadline(); ok {
-		w = watchStalls(live, dl, cl.cutFloor(n))
+		w = rb.watchStalls(live, dl, cl.cutFloor(n))
 	}
 	var buf []byte
 	if resp.ContentLength >= 0 {
@@ -218,7 +221,12 @@ func readPrefix(rc io.Reader, buf []byte, limit int64, w *stallWatch) (_ []byte,
 //
 // One timer serves the whole read: a read only notes when it returned, and
 // the timer, when it fires, re-arms itself for the rest of the gap if a read
-// returned since it was set.
+// returned since it was set. A watch whose timer never fired goes back to
+// the layer's pool and serves the next read with Reset: every buffered body
+// has a watch, and a new one costs three allocations (the watch, its timer
+// and the timer's function). A timer made inside a testing/synctest bubble
+// belongs to it, so such watches are never pooled, and the pool is not used
+// inside a bubble (clock.InBubble).
 type stallWatch struct {
 	rc      io.Closer
 	start   time.Time     // when the watch began (a monotonic clock reading)
@@ -229,16 +237,31 @@ type stallWatch struct {
 	mu      sync.Mutex // orders the timer's Close against stop
 	stopped bool
 	stalled time.Duration // the gap that stalled the body; 0 while none did
+	pool    *sync.Pool    // where stop puts the watch back; nil: never pooled
 }
 
 // watchStalls starts watching the reads of rc; it returns nil when the
 // deadline is already too close for a cut to be worth it.
-func watchStalls(rc io.Closer, deadline time.Time, floor time.Duration) *stallWatch {
+func (rb *responseBuffer) watchStalls(rc io.Closer, deadline time.Time, floor time.Duration) *stallWatch {
 	now := time.Now()
-	w := &stallWatch{rc: rc, start: now, left: deadline.Sub(now), floor: floor}
-	if w.bound(0) < floor {
+	if max(deadline.Sub(now)/2, time.Nanosecond) < floor { // bound(0), before a watch is taken
 		return nil
 	}
+	var pool *sync.Pool
+	if !clock.InBubble(now) {
+		pool = rb.watches
+	}
+	if pool != nil {
+		if w, _ := pool.Get().(*stallWatch); w != nil {
+			// Its timer was stopped before it fired, and nothing else
+			// holds the watch: no goroutine can read these fields now.
+			w.rc, w.start, w.left, w.floor, w.stopped, w.stalled = rc, now, deadline.Sub(now), floor, false, 0
+			w.last.Store(0)
+			w.timer.Reset(w.bound(0))
+			return w
+		}
+	}
+	w := &stallWatch{rc: rc, start: now, left: deadline.Sub(now), floor: floor, pool: pool}
 	w.mu.Lock() // check must not run before w.timer is set
 	w.timer = time.AfterFunc(w.bound(0), w.check)
 	w.mu.Unlock()
@@ -280,12 +303,17 @@ func (w *stallWatch) progress() error {
 	return nil
 }
 
-// stop ends the watch: it never closes the body afterwards.
+// stop ends the watch: it never closes the body afterwards. A watch whose
+// timer had not fired (Stop reports it, and its function then never runs)
+// goes back to its pool; the caller must not use it after stop.
 func (w *stallWatch) stop() {
 	w.mu.Lock()
 	w.stopped = true
 	w.mu.Unlock()
-	w.timer.Stop()
+	if w.timer.Stop() && w.pool != nil {
+		w.rc = nil
+		w.pool.Put(w)
+	}
 }
 
 // stallError is the error of a buffered body read that waited for a byte

@@ -591,3 +591,59 @@ func TestE2EResponseBufferTrailers(t *testing.T) {
 		t.Errorf("%d connections for 2 calls; want 1", srv.conns.Load())
 	}
 }
+
+// Outside a testing/synctest bubble the stall watches of bodies read to the
+// end go back to the layer's pool and serve the next reads; a watch reused
+// that way still cuts a stalled body, and a watch whose timer fired (the
+// cut) is never reused. Real time, bounded: the stall is cut after half of
+// a 400 ms deadline.
+func TestResponseBufferPooledWatchStillCuts(t *testing.T) {
+	good := func() func(*http.Request) *http.Response { return answer(200, 15, newWire(io.EOF, `{"status":"ok"}`)) }
+	var resps []func(*http.Request) *http.Response
+	for range 20 {
+		resps = append(resps, good())
+	}
+	stalled := newWire(errStall, `{"st`)
+	stall := func(r *http.Request) *http.Response {
+		// As net/http does, the attempt's end closes its body: a watch that
+		// failed to cut makes the call fail at its deadline, not hang.
+		context.AfterFunc(r.Context(), func() { stalled.Close() })
+		return answer(200, 15, stalled)(r)
+	}
+	resps = append(resps, stall, good(), good(), good())
+	next := &answers{resps: resps}
+	rt := NewTransport(next, WithBackoff(time.Millisecond, 5*time.Millisecond))
+	call := func(timeout time.Duration) (string, time.Duration) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		start := time.Now()
+		resp, err := rt.RoundTrip(get(t, ctx))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return readAll(t, resp), time.Since(start)
+	}
+	for i := range 20 {
+		if got, _ := call(10 * time.Second); got != `{"status":"ok"}` {
+			t.Fatalf("call %d: body %q", i, got)
+		}
+	}
+	got, took := call(400 * time.Millisecond)
+	if got != `{"status":"ok"}` {
+		t.Errorf("stalled call: body %q; want the retry's", got)
+	}
+	if _, _, closed := stalled.state(); !closed {
+		t.Error("the stalled body was not closed")
+	}
+	if took < 190*time.Millisecond {
+		t.Errorf("stalled call answered after %v; want the cut at half of 400 ms", took)
+	}
+	for i := range 2 {
+		if got, _ := call(10 * time.Second); got != `{"status":"ok"}` {
+			t.Fatalf("call %d after the cut: body %q", i, got)
+		}
+	}
+	if n := next.count(); n != 24 {
+		t.Errorf("%d attempts; want 24 (one retry, for the stalled body)", n)
+	}
+}
