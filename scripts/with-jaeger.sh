@@ -40,16 +40,20 @@ export JAEGER_UI_DIR=${JAEGER_UI_DIR:-}
 build_jaeger() {
 	local flags=(-trimpath "-gcflags=all=-N -l" "-ldflags=-s -w")
 	local key cache
-	key=$( (cd "$root/tools/jaeger" && GOWORK=off go version && cat go.mod go.sum && echo "${flags[*]}") | sha256sum | cut -c1-16)
+	key=$( (cd "$root/tools/jaeger" && GOWORK=off go version && GOWORK=off go env GOFLAGS CGO_ENABLED GOOS GOARCH GOAMD64 &&
+		cat go.mod go.sum && echo "${flags[*]}") | sha256sum | cut -c1-16) || return 1
 	cache=${JAEGER_BIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/outbound}
 	if [ ! -x "$cache/jaeger-$key" ]; then
-		mkdir -p "$cache"
+		mkdir -p "$cache" || return 1
 		(cd "$root/tools/jaeger" && GOWORK=off nice -n 19 go build "${flags[@]}" -o "$cache/jaeger-$key.tmp$$" github.com/jaegertracing/jaeger/cmd/jaeger) || return 1
-		mv "$cache/jaeger-$key.tmp$$" "$cache/jaeger-$key"
-		# Executables of other versions or flags are never used again.
-		# (A .tmp file is another run's build in progress, unless it is old.)
-		find "$cache" -maxdepth 1 -name 'jaeger-*' ! -name "jaeger-$key" \( ! -name '*.tmp*' -o -mmin +180 \) -delete
+		mv "$cache/jaeger-$key.tmp$$" "$cache/jaeger-$key" || return 1
 	fi
+	# Other checkouts (another go.sum, Go version or flags) may still use
+	# their executables: only those unused for two weeks go, and builds
+	# left behind by a killed run after a day. set -e does not hold in a
+	# function called from a condition, hence the || return 1 above.
+	touch "$cache/jaeger-$key"
+	find "$cache" -mindepth 1 -maxdepth 1 -name 'jaeger-*' ! -name "jaeger-$key" \( -mtime +14 -o -name '*.tmp*' -mtime +1 \) -delete 2>/dev/null || true
 	echo "$cache/jaeger-$key"
 }
 

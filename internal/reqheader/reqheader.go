@@ -7,6 +7,7 @@ package reqheader
 import (
 	"context"
 	"net/http"
+	"net/textproto"
 	"slices"
 	"strings"
 )
@@ -67,6 +68,32 @@ func Preset(next any) http.Header {
 		return nil
 	}
 	return p.PresetHeaders()
+}
+
+// Without returns h without the given keys (canonicalized), for a layer
+// that forwards Preset to leave out the fields it reads or sets itself: a
+// field preset above it would be seen by it, which the layer below setting
+// the field would not have allowed (a static Idempotency-Key would make the
+// retry layer retry a POST). h is not modified.
+func Without(h http.Header, keys ...string) http.Header {
+	var out http.Header
+	for _, k := range keys {
+		if k == "" {
+			continue
+		}
+		k = textproto.CanonicalMIMEHeaderKey(k)
+		if _, ok := h[k]; !ok {
+			continue
+		}
+		if out == nil {
+			out = h.Clone()
+		}
+		delete(out, k)
+	}
+	if out == nil {
+		return h
+	}
+	return out
 }
 
 // Missing appends to dst the fields of preset that req's header lacks, in

@@ -102,4 +102,6 @@ func (p *DeadlineTransport) CloseIdleConnections() { idle.Close(p.next) }
 // request that lacks them. This layer's copy keeps every field but its own,
 // so a request-ID layer above may set them on the copy it makes anyway.
 // Callers need not use the method.
-func (p *DeadlineTransport) PresetHeaders() http.Header { return reqheader.Preset(p.next) }
+func (p *DeadlineTransport) PresetHeaders() http.Header {
+	return reqheader.Without(reqheader.Preset(p.next), p.header) // its own field stays its own
+}

@@ -191,12 +191,18 @@ func (t *Transport) CloseIdleConnections() { idle.Close(t.next) }
 // are added per attempt, for the original host only. Callers need not use
 // the method.
 func (t *Transport) PresetHeaders() http.Header {
-	if len(t.static) == 0 {
-		return nil
-	}
 	h := make(http.Header, len(t.static))
 	for _, f := range t.static {
+		// With a token source, the token replaces a static Authorization
+		// (RoundTrip); preset, the static one would be found present and
+		// keep the token out.
+		if t.token != nil && f.Key == "Authorization" {
+			continue
+		}
 		h[f.Key] = slices.Clone(f.Values)
+	}
+	if len(h) == 0 {
+		return nil
 	}
 	return h
 }

@@ -1,9 +1,11 @@
 package header_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"testing/synctest"
 
 	"github.com/outboundhttp/outbound/internal/contracttest"
 	"github.com/outboundhttp/outbound/transport/budget"
@@ -108,4 +110,63 @@ func TestPresetHeadersSaveTheHeaderLayersCopy(t *testing.T) {
 		t.Errorf("allocations per call: %v with the preset, %v without; want at least 2 fewer with it", with, without)
 	}
 	t.Logf("allocations per call: %v with the preset, %v without", with, without)
+}
+
+// A layer between never sees a field preset that it reads or sets: each
+// forwarder leaves its own fields out, so a static field reaches them only
+// where the header layer below would set it, after them.
+func TestPresetLeavesOutWhatLayersBetweenRead(t *testing.T) {
+	base, _ := echoHeaders()
+	static := header.NewTransport(base, header.WithHeader("User-Agent", "svc/1"), header.WithHeader("Idempotency-Key", "static"),
+		header.WithHeader("Upgrade", "h2c"), header.WithHeader("X-Attempt", "9"), header.WithHeader("Request-Timeout-Ms", "99999"),
+		header.WithHeader("Authorization", "Basic zzz"), header.WithTokenSource(func(context.Context) (string, error) { return "tok", nil }))
+	for _, c := range []struct {
+		name  string
+		layer interface{ PresetHeaders() http.Header }
+		gone  []string
+	}{
+		{"header, with a token source", static, []string{"Authorization"}},
+		{"retry", retry.NewTransport(static, retry.WithAttemptHeader("X-Attempt")), []string{"Idempotency-Key", "X-Attempt"}},
+		{"hedge", hedge.NewTransport(static), []string{"Idempotency-Key", "Upgrade"}},
+		{"deadline", budget.NewDeadlineTransport(static, budget.WithDeadlineHeader("Request-Timeout-Ms")), []string{"Request-Timeout-Ms"}},
+	} {
+		got := c.layer.PresetHeaders()
+		for _, k := range c.gone {
+			if _, ok := got[k]; ok {
+				t.Errorf("%s: PresetHeaders has %s; want it left out", c.name, k)
+			}
+		}
+		if got.Get("User-Agent") != "svc/1" {
+			t.Errorf("%s: PresetHeaders = %v; want User-Agent svc/1 kept", c.name, got)
+		}
+	}
+}
+
+// The same stack sends the same request with and without the preset: a
+// static Idempotency-Key does not make a POST retryable above the header
+// layer, and a token source still beats a static Authorization.
+func TestPresetSendsWhatTheHeaderLayerSends(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		opts := []header.Option{header.WithHeader("User-Agent", "svc/1"), header.WithHeader("Idempotency-Key", "static"),
+			header.WithHeader("Authorization", "Basic zzz"), header.WithTokenSource(func(context.Context) (string, error) { return "tok", nil })}
+		for _, between := range []func(http.RoundTripper) http.RoundTripper{nil, passThrough} {
+			var attempts int
+			var auth string
+			base := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+				attempts++
+				auth = r.Header.Get("Authorization")
+				return &http.Response{StatusCode: 503, Body: http.NoBody, Request: r}, nil
+			})
+			req := httptest.NewRequest("POST", "http://api.test/", nil)
+			resp, err := presetStack(base, between, opts...).RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if attempts != 1 || auth != "Bearer tok" {
+				t.Errorf("preset %v: %d attempts with Authorization %q; want 1 (a POST with no key of the caller's) with Bearer tok",
+					between == nil, attempts, auth)
+			}
+		}
+	})
 }

@@ -136,8 +136,12 @@ func (t *Transport) CloseIdleConnections() { idle.Close(t.next) }
 // (internal/reqheader.Preset): the header fields a layer below sets on every
 // request that lacks them, which this layer passes on unchanged, so a
 // request-ID layer above may set them on the copy it makes anyway and spare
-// that layer a copy of its own. Callers need not use the method.
-func (t *Transport) PresetHeaders() http.Header { return reqheader.Preset(t.next) }
+// that layer a copy of its own; the fields this layer reads are left out.
+// Callers need not use the method.
+func (t *Transport) PresetHeaders() http.Header {
+	// Not the fields hedgeable reads.
+	return reqheader.Without(reqheader.Preset(t.next), IdempotencyKeyHeader, "Upgrade")
+}
 
 // SpendsRetryBudget reports whether the Transport hedges at all (WithMaxHedges
 // above 0). A transport/retry Transport whose next RoundTripper this is asks,

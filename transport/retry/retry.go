@@ -109,8 +109,13 @@ func (t *Transport) CloseIdleConnections() { idle.Close(t.next) }
 // (internal/reqheader.Preset): the header fields a layer below sets on every
 // request that lacks them, which this layer passes on unchanged, so a
 // request-ID layer above may set them on the copy it makes anyway and spare
-// that layer a copy of its own. Callers need not use the method.
-func (t *Transport) PresetHeaders() http.Header { return reqheader.Preset(t.next) }
+// that layer a copy of its own; the fields this layer reads or sets are left
+// out. Callers need not use the method.
+func (t *Transport) PresetHeaders() http.Header {
+	// Not the fields this layer reads (a key makes a request retryable) or
+	// sets (the key it makes, the attempt number).
+	return reqheader.Without(reqheader.Preset(t.next), IdempotencyKeyHeader, t.cfg.attemptHeader)
+}
 
 // RetryInfo describes a failed attempt that could have been retried; it is
 // passed to Observer.Retry.
