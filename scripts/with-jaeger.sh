@@ -36,7 +36,7 @@ export JAEGER_UI_DIR=${JAEGER_UI_DIR:-}
 # is compiled without optimization or inlining and linked without symbol
 # tables or DWARF: less CPU than `go tool jaeger`'s optimized build, on a
 # fresh machine where this build is make test's critical path (a fresh
-# make test went from 950 s to 735 s; docs/tracing.md, "Build time").
+# make test went from 950 s to 776 s; docs/tracing.md, "Build time").
 build_jaeger() {
 	local flags=(-trimpath "-gcflags=all=-N -l" "-ldflags=-s -w")
 	local key cache
