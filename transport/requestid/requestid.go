@@ -49,6 +49,12 @@ func FromContext(ctx context.Context) (string, bool) {
 // When the caller's header and the context disagree, the header wins (it is
 // what the upstream will log) and the context passed on is updated to match.
 //
+// When the layers below include a transport/header Transport with only
+// layers between that pass headers on unchanged (as in outbound.NewClient),
+// the copy that carries the ID also carries that layer's static fields the
+// caller's request lacks, so the request is copied once instead of twice
+// (see header.Transport.PresetHeaders). What is sent does not change.
+//
 // A Transport is safe for concurrent use. Its zero value is not usable; build
 // one with NewTransport. It holds no per-request resources.
 type Transport struct {
