@@ -179,7 +179,8 @@ type Config struct {
 // reference article's timeouts and pool limits, a 10 s budget, 4 attempts
 // with equal-jitter backoff from 200 ms to 3 s, a 20 % retry budget, an
 // adaptive concurrency limit per upstream between 4 and 100 with a 2 s queue
-// wait, a breaker for upstreams that are down, no hedging, and tracing
+// wait, a breaker for upstreams that are down, one hedge after each
+// upstream's recent p95 latency, and tracing
 // through the global OpenTelemetry providers.
 func DefaultConfig() Config {
 	return Config{

@@ -244,7 +244,8 @@ type stallWatch struct {
 // deadline is already too close for a cut to be worth it.
 func (rb *responseBuffer) watchStalls(rc io.Closer, deadline time.Time, floor time.Duration) *stallWatch {
 	now := time.Now()
-	if max(deadline.Sub(now)/2, time.Nanosecond) < floor { // bound(0), before a watch is taken
+	left := deadline.Sub(now)
+	if stallBound(left, 0) < floor {
 		return nil
 	}
 	var pool *sync.Pool
@@ -255,13 +256,13 @@ func (rb *responseBuffer) watchStalls(rc io.Closer, deadline time.Time, floor ti
 		if w, _ := pool.Get().(*stallWatch); w != nil {
 			// Its timer was stopped before it fired, and nothing else
 			// holds the watch: no goroutine can read these fields now.
-			w.rc, w.start, w.left, w.floor, w.stopped, w.stalled = rc, now, deadline.Sub(now), floor, false, 0
+			w.rc, w.start, w.left, w.floor, w.stopped, w.stalled = rc, now, left, floor, false, 0
 			w.last.Store(0)
 			w.timer.Reset(w.bound(0))
 			return w
 		}
 	}
-	w := &stallWatch{rc: rc, start: now, left: deadline.Sub(now), floor: floor, pool: pool}
+	w := &stallWatch{rc: rc, start: now, left: left, floor: floor, pool: pool}
 	w.mu.Lock() // check must not run before w.timer is set
 	w.timer = time.AfterFunc(w.bound(0), w.check)
 	w.mu.Unlock()
@@ -269,9 +270,11 @@ func (rb *responseBuffer) watchStalls(rc io.Closer, deadline time.Time, floor ti
 }
 
 // bound is the longest gap allowed after a read that returned at start+t.
-func (w *stallWatch) bound(t time.Duration) time.Duration {
-	return max((w.left-t)/2, time.Nanosecond)
-}
+func (w *stallWatch) bound(t time.Duration) time.Duration { return stallBound(w.left, t) }
+
+// stallBound is half the time left after a read that returned t into a
+// watch that began with left before the deadline.
+func stallBound(left, t time.Duration) time.Duration { return max((left-t)/2, time.Nanosecond) }
 
 func (w *stallWatch) check() {
 	w.mu.Lock()

@@ -108,7 +108,8 @@ func (t *Transport) AdoptsCall() bool { return callctx.AdoptsCall(t.next) }
 // req: the layers below get a shallow copy with the span and the recorder in
 // its context.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if t.silence.silent(req.Context()) && !t.ins.callMetricsEnabled(req.Context()) {
+	metrics := t.ins.callMetricsEnabled(req.Context())
+	if !metrics && t.silence.silent(req.Context()) {
 		// Nothing can record the span, and it would carry no span context:
 		// do not start it (silent.go).
 		resp, err := t.next.RoundTrip(req)
@@ -116,7 +117,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	start := time.Now()
 	ctx, span := t.tracer.Start(req.Context(), spanName(req, &t.names), t.startOpts...)
-	if !span.IsRecording() && !t.ins.callMetricsEnabled(ctx) {
+	if !span.IsRecording() && !metrics {
 		// Nothing to record (no-op or sampled-out tracer, no-op meter):
 		// pass the call through, keeping only the span context for the
 		// attempts below.
