@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/outboundhttp/outbound"
 	"github.com/outboundhttp/outbound/transport/base"
 )
 
@@ -71,44 +72,88 @@ func BenchmarkLoopback(b *testing.B) {
 	srv := loopbackServer(b)
 	for _, callers := range []int{1, 64} {
 		for _, s := range loopbackStacks() {
-			b.Run(s.name+"/callers="+itoa(callers), func(b *testing.B) {
-				// Room for every caller's connection in the idle pool, so the
-				// run measures keep-alive requests, not connection churn (the
-				// the default keeps as many idle as open; kept explicit).
-				baseRT := base.New(base.WithMaxIdleConnsPerHost(Concurrency))
-				defer baseRT.(interface{ CloseIdleConnections() }).CloseIdleConnections()
-				c := &http.Client{Transport: s.build(baseRT)}
-				// Warm the pool so connection setup is not measured.
-				for range callers {
-					if err := loopbackCall(c, srv.URL); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportAllocs()
-				b.ResetTimer()
-				cpu := startCPU() // client and server: both run in this process
-				if callers == 1 {
-					for b.Loop() {
-						if err := loopbackCall(c, srv.URL); err != nil {
-							b.Fatal(err)
-						}
-					}
-				} else {
-					// RunParallel starts parallelism×GOMAXPROCS goroutines.
-					b.SetParallelism((callers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-					b.RunParallel(func(pb *testing.PB) {
-						for pb.Next() {
-							if err := loopbackCall(c, srv.URL); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					})
-				}
-				cpu.report(b)
-				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
-			})
+			b.Run(s.name+"/callers="+itoa(callers), func(b *testing.B) { benchLoopback(b, srv.URL, s.build, callers, nil) })
 		}
+	}
+}
+
+// BenchmarkLoopbackHedge is BenchmarkLoopback at 64 callers for
+// NewClient(DefaultConfig()) with hedging on (the default) and off
+// (HedgeDelay 0), to tell what the hedge layer costs over a real socket when
+// it sends no hedge (docs/performance.md, "What the loopback figures show"):
+//
+//	cd bench && go test -run '^$' -bench LoopbackHedge -benchtime 40000x -benchmem -count 3 .
+//
+// It is not part of make bench.
+// It also reports the requests the server received per call (served/call):
+// above 1, hedges were sent.
+func BenchmarkLoopbackHedge(b *testing.B) {
+	var served atomic.Int64
+	payload := []byte(`{"status":"ok"}`)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(payload)
+	}))
+	defer srv.Close()
+	unhedged := func(base http.RoundTripper) http.RoundTripper {
+		cfg := outbound.DefaultConfig()
+		cfg.HedgeDelay = 0
+		return newClient(cfg, base)
+	}
+	for _, s := range []struct {
+		name  string
+		build func(http.RoundTripper) http.RoundTripper
+	}{{"bare", func(b http.RoundTripper) http.RoundTripper { return b }}, {"default", Default}, {"default-unhedged", unhedged}} {
+		b.Run(s.name, func(b *testing.B) { benchLoopback(b, srv.URL, s.build, 64, &served) })
+	}
+}
+
+// benchLoopback runs keep-alive calls to url through build's stack on its
+// own base transport with the given number of callers, and reports CPU time
+// per call (client and server: both run in this process), requests per
+// second and, when served counts the server's requests, those per call.
+func benchLoopback(b *testing.B, url string, build func(http.RoundTripper) http.RoundTripper, callers int, served *atomic.Int64) {
+	// Room for every caller's connection in the idle pool, so the run
+	// measures keep-alive requests, not connection churn (the default keeps
+	// as many idle as open; kept explicit).
+	baseRT := base.New(base.WithMaxIdleConnsPerHost(Concurrency))
+	defer baseRT.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+	c := &http.Client{Transport: build(baseRT)}
+	// Warm the pool so connection setup is not measured.
+	for range callers {
+		if err := loopbackCall(c, url); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if served != nil {
+		served.Store(0)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu := startCPU()
+	if callers == 1 {
+		for b.Loop() {
+			if err := loopbackCall(c, url); err != nil {
+				b.Fatal(err)
+			}
+		}
+	} else {
+		// RunParallel starts parallelism×GOMAXPROCS goroutines.
+		b.SetParallelism((callers + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := loopbackCall(c, url); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	cpu.report(b)
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+	if served != nil {
+		b.ReportMetric(float64(served.Load())/float64(b.N), "served/call")
 	}
 }
 
