@@ -31,6 +31,45 @@ func OnDone(resp *http.Response, done func()) {
 	resp.Body = &readerBody{rc: rc, done: done}
 }
 
+// InMemory is the mark of a response body that a layer below read whole
+// into memory and owns, such as the retry layer's buffered bodies: its
+// InMemory method reports true. Reading it waits on no connection and reads
+// no context, so the per-request resources a layer above holds for the
+// response (a timer, a context, a span, a concurrency slot) can be released
+// as soon as the response is handed on, as for http.NoBody: canceling the
+// call's context then cannot cut a read the caller is making, which is why
+// the contract otherwise keeps them until the body is done.
+type InMemory interface {
+	io.ReadCloser
+	InMemory() bool
+}
+
+// Settled reports whether rc holds nothing a layer must wait for before it
+// releases the resources of its response: nil, http.NoBody, or an InMemory
+// body.
+func Settled(rc io.ReadCloser) bool {
+	if rc == nil || rc == http.NoBody {
+		return true
+	}
+	m, ok := rc.(InMemory)
+	return ok && m.InMemory()
+}
+
+// NewInMemory returns a body that reads b, which it owns from now on, and is
+// InMemory. Close is a no-op, so a Close racing a Read (as callers that
+// abort reads from another goroutine do) is safe; reading after Close goes
+// on reading.
+func NewInMemory(b []byte) io.ReadCloser {
+	m := &memBody{}
+	m.Reset(b)
+	return m
+}
+
+type memBody struct{ bytes.Reader }
+
+func (*memBody) Close() error   { return nil }
+func (*memBody) InMemory() bool { return true }
+
 type readerBody struct {
 	rc   io.ReadCloser
 	once sync.Once
@@ -110,7 +149,7 @@ func Keep(resp *http.Response) bool {
 	if err != nil || !stopped || len(buf) > DrainLimit {
 		return false
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(buf))
+	resp.Body = NewInMemory(buf)
 	resp.ContentLength = int64(len(buf))
 	return true
 }

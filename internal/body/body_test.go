@@ -70,6 +70,44 @@ func TestOnDoneNilAndNoBody(t *testing.T) {
 	}
 }
 
+// fakeInMemory says whatever it is told about being in memory.
+type fakeInMemory struct {
+	rc
+	in bool
+}
+
+func (f *fakeInMemory) InMemory() bool { return f.in }
+
+func TestSettled(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		body io.ReadCloser
+		want bool
+	}{
+		{"nil", nil, true},
+		{"NoBody", http.NoBody, true},
+		{"NewInMemory", NewInMemory([]byte("x")), true},
+		{"InMemory true", &fakeInMemory{in: true}, true},
+		{"InMemory false", &fakeInMemory{in: false}, false},
+		{"live", &rc{Reader: strings.NewReader("x")}, false},
+	} {
+		if got := Settled(tc.body); got != tc.want {
+			t.Errorf("%s: Settled = %v; want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// A Close racing a Read, as callers that abort reads from another goroutine
+// do, is safe, and reading after Close goes on reading.
+func TestNewInMemoryCloseIsNoOp(t *testing.T) {
+	in := NewInMemory([]byte("ab"))
+	in.Close()
+	b, err := io.ReadAll(in)
+	if err != nil || string(b) != "ab" {
+		t.Fatalf("after Close read %q, %v; want ab, nil", b, err)
+	}
+}
+
 func TestOnDoneKeepsWriter(t *testing.T) {
 	resp := &http.Response{StatusCode: 101, Body: &rwc{rc{Reader: strings.NewReader("")}}}
 	OnDone(resp, func() {})

@@ -44,7 +44,9 @@ func Remaining(ctx context.Context) (time.Duration, bool) {
 // The context passed on carries the deadline min(parent deadline, now +
 // total); it is canceled, and its timer released, when the caller closes the
 // response body or reads it to EOF — not when RoundTrip returns, so the body
-// can be read until the deadline — or at once when RoundTrip fails.
+// can be read until the deadline — or at once when RoundTrip fails, or when
+// the response has no body or one a layer below read whole into memory (the
+// retry layer's buffered bodies), whose reads no context can cut.
 //
 // A request with less than the minimum time left (WithMinRemaining) is not
 // sent: RoundTrip closes its body and returns an *ExhaustedError with
@@ -131,10 +133,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		ctx.Release()
 		return nil, err
 	}
-	if resp.Body == nil || resp.Body == http.NoBody {
-		// Nothing left to read: release now, as body.OnDone would, without
-		// the method value it keeps.
-		resp.Body = http.NoBody
+	if body.Settled(resp.Body) {
+		// Nothing left to read from the wire (no body, or one a layer below
+		// read whole into memory): release now, as body.OnDone would,
+		// without the method value it keeps.
+		if resp.Body == nil {
+			resp.Body = http.NoBody
+		}
 		ctx.Release()
 		return resp, nil
 	}

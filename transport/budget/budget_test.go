@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/callctx"
 	"github.com/outboundhttp/outbound/internal/contracttest"
 )
@@ -148,6 +149,35 @@ func TestContextReleasedAtOnceOnErrorAndNoBody(t *testing.T) {
 	}
 	if got.Err() == nil {
 		t.Error("context not canceled for a response without a body")
+	}
+	resp.Body.Close()
+}
+
+// A body a layer below read whole into memory (the retry layer's) needs no
+// context to be read: the call's context is released when RoundTrip
+// returns, which spares the body wrapper and stops the timer early, and the
+// caller still reads every byte afterwards.
+func TestContextReleasedAtOnceForInMemoryBody(t *testing.T) {
+	var got context.Context
+	rt := NewTransport(contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+		got = r.Context()
+		r.Body.Close()
+		return &http.Response{StatusCode: 200, Body: body.NewInMemory([]byte("hello")), Request: r}, nil
+	}))
+	req, _ := newReq(t, context.Background())
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(got.Err(), context.Canceled) {
+		t.Errorf("context err = %v when RoundTrip returned an in-memory body; want context.Canceled (released)", got.Err())
+	}
+	if _, ok := resp.Body.(body.InMemory); !ok {
+		t.Errorf("body is %T; want the in-memory body unwrapped", resp.Body)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || string(b) != "hello" {
+		t.Fatalf("read %q, %v after the release; want hello, nil", b, err)
 	}
 	resp.Body.Close()
 }

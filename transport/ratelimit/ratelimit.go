@@ -172,10 +172,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	if tracked {
 		handedOff = true
-		if resp.Body == nil || resp.Body == http.NoBody {
-			// Nothing left to read: release now, as body.OnDone would,
-			// without making the closure it keeps.
-			resp.Body = http.NoBody
+		if body.Settled(resp.Body) {
+			// Nothing left to read from the wire: release now, as
+			// body.OnDone would, without making the closure it keeps.
+			if resp.Body == nil {
+				resp.Body = http.NoBody
+			}
 			t.done(ctx, key, st, start, rtt, seen)
 			return resp, nil
 		}

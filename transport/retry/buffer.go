@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/outboundhttp/outbound/internal/body"
 	"github.com/outboundhttp/outbound/internal/clock"
 )
 
@@ -155,7 +156,7 @@ func (cl *call) buffer(resp *http.Response, n int) error {
 		return nil
 	}
 	live.Close() // read to EOF: its connection is back in the pool already
-	resp.Body = newMemBody(buf)
+	resp.Body = body.NewInMemory(buf)
 	return nil
 }
 
@@ -330,19 +331,6 @@ func (e *stallError) Error() string {
 func (*stallError) Timeout() bool        { return true }
 func (*stallError) Temporary() bool      { return true } // completes net.Error
 func (*stallError) Is(target error) bool { return target == os.ErrDeadlineExceeded }
-
-// memBody is a response body read whole into memory; it owns its bytes.
-// Close is a no-op, so a Close racing a Read (as callers that abort reads
-// from another goroutine do) is safe; reading after Close goes on reading.
-type memBody struct{ bytes.Reader }
-
-func newMemBody(b []byte) *memBody {
-	m := &memBody{}
-	m.Reset(b)
-	return m
-}
-
-func (*memBody) Close() error { return nil }
 
 // prefixBody is a body longer than the buffer: what was read, then the rest
 // of the live body as it arrives. Close closes the live body.
