@@ -250,21 +250,28 @@ func (t *Transport) acquire(ctx context.Context, key string, s *semaphore) (queu
 	if full {
 		return false, t.reject(ctx, &LimitError{Key: key, Reason: ReasonQueue, detail: "queue full"})
 	}
-	start := time.Now()
-	timeout := time.NewTimer(t.cfg.queueTimeout)
+	start := w.start
+	if w.timer == nil {
+		w.timer = time.NewTimer(t.cfg.queueTimeout)
+	} else {
+		w.timer.Reset(t.cfg.queueTimeout) // stopped or fired and drained by its last wait
+	}
 	select {
 	case <-ready(w):
-		timeout.Stop()
+		w.timer.Stop()
+		s.recycle(w)
 		t.waited(ctx, key, ReasonConcurrency, start)
 		return true, nil
-	case <-timeout.C:
+	case <-w.timer.C:
 		s.leave(w)
+		s.recycle(w)
 		t.waited(ctx, key, ReasonConcurrency, start)
 		return false, t.reject(ctx, &LimitError{Key: key, Reason: ReasonConcurrency,
 			detail: "no slot free within " + t.cfg.queueTimeout.String()})
 	case <-ctx.Done():
-		timeout.Stop()
+		w.timer.Stop()
 		s.leave(w)
+		s.recycle(w)
 		t.waited(ctx, key, ReasonConcurrency, start)
 		return false, fmt.Errorf("ratelimit: waiting for a concurrency slot for %s: %w", key, ctx.Err())
 	}

@@ -1,6 +1,8 @@
 package ratelimit
 
 import (
+	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -80,5 +82,82 @@ func TestSemaphoreSetMaxGrants(t *testing.T) {
 	}
 	if cur, waiting := s.inUse(); cur != 1 || waiting != 1 {
 		t.Errorf("got %d held, %d waiting; want 1, 1", cur, waiting)
+	}
+}
+
+// TestSemaphoreRecycledWaiterCarriesNoSlot: a waiter granted a slot just as
+// it gave up hands the slot on (leave) and goes back to the pool empty, so a
+// wait that reuses it is not granted a slot nobody gave (which would let a
+// caller past the limit).
+func TestSemaphoreRecycledWaiterCarriesNoSlot(t *testing.T) {
+	s := newSemaphore(1, 4)
+	if _, ok, _ := s.enter(); !ok {
+		t.Fatal("first enter queued")
+	}
+	// Many rounds, so that the pool hands the waiter back in most of them
+	// (under the race detector sync.Pool drops some of what it is given).
+	for i := range 200 {
+		w, ok, _ := s.enter()
+		if ok {
+			t.Fatalf("round %d: took a slot over the limit", i)
+		}
+		s.release() // granted to w, which has not received it
+		s.leave(w)  // w gave up anyway: the slot goes back
+		s.recycle(w)
+		if cur, waiting := s.inUse(); cur != 0 || waiting != 0 {
+			t.Fatalf("round %d: %d held, %d waiting after leave; want 0, 0", i, cur, waiting)
+		}
+		if _, ok, _ := s.enter(); !ok {
+			t.Fatalf("round %d: the free slot was not taken", i)
+		}
+		w2, ok, _ := s.enter()
+		if ok {
+			t.Fatalf("round %d: took a second slot", i)
+		}
+		select {
+		case <-ready(w2):
+			t.Fatalf("round %d: a recycled waiter was granted a slot nobody released", i)
+		default:
+		}
+		s.leave(w2)
+		s.recycle(w2)
+	}
+}
+
+// TestQueueRecycledWaiterWaitsAnew: outside a synctest bubble waiters and
+// their timers are reused; a reused timer must bound the next wait afresh,
+// never fire at once with the last wait's expiry, whether that wait timed
+// out or was canceled. Timers never fire early, so the lower bound below
+// holds on any machine.
+func TestQueueRecycledWaiterWaitsAnew(t *testing.T) {
+	const timeout = 20 * time.Millisecond
+	rt := NewTransport(okNext(new(atomic.Int64)), WithConcurrency(1), WithQueue(4), WithQueueTimeout(timeout))
+	req, _ := newReq(t, context.Background(), "http://a.test/")
+	held, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Body.Close()
+	for i := range 6 {
+		if i%2 == 1 {
+			// A wait its caller's deadline ends, whose waiter is reused next.
+			ctx, cancel := context.WithTimeout(context.Background(), timeout/10)
+			r, _ := newReq(t, ctx, "http://a.test/")
+			_, err := rt.RoundTrip(r)
+			cancel()
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("round %d: wait past the caller's deadline: %v; want context.DeadlineExceeded", i, err)
+			}
+		}
+		r, _ := newReq(t, context.Background(), "http://a.test/")
+		start := time.Now()
+		_, err := rt.RoundTrip(r)
+		asLimit(t, err, ReasonConcurrency)
+		if got := time.Since(start); got < timeout {
+			t.Fatalf("round %d: gave up after %v; want at least the %v queue timeout", i, got, timeout)
+		}
+	}
+	if c, w := rt.states.Get("http://a.test:80").sem.inUse(); c != 1 || w != 0 {
+		t.Fatalf("slots %d, waiters %d; want 1, 0", c, w)
 	}
 }
