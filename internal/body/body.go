@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +30,62 @@ func OnDone(resp *http.Response, done func()) {
 		return
 	}
 	resp.Body = &readerBody{rc: rc, done: done}
+}
+
+// Releaser is what a response's end releases, for Track.
+type Releaser interface{ Release() }
+
+// Tracker is OnDone's wrapper for a layer to embed in the value it allocates
+// per response anyway, whose Release method is what the body's end calls:
+// the wrapper and what it releases then take one allocation, where OnDone's
+// wrapper and the closure given to it take two. The zero value is ready;
+// a Tracker wraps one body, once (Track).
+type Tracker struct {
+	rc   io.ReadCloser
+	done atomic.Bool
+	r    Releaser
+}
+
+// Track is OnDone(resp, r.Release) with t as the wrapper: r.Release runs
+// exactly once, when the body is closed or a read returns an error (io.EOF
+// included), or at once for a nil body or http.NoBody. A body with
+// io.Writer (101 Switching Protocols) gets OnDone's own wrapper, which keeps
+// it. t must not be used for another response.
+func Track(resp *http.Response, t *Tracker, r Releaser) {
+	rc := resp.Body
+	if rc == nil || rc == http.NoBody {
+		resp.Body = http.NoBody
+		r.Release()
+		return
+	}
+	if _, ok := rc.(io.ReadWriteCloser); ok {
+		OnDone(resp, r.Release)
+		return
+	}
+	t.rc, t.r = rc, r
+	resp.Body = t
+}
+
+// Read reads the wrapped body, releasing on its first error.
+func (t *Tracker) Read(p []byte) (int, error) {
+	n, err := t.rc.Read(p)
+	if err != nil {
+		t.release()
+	}
+	return n, err
+}
+
+// Close closes the wrapped body and releases.
+func (t *Tracker) Close() error {
+	err := t.rc.Close()
+	t.release()
+	return err
+}
+
+func (t *Tracker) release() {
+	if t.done.CompareAndSwap(false, true) {
+		t.r.Release()
+	}
 }
 
 // InMemory is the mark of a response body that a layer below read whole

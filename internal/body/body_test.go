@@ -270,3 +270,102 @@ func TestChecked(t *testing.T) {
 		}
 	})
 }
+
+// countRelease counts its releases, and embeds the Tracker that wraps the
+// body, as the layers' per-response values do.
+type countRelease struct {
+	Tracker
+	n atomic.Int32
+}
+
+func (c *countRelease) Release() { c.n.Add(1) }
+
+func TestTrackReleasesOnceOnEOFAndClose(t *testing.T) {
+	src := &rc{Reader: strings.NewReader("hello")}
+	resp := &http.Response{Body: src}
+	r := &countRelease{}
+	Track(resp, &r.Tracker, r)
+	if resp.Body != &r.Tracker {
+		t.Fatalf("body is %T; want the embedded Tracker", resp.Body)
+	}
+	if got := r.n.Load(); got != 0 {
+		t.Fatalf("released %d times before any read; want 0", got)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || string(b) != "hello" {
+		t.Fatalf("read %q, %v; want hello, nil", b, err)
+	}
+	if got := r.n.Load(); got != 1 {
+		t.Fatalf("released %d times at EOF; want 1", got)
+	}
+	resp.Body.Close()
+	resp.Body.Close()
+	if got := r.n.Load(); got != 1 || src.closed != 2 {
+		t.Fatalf("released %d times, source closed %d times; want 1 and 2 (Close is passed on)", got, src.closed)
+	}
+}
+
+func TestTrackReleasesOnCloseUnread(t *testing.T) {
+	resp := &http.Response{Body: &rc{Reader: strings.NewReader("hello")}}
+	r := &countRelease{}
+	Track(resp, &r.Tracker, r)
+	resp.Body.Close()
+	if got := r.n.Load(); got != 1 {
+		t.Fatalf("released %d times; want 1", got)
+	}
+}
+
+func TestTrackNilAndNoBody(t *testing.T) {
+	for _, b := range []io.ReadCloser{nil, http.NoBody} {
+		resp := &http.Response{Body: b}
+		r := &countRelease{}
+		Track(resp, &r.Tracker, r)
+		if r.n.Load() != 1 || resp.Body != http.NoBody {
+			t.Fatalf("body %v: released %d times, body %v; want 1 and http.NoBody", b, r.n.Load(), resp.Body)
+		}
+	}
+}
+
+func TestTrackKeepsWriter(t *testing.T) {
+	resp := &http.Response{StatusCode: 101, Body: &rwc{rc{Reader: strings.NewReader("")}}}
+	r := &countRelease{}
+	Track(resp, &r.Tracker, r)
+	if _, ok := resp.Body.(io.Writer); !ok {
+		t.Fatalf("body %T lost io.Writer", resp.Body)
+	}
+	resp.Body.Close()
+	if got := r.n.Load(); got != 1 {
+		t.Fatalf("released %d times; want 1", got)
+	}
+}
+
+// A Close racing a Read that fails, as callers that abort reads from another
+// goroutine do, releases once.
+func TestTrackConcurrentCloseAndRead(t *testing.T) {
+	for range 100 {
+		resp := &http.Response{Body: &rc{Reader: strings.NewReader("")}}
+		r := &countRelease{}
+		Track(resp, &r.Tracker, r)
+		done := make(chan struct{})
+		go func() { io.ReadAll(resp.Body); close(done) }()
+		resp.Body.Close()
+		<-done
+		if got := r.n.Load(); got != 1 {
+			t.Fatalf("released %d times; want 1", got)
+		}
+	}
+}
+
+func TestTrackAllocatesNothingOfItsOwn(t *testing.T) {
+	src := &rc{Reader: strings.NewReader("")}
+	r := &countRelease{}
+	resp := &http.Response{}
+	if n := testing.AllocsPerRun(100, func() {
+		r.Tracker = Tracker{}
+		resp.Body = src
+		Track(resp, &r.Tracker, r)
+		resp.Body.Close()
+	}); n != 0 {
+		t.Fatalf("Track allocated %v times per body; want 0", n)
+	}
+}

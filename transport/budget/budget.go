@@ -143,7 +143,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		ctx.Release()
 		return resp, nil
 	}
-	body.OnDone(resp, ctx.Release)
+	body.Track(resp, new(body.Tracker), ctx) // the Call releases: no method value to allocate
 	return resp, nil
 }
 

@@ -181,14 +181,28 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			t.done(ctx, key, st, start, rtt, seen)
 			return resp, nil
 		}
-		// Copies, so that the closure captures values: rtt and seen are
-		// also the deferred release's, and captured by reference they would
-		// cost an allocation each.
-		rtt, seen := rtt, seen
-		body.OnDone(resp, func() { t.done(ctx, key, st, start, rtt, seen) })
+		// The release and the body's wrapper in one allocation.
+		r := &slotRelease{t: t, ctx: ctx, key: key, st: st, start: start, rtt: rtt, seen: seen}
+		body.Track(resp, &r.Tracker, r)
 	}
 	return resp, nil
 }
+
+// slotRelease is what a response with a body holds until the caller is done
+// with it: done's arguments, and the body's wrapper (body.Tracker).
+type slotRelease struct {
+	body.Tracker
+	t     *Transport
+	ctx   context.Context
+	key   string
+	st    *keyState
+	start int64
+	rtt   time.Duration
+	seen  outcome
+}
+
+// Release gives back what admit took (Transport.done).
+func (r *slotRelease) Release() { r.t.done(r.ctx, r.key, r.st, r.start, r.rtt, r.seen) }
 
 // admit makes the request wait for, or refuses it by, each limit of key. It
 // reports whether the request holds a slot or is counted in flight, to be

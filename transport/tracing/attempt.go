@@ -1,6 +1,7 @@
 package tracing
 
 import (
+	"context"
 	"net/http"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -87,14 +88,27 @@ func (t *AttemptTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if set == nil {
 		return resp, err
 	}
-	done := func() { t.ins.inFlight.Add(ctx, -1, set) }
 	if err != nil {
-		done()
+		t.ins.inFlight.Add(ctx, -1, set)
 		return nil, err
 	}
-	body.OnDone(resp, done)
+	ib := &inFlightBody{ins: t.ins, ctx: ctx, set: set}
+	body.Track(resp, &ib.Tracker, ib)
 	return resp, nil
 }
+
+// inFlightBody counts an attempt out of the in-flight requests when the
+// caller is done with its body, and is the body's wrapper: one allocation
+// for both.
+type inFlightBody struct {
+	body.Tracker
+	ins *instruments
+	ctx context.Context
+	set metric.MeasurementOption
+}
+
+// Release counts the attempt out.
+func (b *inFlightBody) Release() { b.ins.inFlight.Add(b.ctx, -1, b.set) }
 
 // attempt sends req inside its span: through otelhttp, or around it when
 // nothing would be recorded (quiet).

@@ -181,9 +181,20 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		span.End()
 		return nil, err
 	}
-	body.OnDone(resp, func() { span.End() })
+	sb := &spanBody{span: span}
+	body.Track(resp, &sb.Tracker, sb)
 	return resp, nil
 }
+
+// spanBody ends the call's span when the caller is done with the body, and
+// is the body's wrapper: one allocation for both.
+type spanBody struct {
+	body.Tracker
+	span trace.Span
+}
+
+// Release ends the span.
+func (b *spanBody) Release() { b.span.End() }
 
 type callKey struct{}
 
