@@ -50,6 +50,7 @@ type Call struct {
 	hasDeadline atomic.Bool // deadline and cause are set
 	deadline    time.Time   // earlier than the parent's, if it has one
 	cause       error
+	start       time.Time // the clock reading the deadline was computed from (AttemptStart)
 
 	// The retry budget of the call's upstream, set once by the first retry
 	// layer inside the call (SetRetryBudget): retryBudgetTaken is claimed
@@ -126,12 +127,23 @@ func (c *Call) SetUUID(u [16]byte) (string, []string) {
 }
 
 // SetDeadline gives the call the deadline d, which must come before the
-// parent's, with cause as the context's cause when it passes. Call it once,
-// after Adopt or on a new Call, before the call goes on.
-func (c *Call) SetDeadline(d time.Time, cause error) {
+// parent's, with cause as the context's cause when it passes; now is the
+// clock reading d was computed from, which the layers below the deadline
+// layer take as their attempt's start (Now) while the Call is the context
+// of the attempt they see. Call it once, after Adopt or on a new Call,
+// before the call goes on.
+func (c *Call) SetDeadline(now, d time.Time, cause error) {
 	c.adopted.Store(true)
-	c.deadline, c.cause = d, cause
+	c.deadline, c.cause, c.start = d, cause, now
 	c.hasDeadline.Store(true)
+}
+
+// AttemptStart returns the clock reading given to SetDeadline, if any.
+func (c *Call) AttemptStart() (time.Time, bool) {
+	if !c.hasDeadline.Load() || c.start.IsZero() {
+		return time.Time{}, false
+	}
+	return c.start, true
 }
 
 // CallDeadline returns the deadline set with SetDeadline on the nearest Call

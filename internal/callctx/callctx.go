@@ -267,6 +267,45 @@ func Emit(ctx context.Context, ev Event) {
 	}
 }
 
+// Now returns when the attempt whose context is ctx began, as the layer that
+// began it read the clock, so that the layers an attempt passes through on
+// its way out read the clock once between them instead of once each (issue
+// 18: a reading costs 30 to 85 ns on a VM, and a call made seven). A
+// context knows it only while it is the attempt's own and unchanged: the
+// call's context (Call) as the deadline layer passes it on, and a hedge
+// layer's first attempt. Any other context (a retry's resend, a hedge, a
+// context a layer in between derived) reads the clock: time.Now().
+//
+// The reading is at most as old as the layers between took, so its users
+// are the clocks that tolerate that: the retry budget's and the circuit
+// breaker's windows, and the hedge layer's start of the first attempt. The
+// rate limiter keeps a reading of its own: x/time/rate moves its clock back
+// to an earlier time it is given, and then credits the same interval twice.
+func Now(ctx context.Context) time.Time {
+	if a, ok := ctx.(attemptClock); ok {
+		if t, ok := a.AttemptStart(); ok {
+			return t
+		}
+	}
+	return time.Now()
+}
+
+// Since returns Now(ctx).Sub(t), reading only the monotonic clock
+// (time.Since, half the cost of time.Now) when ctx has no reading to share.
+func Since(ctx context.Context, t time.Time) time.Duration {
+	if a, ok := ctx.(attemptClock); ok {
+		if now, ok := a.AttemptStart(); ok {
+			return now.Sub(t)
+		}
+	}
+	return time.Since(t)
+}
+
+// attemptClock is a context that knows when its attempt began (Now).
+type attemptClock interface {
+	AttemptStart() (time.Time, bool)
+}
+
 // ErrAttemptTimeout is the cause a layer gives the context of one attempt when
 // it bounds that attempt's duration:
 //

@@ -164,7 +164,7 @@ func TestAdopt(t *testing.T) {
 		t.Error("adopted twice")
 	}
 	d := time.Now().Add(time.Hour)
-	got.SetDeadline(d, errors.New("budget"))
+	got.SetDeadline(time.Now(), d, errors.New("budget"))
 	if dl, ok := req.Context().Deadline(); !ok || !dl.Equal(d) {
 		t.Errorf("Deadline after SetDeadline = %v, %v; want %v", dl, ok, d)
 	}
@@ -226,6 +226,38 @@ func TestCallRetryBudgetConcurrent(t *testing.T) {
 		}
 		if _, ok := RetryBudget(c); !ok {
 			t.Fatal("no budget after one SetRetryBudget won")
+		}
+	}
+}
+
+type nowTestKey struct{}
+
+// Now gives the deadline layer's reading while the Call is the attempt's
+// context, and reads the clock for any other context.
+func TestNowSharesTheCallsReadingOnly(t *testing.T) {
+	stamp := time.Now().Add(-time.Hour) // no clock reads this now
+	c := NewCall(context.Background())
+	before := time.Now()
+	if got := Now(c); got.Before(before) {
+		t.Fatalf("Now of a Call without a deadline = %v; want the clock (after %v)", got, before)
+	}
+	c.SetDeadline(stamp, time.Now().Add(time.Minute), errors.New("budget"))
+	if got := Now(c); !got.Equal(stamp) {
+		t.Fatalf("Now(call) = %v; want the deadline layer's reading %v", got, stamp)
+	}
+	if got := Since(c, stamp.Add(-time.Second)); got != time.Second {
+		t.Fatalf("Since(call, reading-1s) = %v; want 1s", got)
+	}
+	if got := Since(context.Background(), stamp); got < time.Hour {
+		t.Fatalf("Since(background, an hour ago) = %v; want the clock's hour or more", got)
+	}
+	for name, ctx := range map[string]context.Context{
+		"resend":     WithAttempt(c, 1),
+		"value":      context.WithValue(c, nowTestKey{}, 1),
+		"background": context.Background(),
+	} {
+		if got := Now(ctx); got.Before(before) {
+			t.Errorf("%s: Now = %v; want the clock (after %v), not the call's reading", name, got, before)
 		}
 	}
 }

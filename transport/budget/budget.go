@@ -126,7 +126,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	ctx, req := t.callFor(req, parent)
-	ctx.SetDeadline(deadline, t.cause)
+	ctx.SetDeadline(now, deadline, t.cause)
 	resp, err := t.next.RoundTrip(req)
 	if resp, err = body.Checked(resp, err, "budget"); err != nil {
 		err = t.attemptErr(ctx, err) // before the release, which would change the cause

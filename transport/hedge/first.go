@@ -92,6 +92,10 @@ func (f *firstCtx) Value(key any) any {
 
 func (f *firstCtx) String() string { return "hedge: first attempt context" }
 
+// AttemptStart returns when the first attempt began, for the layers below
+// to share the reading (callctx.Now).
+func (f *firstCtx) AttemptStart() (time.Time, bool) { return f.c.first.start, true }
+
 // abort cancels the attempt (another attempt won, or it is thrown away):
 // the layers below see context.Canceled.
 func (f *firstCtx) abort() {

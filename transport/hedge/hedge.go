@@ -181,7 +181,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	s := t.states.Get(key)
 	ctx := req.Context()
-	start := time.Now()
+	start := callctx.Now(ctx) // the call's start, if a budget layer above read it
 	if _, shared := callctx.RetryBudget(ctx); !shared {
 		s.own.Request(start)
 	}

@@ -296,7 +296,7 @@ func (t *Transport) admit(req *http.Request, cl *call) error {
 			cl.key = t.keys.Key(req)
 		}
 		cl.bud = t.budgets.Get(cl.key)
-		cl.bud.request(time.Now())
+		cl.bud.request(callctx.Now(cl.ctx)) // the call's start, if a budget layer above read it
 		if callctx.SpendsRetryBudget(t.next) {
 			// A hedge layer below spends this budget too (docs/hedge.md).
 			// The call's own context carries it when it can (a budget or
