@@ -258,8 +258,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // closed sends req while the breaker is closed (phase p), counting it in
 // p's window; only a failure that may open the breaker goes to gobreaker.
 func (t *Transport) closed(req *http.Request, b *breaker, p *phase) (*http.Response, error) {
-	age := p.win.requestAt(callctx.Since(req.Context(), p.win.start)) // the call's start, if a budget layer above read it
-	o := failure                                                      // if next panics
+	// From the call's start, if a budget layer above read it.
+	age := p.win.requestAt(callctx.Since(req.Context(), p.win.start))
+	o := failure // if next panics
 	defer func() {
 		p.win.record(age, o)
 		if o == failure && b.phase.Load() == p && t.readyToTrip(p, time.Now()) {
