@@ -64,6 +64,9 @@ type Transport struct {
 	cfg     config
 	budgets *keyed.Map[*retryBudget] // nil when the budget is off
 	keys    upstream.Cache           // default keys, when WithKey is not used
+	// spendsBelow: next spends the retry budget (a hedge layer); asked
+	// once here, not per call.
+	spendsBelow bool
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -74,7 +77,7 @@ func NewTransport(next http.RoundTripper, opts ...Option) *Transport {
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	t := &Transport{next: next, cfg: defaultConfig()}
+	t := &Transport{next: next, cfg: defaultConfig(), spendsBelow: callctx.SpendsRetryBudget(next)}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&t.cfg)
@@ -297,7 +300,7 @@ func (t *Transport) admit(req *http.Request, cl *call) error {
 		}
 		cl.bud = t.budgets.Get(cl.key)
 		cl.bud.request(callctx.Now(cl.ctx)) // the call's start, if a budget layer above read it
-		if callctx.SpendsRetryBudget(t.next) {
+		if t.spendsBelow {
 			// A hedge layer below spends this budget too (docs/hedge.md).
 			// The call's own context carries it when it can (a budget or
 			// request-ID layer above made one); else the call pays for a
