@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -72,5 +73,59 @@ func BenchmarkWith(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		With(req, ctx, "X-Request-Id", "id")
+	}
+}
+
+// Copy keeps every key and value, shares no spare capacity with the
+// caller's slices, and sets the fields, whether the caller's header is
+// small enough to be cloned whole or not.
+func TestCopySizes(t *testing.T) {
+	for _, n := range []int{0, 1, 5, 6, 7, 8, 12} {
+		req := httptest.NewRequest("GET", "http://a.test/", nil)
+		req.Header = http.Header{}
+		for i := range n {
+			req.Header.Add("X-K"+strconv.Itoa(i), "a")
+		}
+		if n > 0 {
+			req.Header.Add("X-K0", "b") // a slice with spare capacity
+			req.Header["X-Nil"] = nil
+		}
+		before := req.Header.Clone()
+		r2 := Copy(req, context.Background(), Field{"X-Request-Id", []string{"id"}}, Field{"User-Agent", []string{"ua"}})
+		want := before.Clone()
+		want["X-Request-Id"] = []string{"id"}
+		want["User-Agent"] = []string{"ua"}
+		if !reflect.DeepEqual(r2.Header, want) {
+			t.Fatalf("%d keys: copy %v; want %v", n, r2.Header, want)
+		}
+		for k, vv := range r2.Header {
+			if cap(vv) != len(vv) {
+				t.Errorf("%d keys: %s has capacity %d past its length %d: an Add on the copy would write into the caller's array", n, k, cap(vv), len(vv))
+			}
+		}
+		r2.Header.Add("X-K0", "c")
+		if !reflect.DeepEqual(req.Header, before) {
+			t.Fatalf("%d keys: caller's header changed to %v", n, req.Header)
+		}
+	}
+}
+
+// BenchmarkCopy: the copy of a request's header with two fields set, for
+// headers the size of a bare call's, an SDK's, and past a small map's eight
+// keys.
+func BenchmarkCopy(b *testing.B) {
+	for _, n := range []int{1, 6, 12} {
+		req := httptest.NewRequest("GET", "http://a.test/", nil)
+		req.Header = http.Header{}
+		for i := range n {
+			req.Header.Set("X-K"+strconv.Itoa(i), "a")
+		}
+		fs := []Field{{"X-Request-Id", []string{"id"}}, {"User-Agent", []string{"ua"}}}
+		b.Run(strconv.Itoa(n)+"-keys", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				Copy(req, context.Background(), fs...)
+			}
+		})
 	}
 }
