@@ -50,7 +50,10 @@ type Call struct {
 	hasDeadline atomic.Bool // deadline and cause are set
 	deadline    time.Time   // earlier than the parent's, if it has one
 	cause       error
-	start       time.Time // the clock reading the deadline was computed from (AttemptStart)
+	// How long before the deadline the clock was read for it (AttemptStart):
+	// 8 bytes instead of a time.Time's 24, which kept the Call in a smaller
+	// size class.
+	startBefore time.Duration
 
 	// The retry budget of the call's upstream, set once by the first retry
 	// layer inside the call (SetRetryBudget): retryBudgetTaken is claimed
@@ -134,16 +137,17 @@ func (c *Call) SetUUID(u [16]byte) (string, []string) {
 // before the call goes on.
 func (c *Call) SetDeadline(now, d time.Time, cause error) {
 	c.adopted.Store(true)
-	c.deadline, c.cause, c.start = d, cause, now
+	c.deadline, c.cause = d, cause
+	c.startBefore = max(d.Sub(now), 1) // 0 would read as no reading
 	c.hasDeadline.Store(true)
 }
 
 // AttemptStart returns the clock reading given to SetDeadline, if any.
 func (c *Call) AttemptStart() (time.Time, bool) {
-	if !c.hasDeadline.Load() || c.start.IsZero() {
+	if !c.hasDeadline.Load() || c.startBefore == 0 {
 		return time.Time{}, false
 	}
-	return c.start, true
+	return c.deadline.Add(-c.startBefore), true
 }
 
 // CallDeadline returns the deadline set with SetDeadline on the nearest Call
