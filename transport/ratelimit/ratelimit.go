@@ -268,26 +268,46 @@ func (t *Transport) acquire(ctx context.Context, key string, s *semaphore) (queu
 	if w.timer == nil {
 		w.timer = time.NewTimer(t.cfg.queueTimeout)
 	} else {
-		w.timer.Reset(t.cfg.queueTimeout) // stopped or fired and drained by its last wait
+		w.timer.Reset(t.cfg.queueTimeout)
 	}
-	select {
-	case <-ready(w):
-		w.timer.Stop()
-		s.recycle(w)
-		t.waited(ctx, key, ReasonConcurrency, start)
-		return true, nil
-	case <-w.timer.C:
-		s.leave(w)
-		s.recycle(w)
-		t.waited(ctx, key, ReasonConcurrency, start)
-		return false, t.reject(ctx, &LimitError{Key: key, Reason: ReasonConcurrency,
-			detail: "no slot free within " + t.cfg.queueTimeout.String()})
-	case <-ctx.Done():
-		w.timer.Stop()
-		s.leave(w)
-		s.recycle(w)
-		t.waited(ctx, key, ReasonConcurrency, start)
-		return false, fmt.Errorf("ratelimit: waiting for a concurrency slot for %s: %w", key, ctx.Err())
+	for {
+		select {
+		case <-ready(w):
+			stopTimer(w.timer)
+			s.recycle(w)
+			t.waited(ctx, key, ReasonConcurrency, start)
+			return true, nil
+		case fired := <-w.timer.C:
+			if fired.Before(start) {
+				continue // a tick left over from the timer's last wait
+			}
+			s.leave(w)
+			s.recycle(w)
+			t.waited(ctx, key, ReasonConcurrency, start)
+			return false, t.reject(ctx, &LimitError{Key: key, Reason: ReasonConcurrency,
+				detail: "no slot free within " + t.cfg.queueTimeout.String()})
+		case <-ctx.Done():
+			stopTimer(w.timer)
+			s.leave(w)
+			s.recycle(w)
+			t.waited(ctx, key, ReasonConcurrency, start)
+			return false, fmt.Errorf("ratelimit: waiting for a concurrency slot for %s: %w", key, ctx.Err())
+		}
+	}
+}
+
+// stopTimer stops a pooled waiter's timer and drops a tick it may already
+// have sent. Since Go 1.23 Stop alone guarantees that no stale tick is
+// received later, but a main module built with GODEBUG=asynctimerchan=1 gets
+// the older timers, whose channel keeps a tick sent before Stop (and may still
+// receive one sent while Stop runs). The drain handles the first case; the
+// next wait ignores a tick older than its own start, which handles the second.
+func stopTimer(timer *time.Timer) {
+	if !timer.Stop() {
+		select {
+		case <-timer.C:
+		default:
+		}
 	}
 }
 
