@@ -358,7 +358,11 @@ func (cl *call) attemptContext(n int) (context.Context, context.CancelFunc) {
 	// An absent number reads as 0, so the first attempt needs none — unless
 	// an outer retry layer's number is in ctx, which must not show through as
 	// ours.
-	if n > 0 || callctx.Attempt(cl.ctx) != 0 {
+	// A body read into memory (WithBufferBodies) took its upload's time
+	// since the call's clock reading, which the layers below would take for
+	// the attempt's start (callctx.Now): a context of its own makes them read
+	// the clock afresh.
+	if n > 0 || callctx.Attempt(cl.ctx) != 0 || cl.src.buffered {
 		actx = callctx.WithAttempt(cl.ctx, n)
 	}
 	if d := cl.t.cfg.attemptTO; d > 0 {

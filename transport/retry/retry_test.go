@@ -1005,3 +1005,60 @@ func TestNestedAttemptNumbers(t *testing.T) {
 		}
 	})
 }
+
+// TestBufferedBodyAttemptClock: a body read into memory before the first
+// attempt (WithBufferBodies) takes the upload's time, so the layers below
+// must not take the call's earlier clock reading (callctx.Now) for the
+// attempt's start: a hedge layer would measure its delay from before the
+// upload and hedge too soon.
+func TestBufferedBodyAttemptClock(t *testing.T) {
+	for _, buffered := range []bool{false, true} {
+		var readDone, seen time.Time
+		next := contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+			seen = callctx.Now(r.Context())
+			io.Copy(io.Discard, r.Body)
+			r.Body.Close()
+			return &http.Response{StatusCode: 200, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+		})
+		opts := []Option{}
+		if buffered {
+			opts = append(opts, WithBufferBodies(64))
+		}
+		rt := NewTransport(next, opts...)
+		// The call's reading, as a deadline layer above took it a minute
+		// before the body was uploaded.
+		then := time.Now().Add(-time.Minute)
+		call := callctx.NewCall(context.Background())
+		call.SetDeadline(then, then.Add(time.Hour), nil)
+		body := &clockedBody{Reader: strings.NewReader("payload"), done: &readDone}
+		req := mustRequest(t, call, "PUT", testURL, nil)
+		req.Body = body
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		switch {
+		case buffered && seen.Before(readDone):
+			t.Errorf("buffered: the attempt's start %v is before the body was read at %v", seen, readDone)
+		case !buffered && !seen.Equal(then):
+			t.Errorf("streamed: the attempt's start %v; want the call's reading %v, shared", seen, then)
+		}
+	}
+}
+
+// clockedBody records when it was read to EOF.
+type clockedBody struct {
+	io.Reader
+	done *time.Time
+}
+
+func (b *clockedBody) Read(p []byte) (int, error) {
+	n, err := b.Reader.Read(p)
+	if err == io.EOF && b.done.IsZero() {
+		*b.done = time.Now()
+	}
+	return n, err
+}
+
+func (b *clockedBody) Close() error { return nil }
