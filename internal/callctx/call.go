@@ -257,6 +257,40 @@ func (c *Call) SetRetryBudget(b Withdrawer) bool {
 	return true
 }
 
+// Sibling returns a cancelable context with the call's deadline and cause,
+// made on the call's parent instead of on the call's own cancelable context,
+// which it does not make; ok is false when the call has no deadline, was
+// released or made that context already. It is for the one layer below that
+// makes a cancelable context of its own for the attempt the call's context
+// is handed to unchanged (the hedge layer's first attempt, which a winning
+// hedge cancels): deriving it from the call would make two cancelable
+// contexts, two timers' worth of registration and a children map in each,
+// where net/http's Transport below waits on one (issue 18: four allocations
+// per call over the network). The sibling carries the parent's values only:
+// its user answers the call's own values from the call (Value), and the
+// context package's own lookups (context.Cause, parent cancellation) from
+// the sibling. The call's Release does not cancel it; its user cancels it
+// when the attempt is done, which is never later than the call's release.
+func (c *Call) Sibling() (ctx context.Context, cancel context.CancelFunc, ok bool) {
+	if !c.hasDeadline.Load() || c.made.Load() || c.released.Load() {
+		return nil, nil, false
+	}
+	ctx, cancel = context.WithDeadlineCause(c.parent, c.deadline, c.cause)
+	return ctx, cancel, true
+}
+
+// IsContextKey reports whether key is the context package's own key, which a
+// standard cancelable context answers with itself: context.Cause and the
+// registration of a child context look it up to find the cancelable context
+// in a chain. A context that wraps a sibling (Sibling) answers that key from
+// the sibling and every other key from the call. It is recognized by that
+// documented behaviour of a probe (a key equal to no other), not by name.
+func IsContextKey(key any) bool { return key != nil && cancelProbe.Value(key) == any(cancelProbe) }
+
+// cancelProbe is a cancelable context that is never canceled; it answers
+// only the context package's key with itself.
+var cancelProbe, _ = context.WithCancel(context.Background())
+
 // Release ends the call's deadline when the caller is done with the
 // response, or at once when the attempt failed: its context is canceled if
 // it was made, so its timer stops and nothing stays registered with the

@@ -261,3 +261,63 @@ func TestNowSharesTheCallsReadingOnly(t *testing.T) {
 		}
 	}
 }
+
+// keyRecorder records the keys it is asked for, answering from ctx.
+type keyRecorder struct {
+	context.Context
+	keys []any
+}
+
+func (k *keyRecorder) Value(key any) any {
+	k.keys = append(k.keys, key)
+	return k.Context.Value(key)
+}
+
+// TestIsContextKey: the key context.Cause looks up is the context
+// package's own, and no other key is.
+func TestIsContextKey(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // Cause looks the key up only once the context is done
+	rec := &keyRecorder{Context: ctx}
+	context.Cause(rec)
+	if len(rec.keys) != 1 || !IsContextKey(rec.keys[0]) {
+		t.Fatalf("context.Cause asked for %v; want one key that IsContextKey recognizes", rec.keys)
+	}
+	for _, k := range []any{nil, requestIDKey, callKey{}, "cancelCtxKey", 0} {
+		if IsContextKey(k) {
+			t.Errorf("IsContextKey(%#v) = true; want false", k)
+		}
+	}
+}
+
+// TestCallSibling: a call's sibling has the call's deadline and cause and
+// the parent's values, and there is none when the call has no deadline, was
+// released, or made its own cancelable context already.
+func TestCallSibling(t *testing.T) {
+	type key struct{}
+	parent := context.WithValue(context.Background(), key{}, "v")
+	cause := errors.New("budget spent")
+	newCall := func() *Call {
+		c := NewCall(parent)
+		now := time.Now()
+		c.SetDeadline(now, now.Add(-time.Second), cause) // passed already
+		return c
+	}
+	sib, cancel, ok := newCall().Sibling()
+	if !ok {
+		t.Fatal("no sibling for a call with a deadline")
+	}
+	defer cancel()
+	if sib.Value(key{}) != "v" || !errors.Is(sib.Err(), context.DeadlineExceeded) || context.Cause(sib) != cause {
+		t.Errorf("sibling: value %v, Err %v, Cause %v; want the parent's value, the call's deadline and cause", sib.Value(key{}), sib.Err(), context.Cause(sib))
+	}
+	released := newCall()
+	released.Release()
+	made := newCall()
+	<-made.Done()
+	for name, c := range map[string]*Call{"without a deadline": NewCall(parent), "released": released, "made": made} {
+		if _, _, ok := c.Sibling(); ok {
+			t.Errorf("%s: a sibling; want none", name)
+		}
+	}
+}

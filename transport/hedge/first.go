@@ -25,15 +25,24 @@ import (
 // won and cancels the first attempt, a child context — so that a first
 // attempt nobody waits on costs nothing. Deadline and values are the
 // caller's; once made, everything is the cancelable context's, so
-// context.Cause and child contexts see it as a standard one.
+// context.Cause and child contexts see it as a standard one. When the
+// caller's context is the call's own (callctx.Call, from a budget layer
+// above), the cancelable context is the call's sibling instead of its child,
+// so that net/http's Transport below registers with one cancelable context
+// rather than a chain of two; the call's own values are then answered from
+// the call.
 type firstCtx struct {
-	c      *call       // whose req has the caller's context; the SaturationSink of the layers below
-	made   atomic.Bool // ctx and cancel are set
-	done   bool        // released: a context made from now on is canceled at once
-	mu     sync.Mutex
-	ctx    context.Context
-	cancel context.CancelFunc
-	hook   atomic.Pointer[wireHook]
+	c    *call       // whose req has the caller's context; the SaturationSink of the layers below
+	made atomic.Bool // ctx and cancel are set
+	done bool        // released: a context made from now on is canceled at once
+	// ctx is the call's sibling (callctx.Call.Sibling), not a child of the
+	// caller's context: it answers the context package's own key, the
+	// caller's context every other. Written before made is stored.
+	sibling bool
+	mu      sync.Mutex
+	ctx     context.Context
+	cancel  context.CancelFunc
+	hook    atomic.Pointer[wireHook]
 }
 
 // parent returns the caller's context.
@@ -49,7 +58,17 @@ func (f *firstCtx) get() context.Context {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.made.Load() {
-		f.ctx, f.cancel = context.WithCancel(f.parent())
+		parent := f.parent()
+		ok := false
+		if call, isCall := parent.(*callctx.Call); isCall {
+			// The call's deadline in one cancelable context instead of two
+			// (callctx.Call.Sibling); Value answers the call's values.
+			f.ctx, f.cancel, ok = call.Sibling()
+			f.sibling = ok
+		}
+		if !ok {
+			f.ctx, f.cancel = context.WithCancel(parent)
+		}
 		if f.done {
 			f.cancel()
 		}
@@ -84,7 +103,7 @@ func (f *firstCtx) Value(key any) any {
 	if h := f.hook.Load(); h != nil && isTraceKey(key) {
 		return f.trace(h, key)
 	}
-	if f.made.Load() {
+	if f.made.Load() && (!f.sibling || callctx.IsContextKey(key)) {
 		return f.ctx.Value(key)
 	}
 	return f.parent().Value(key)

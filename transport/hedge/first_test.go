@@ -341,3 +341,139 @@ func TestNoHedgeOnceTheAnswerArrived(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstAttemptContextOfACall: below a budget layer the caller's context
+// is the call's own (callctx.Call), and the first attempt's cancelable
+// context is made beside it rather than under it (Call.Sibling), so that a
+// layer below registers with one cancelable context instead of a chain of
+// two. A layer below still sees the call in every way: its values (the
+// request ID, the call's deadline mark) and deadline, Done with the call's
+// cause when the deadline passes, the caller's when the caller gives up;
+// canceled when a hedge wins; and a child context it makes is canceled
+// with it at once (registered with it, not followed by a goroutine).
+func TestFirstAttemptContextOfACall(t *testing.T) {
+	budgetSpent := errors.New("budget spent")
+	callerLeft := errors.New("caller left")
+	// A delay that leaves time for a hedge before the call's deadline: the
+	// layer takes the first attempt's context of its own only then.
+	const armed = 30 * time.Second
+	// newCall returns a request carrying a call with a deadline a minute
+	// away, on a parent with a value, and the parent's cancel.
+	newCall := func(t *testing.T) (*http.Request, *callctx.Call, context.CancelCauseFunc) {
+		parent, cancel := context.WithCancelCause(context.WithValue(context.Background(), ctxKey{}, "v"))
+		call := callctx.NewCall(parent)
+		call.SetID("call-1")
+		now := time.Now()
+		call.SetDeadline(now, now.Add(time.Minute), budgetSpent)
+		return get(t, call), call, cancel
+	}
+	// sees checks what a layer below sees of the call, and returns a child
+	// context made from the attempt's, as net/http's Transport makes one.
+	sees := func(t *testing.T, call *callctx.Call, ctx context.Context) context.Context {
+		t.Helper()
+		if ctx.Value(ctxKey{}) != "v" {
+			t.Errorf("value %v; want the caller's", ctx.Value(ctxKey{}))
+		}
+		if id, _ := callctx.RequestID(ctx); id != "call-1" {
+			t.Errorf("request ID %q; want the call's", id)
+		}
+		want, _ := call.Deadline()
+		if dl, ok := callctx.CallDeadline(ctx); !ok || !dl.Equal(want) {
+			t.Errorf("call's deadline mark %v %v; want %v", dl, ok, want)
+		}
+		if dl, ok := ctx.Deadline(); !ok || !dl.Equal(want) {
+			t.Errorf("deadline %v %v; want the call's %v", dl, ok, want)
+		}
+		child, stop := context.WithCancelCause(ctx)
+		t.Cleanup(func() { stop(nil) })
+		return child
+	}
+	ended := func(t *testing.T, what string, wantErr, wantCause error, cs ...context.Context) {
+		t.Helper()
+		for _, c := range cs {
+			if !errors.Is(c.Err(), wantErr) || !errors.Is(context.Cause(c), wantCause) {
+				t.Errorf("%s: Err %v, Cause %v; want %v, %v", what, c.Err(), context.Cause(c), wantErr, wantCause)
+			}
+		}
+	}
+
+	t.Run("a hedge wins", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			req, call, cancel := newCall(t)
+			defer cancel(nil)
+			var first, child context.Context
+			f := newFake(func(i int, r *http.Request) answer {
+				if i == 0 {
+					first, child = r.Context(), sees(t, call, r.Context())
+					return answer{d: time.Hour, status: 200}
+				}
+				return answer{d: time.Millisecond, status: 200}
+			})
+			resp, err := hedge.NewTransport(f, hedge.WithDelay(delay)).RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			readAll(t, resp)
+			synctest.Wait()
+			ended(t, "losing first attempt", context.Canceled, context.Canceled, first, child)
+			if call.Err() != nil {
+				t.Errorf("the call's context ended with its first attempt: %v", call.Err())
+			}
+		})
+	})
+	t.Run("the call's deadline passes", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			req, call, cancel := newCall(t)
+			defer cancel(nil)
+			var first, child context.Context
+			f := newFake(func(i int, r *http.Request) answer {
+				if i == 0 {
+					first, child = r.Context(), sees(t, call, r.Context())
+				}
+				return answer{d: 2 * time.Minute, status: 200}
+			})
+			if _, err := hedge.NewTransport(f, hedge.WithDelay(armed)).RoundTrip(req); !errors.Is(err, budgetSpent) {
+				t.Fatalf("error %v; want the call's cause", err)
+			}
+			ended(t, "first attempt past the call's deadline", context.DeadlineExceeded, budgetSpent, first, child)
+		})
+	})
+	t.Run("the caller gives up", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			req, call, cancel := newCall(t)
+			var first, child context.Context
+			f := newFake(func(_ int, r *http.Request) answer {
+				first, child = r.Context(), sees(t, call, r.Context())
+				time.AfterFunc(time.Second, func() { cancel(callerLeft) })
+				return answer{d: time.Hour, status: 200}
+			})
+			if _, err := hedge.NewTransport(f, hedge.WithDelay(armed)).RoundTrip(req); !errors.Is(err, callerLeft) {
+				t.Fatalf("error %v; want the caller's cause", err)
+			}
+			ended(t, "first attempt of a caller that left", context.Canceled, callerLeft, first, child)
+		})
+	})
+	t.Run("the winner's body is closed", func(t *testing.T) {
+		req, call, cancel := newCall(t)
+		defer cancel(nil)
+		var first, child context.Context
+		f := newFake(func(_ int, r *http.Request) answer {
+			first, child = r.Context(), sees(t, call, r.Context())
+			return answer{status: 200}
+		})
+		resp, err := hedge.NewTransport(f, hedge.WithDelay(armed)).RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first.Err() != nil || child.Err() != nil {
+			t.Fatalf("ended before the body was read: %v, %v", first.Err(), child.Err())
+		}
+		readAll(t, resp)
+		// No wait: a child registered with the attempt's context is canceled
+		// before the cancel returns; one a goroutine follows would be later.
+		ended(t, "the winner's context once its body is closed", context.Canceled, context.Canceled, first, child)
+		if call.Err() != nil {
+			t.Errorf("the call's context ended with its attempt: %v", call.Err())
+		}
+	})
+}
