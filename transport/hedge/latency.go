@@ -32,16 +32,34 @@ type latency struct {
 	window     time.Duration
 	minSamples float64
 
+	// Every call records a latency, so recording takes no lock (issue 18:
+	// no lock shared by every call to one upstream). A latency goes into a
+	// ring of atomics; the call that finds a computation due drains the
+	// ring into the sketches and computes the delay under mu, which it only
+	// tries to take: a call that finds it taken leaves its latency to the
+	// drain under way or the next one.
+	ring    [ringSize]atomic.Int64 // latencies in nanoseconds + 1; 0: empty
+	claimed atomic.Uint64          // ring slots handed out
+	due     atomic.Bool            // a computation is due (recomputeEvery latencies since the last)
+	// unix nanoseconds of the last computation
+	computedAt atomic.Int64
+
 	mu        sync.Mutex
 	cur, prev *ddsketch.DDSketch // the current window and the one before
 	merged    *ddsketch.DDSketch // scratch: prev + cur, for the quantile
 	rotated   time.Time          // start of cur's window
-	pending   int                // latencies since the last computation
-	computed  time.Time
+	drained   uint64             // ring slots handed out before the last drain
 
 	delay      atomic.Int64 // nanoseconds; < 0 while too few latencies are known
 	validUntil atomic.Int64 // unix nanoseconds from which delay is stale: two windows after the last latency
 }
+
+// ringSize is the ring's number of slots: room for four computations'
+// worth of latencies, so that a drain may come a little late (its mutex held
+// by the drain before) before a call finds its slot still full. That call
+// moves the latency it finds into the window itself, under the mutex: no
+// latency is lost.
+const ringSize = 4 * recomputeEvery
 
 func newLatency(c *config) *latency {
 	l := &latency{
@@ -75,22 +93,54 @@ func (l *latency) current(now time.Time) (time.Duration, bool) {
 	return time.Duration(d), true
 }
 
-// observe adds one latency d measured at now.
+// observe records one latency d measured at now. The delay is computed
+// afresh every recomputeEvery latencies, recomputeAfter after the last
+// computation, and at every latency while it is not known.
 func (l *latency) observe(now time.Time, d time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.rotate(now)
-	l.cur.Add(max(d, 0).Seconds()) // cannot fail for a finite, non-negative value
-	l.pending++
-	l.validUntil.Store(now.Add(2 * l.window).UnixNano())
-	if l.pending >= recomputeEvery || now.Sub(l.computed) >= recomputeAfter || l.delay.Load() < 0 {
-		l.recompute(now)
+	n := l.claimed.Add(1)
+	if old := l.ring[(n-1)%ringSize].Swap(int64(max(d, 0)) + 1); old != 0 {
+		// The ring came round before a drain took this slot's latency:
+		// into the window it goes, under the lock it waits for only then.
+		l.mu.Lock()
+		l.cur.Add(time.Duration(old - 1).Seconds())
+		l.mu.Unlock()
 	}
+	l.validUntil.Store(now.Add(2 * l.window).UnixNano())
+	if n%recomputeEvery == 0 {
+		l.due.Store(true)
+	}
+	if !l.due.Load() && l.delay.Load() >= 0 && now.UnixNano()-l.computedAt.Load() < int64(recomputeAfter) {
+		return
+	}
+	if !l.mu.TryLock() {
+		return // the drain under way, or the next, takes this latency
+	}
+	defer l.mu.Unlock()
+	l.due.Store(false)
+	l.rotate(now)
+	l.drain()
+	l.recompute(now)
+}
+
+// drain moves the latencies recorded since the last drain into the current
+// window. A slot handed out but not yet written is passed over; its latency
+// stays in the ring until the call the ring next hands that slot to moves it
+// into the window. l.mu is held.
+func (l *latency) drain() {
+	to := l.claimed.Load()
+	from := max(l.drained, to-min(to, ringSize))
+	for n := from; n < to; n++ {
+		if v := l.ring[n%ringSize].Swap(0); v != 0 {
+			l.cur.Add(time.Duration(v - 1).Seconds()) // cannot fail for a finite, non-negative value
+		}
+	}
+	l.drained = to
 }
 
 // rotate starts a new window when the current one is over: the current
 // sketch becomes the previous one and the oldest is dropped, so a latency
-// counts for one to two windows. l.mu is held.
+// counts for one to two windows (a latency still in the ring counts from
+// the drain that takes it, at most recomputeAfter later). l.mu is held.
 func (l *latency) rotate(now time.Time) {
 	el := now.Sub(l.rotated)
 	if el < l.window {
@@ -102,12 +152,11 @@ func (l *latency) rotate(now time.Time) {
 		l.prev.Clear() // nothing recent at all
 	}
 	l.rotated = now
-	l.pending = recomputeEvery
 }
 
 // recompute computes the delay from both windows. l.mu is held.
 func (l *latency) recompute(now time.Time) {
-	l.pending, l.computed = 0, now
+	l.computedAt.Store(now.UnixNano())
 	if l.cur.GetCount()+l.prev.GetCount() < l.minSamples {
 		l.delay.Store(-1)
 		return
