@@ -509,6 +509,12 @@ func ctxErr(ctx context.Context, err error) error {
 // retryable reports whether the outcome of one attempt may be retried, and
 // whether it proves the request was not processed by the server.
 func (t *Transport) retryable(ctx, actx context.Context, resp *http.Response, err error) (retryable, unsent bool) {
+	if err == nil && t.cfg.checkRetry == nil && !t.retriedStatus(resp.StatusCode) {
+		// Not retried whether or not the caller gave up: the usual answer
+		// needs no ctx.Err, which reads the clock for a budget layer's
+		// deadline (internal/callctx.Call).
+		return false, false
+	}
 	if ctx.Err() != nil {
 		return false, false // never after the caller gave up
 	}
@@ -521,12 +527,17 @@ func (t *Transport) retryable(ctx, actx context.Context, resp *http.Response, er
 			retryable = true // the attempt's own deadline, not the caller's
 		}
 	} else {
-		retryable = resp.StatusCode >= 0 && resp.StatusCode < len(t.cfg.statuses) && t.cfg.statuses[resp.StatusCode]
+		retryable = t.retriedStatus(resp.StatusCode)
 	}
 	if t.cfg.checkRetry != nil {
 		retryable, _ = t.cfg.checkRetry(ctx, resp, err)
 	}
 	return retryable, unsent
+}
+
+// retriedStatus reports whether a response with status code is retried.
+func (t *Transport) retriedStatus(code int) bool {
+	return code >= 0 && code < len(t.cfg.statuses) && t.cfg.statuses[code]
 }
 
 // attemptTimedOut reports whether actx ended by WithAttemptTimeout's timer.
