@@ -73,6 +73,17 @@ func (s *semaphore) enter() (w *waiter, ok, full bool) {
 	if s.waiting.Load() == 0 && s.tryTake() {
 		return nil, true, false
 	}
+	if s.waiting.Load() >= int64(s.queue) {
+		// The queue looks full: a refusal needs no waiter (nor the clock
+		// reading and the pool a waiter costs), so look under the mutex
+		// first, as below.
+		s.mu.Lock()
+		took, full := s.n == 0 && s.tryTake(), s.n >= s.queue
+		s.mu.Unlock()
+		if took || full {
+			return nil, took, !took
+		}
+	}
 	w = s.newWaiter(time.Now())
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -161,3 +161,48 @@ func TestQueueRecycledWaiterWaitsAnew(t *testing.T) {
 		t.Fatalf("slots %d, waiters %d; want 1, 0", c, w)
 	}
 }
+
+// TestSemaphoreFullQueueRefusesWithoutWaiter: with the queue full, enter
+// refuses, and takes a slot that is free by the time it looks under the
+// mutex; many goroutines at once on one slot and no queue never hold more
+// than the limit, and give everything back.
+func TestSemaphoreFullQueueRefusesWithoutWaiter(t *testing.T) {
+	s := newSemaphore(1, 0)
+	if _, ok, _ := s.enter(); !ok {
+		t.Fatal("first enter refused")
+	}
+	if w, ok, full := s.enter(); ok || !full || w != nil {
+		t.Fatalf("enter with the slot held and no queue: waiter %v, ok %v, full %v; want a refusal", w, ok, full)
+	}
+	s.release()
+	var held, most, refused atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 20000 {
+				_, ok, full := s.enter()
+				if !ok {
+					if !full {
+						t.Error("no queue, yet told to wait")
+						return
+					}
+					refused.Add(1)
+					continue
+				}
+				n := held.Add(1)
+				for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+				}
+				held.Add(-1)
+				s.release()
+			}
+		})
+	}
+	wg.Wait()
+	if got := most.Load(); got > 1 {
+		t.Errorf("slots held at once: got %d; want at most 1", got)
+	}
+	if cur, waiting := s.inUse(); cur != 0 || waiting != 0 {
+		t.Errorf("after every release: got %d held, %d waiting; want 0, 0", cur, waiting)
+	}
+	t.Logf("%d of 80000 refused", refused.Load())
+}
