@@ -394,13 +394,19 @@ func TestHostileWrongContentLength(t *testing.T) {
 		close    bool // close after writing
 		wantBody string
 		wantErr  bool // error from Do or from reading the body
+		// The excess bytes stay in the connection: net/http finds them and
+		// closes it when its read loop next looks, but may hand the idle
+		// connection to the next call first, which then reads them as its
+		// status line and fails as a protocol error (not retried:
+		// retry/classify.go). That call may fail so, and no other way.
+		poisonsNext bool
 	}{
-		{"shorter-than-declared", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", true, "short", true},
-		{"longer-than-declared", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello, and then some garbage", false, "hello", false},
-		{"conflicting", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", true, "", true},
-		{"negative", "HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\nhello", true, "", true},
-		{"not-a-number", "HTTP/1.1 200 OK\r\nContent-Length: five\r\n\r\nhello", true, "", true},
-		{"huge", "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\nhello", true, "", true},
+		{"shorter-than-declared", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort", true, "short", true, false},
+		{"longer-than-declared", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello, and then some garbage", false, "hello", false, true},
+		{"conflicting", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", true, "", true, false},
+		{"negative", "HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\nhello", true, "", true, false},
+		{"not-a-number", "HTTP/1.1 200 OK\r\nContent-Length: five\r\n\r\nhello", true, "", true, false},
+		{"huge", "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\nhello", true, "", true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newRawServer(t, func(c net.Conn) {
@@ -427,6 +433,9 @@ func TestHostileWrongContentLength(t *testing.T) {
 				}
 				if d > time.Second {
 					t.Fatalf("call %d took %v", i, d)
+				}
+				if i > 0 && tc.poisonsNext && err != nil && strings.Contains(err.Error(), "malformed HTTP") {
+					continue // the first call's excess bytes, read as this call's status line
 				}
 				if (err != nil) != tc.wantErr {
 					t.Fatalf("call %d: error %v; want error: %v", i, err, tc.wantErr)
