@@ -2,8 +2,10 @@ package tracing
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/outboundhttp/outbound/internal/callctx"
 )
@@ -40,28 +42,46 @@ const maxNames = 1024
 
 // nameCache remembers "{method} {route}" span names, so a call with a route
 // does not concatenate the same string in both layers on every request. The
-// zero value is ready to use; it is safe for concurrent use.
+// zero value is ready to use; it is safe for concurrent use. Every call with
+// a route reads it, so a read takes no lock (issue 18: no lock shared by
+// every call): the map is never written once published, and a new name
+// publishes a copy (routes are few, and each is added once).
 type nameCache struct {
-	mu sync.RWMutex
-	m  map[[2]string]string
+	names atomic.Pointer[map[[2]string]string]
+	mu    sync.Mutex // serializes copies
 }
 
 func (c *nameCache) get(method, route string) string {
 	k := [2]string{method, route}
-	c.mu.RLock()
-	n, ok := c.m[k]
-	c.mu.RUnlock()
-	if ok {
-		return n
+	if m := c.names.Load(); m != nil {
+		if n, ok := (*m)[k]; ok {
+			return n
+		}
 	}
-	n = method + " " + route
+	n := method + " " + route
 	c.mu.Lock()
-	if c.m == nil {
-		c.m = make(map[[2]string]string)
+	defer c.mu.Unlock()
+	old := c.names.Load()
+	if old != nil {
+		if have, ok := (*old)[k]; ok {
+			return have
+		}
+		if len(*old) >= maxNames {
+			return n
+		}
 	}
-	if len(c.m) < maxNames {
-		c.m[k] = n
+	m := make(map[[2]string]string, 1+lenOf(old))
+	if old != nil {
+		maps.Copy(m, *old)
 	}
-	c.mu.Unlock()
+	m[k] = n
+	c.names.Store(&m)
 	return n
+}
+
+func lenOf(m *map[[2]string]string) int {
+	if m == nil {
+		return 0
+	}
+	return len(*m)
 }

@@ -34,7 +34,7 @@ func TestSpanNameCache(t *testing.T) {
 			t.Fatalf("name %q", got)
 		}
 	}
-	if len(names.m) > maxNames {
-		t.Fatalf("cache holds %d names; want at most %d", len(names.m), maxNames)
+	if n := lenOf(names.names.Load()); n != maxNames {
+		t.Fatalf("cache holds %d names; want %d, the bound", n, maxNames)
 	}
 }
