@@ -105,7 +105,15 @@ func (l *latency) observe(now time.Time, d time.Duration) {
 		l.cur.Add(time.Duration(old - 1).Seconds())
 		l.mu.Unlock()
 	}
-	l.validUntil.Store(now.Add(2 * l.window).UnixNano())
+	// Written when it moves by a second or more, not by every call: every
+	// core's calls would otherwise write the same word. The delay then goes
+	// stale at most a second early, of two windows (60 s by default).
+	v := now.Add(2 * l.window).UnixNano()
+	for old := l.validUntil.Load(); v-old >= int64(time.Second); old = l.validUntil.Load() {
+		if l.validUntil.CompareAndSwap(old, v) {
+			break // never moved back by a call that read the clock earlier
+		}
+	}
 	if n%recomputeEvery == 0 {
 		l.due.Store(true)
 	}
