@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"net/http"
+	"reflect"
 	"sync"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
@@ -35,6 +36,9 @@ type quiet struct {
 	tracer trace.Tracer // otelhttp's: the attemptTP tracer under otelhttp's scope
 	names  *nameCache
 	prop   propagation.TextMapPropagator
+	// prop is OpenTelemetry's default global propagator (defaultPropagator),
+	// which injects nothing while no propagator is installed.
+	propDefault bool
 	// otelhttp's own instruments, obtained the same way otelhttp obtains
 	// them (an SDK returns the same instrument for the same description), so
 	// Enabled reports exactly whether otelhttp would record anything.
@@ -59,10 +63,11 @@ func newQuiet(c *config, tp *attemptTP, names *nameCache) *quiet {
 	}
 	m := mp.Meter(otelhttp.ScopeName, metric.WithInstrumentationVersion(otelhttp.Version))
 	q := &quiet{
-		tracer:  tp.Tracer(otelhttp.ScopeName, trace.WithInstrumentationVersion(otelhttp.Version)),
-		names:   names,
-		prop:    prop,
-		silence: silenceOf(c.tp),
+		tracer:      tp.Tracer(otelhttp.ScopeName, trace.WithInstrumentationVersion(otelhttp.Version)),
+		names:       names,
+		prop:        prop,
+		propDefault: defaultPropagator != nil && reflect.TypeOf(prop) == defaultPropagator,
+		silence:     silenceOf(c.tp),
 	}
 	var err1, err2 error
 	q.duration, err1 = httpconv.NewClientRequestDuration(m,
@@ -96,7 +101,7 @@ func (q *quiet) roundTrip(req *http.Request, next http.RoundTripper, slow *otelh
 // would, and sends req through next.
 func (q *quiet) send(req *http.Request, ctx context.Context, next http.RoundTripper) (*http.Response, error) {
 	r := req
-	if q.prop != nil {
+	if q.prop != nil && !q.propagatesNothing() {
 		c := carriers.Get().(*lazyCarrier)
 		c.req = req
 		q.prop.Inject(ctx, c)
@@ -109,6 +114,30 @@ func (q *quiet) send(req *http.Request, ctx context.Context, next http.RoundTrip
 	resp, err := next.RoundTrip(r)
 	return body.Checked(resp, err, "tracing")
 }
+
+// propagatesNothing reports whether q.prop is OpenTelemetry's default global
+// propagator and no propagator has been installed since (the global is still
+// that one): it then injects nothing, and would lock a mutex that every call
+// of the process shares to find that out (its effectiveDelegate). Once one is
+// installed, q.prop delegates to it and is called as before.
+func (q *quiet) propagatesNothing() bool {
+	return q.propDefault && otel.GetTextMapPropagator() == q.prop
+}
+
+// defaultPropagator is the type of OpenTelemetry's default global
+// TextMapPropagator, the one otel.GetTextMapPropagator returns until
+// otel.SetTextMapPropagator installs another (from then on it delegates to
+// that one), or nil if the global was not that default when this package
+// was initialized. TestDefaultPropagatorRecognized fails if an OpenTelemetry
+// upgrade changes the type.
+var defaultPropagator = func() reflect.Type {
+	t := reflect.TypeOf(otel.GetTextMapPropagator())
+	if t != nil && t.Kind() == reflect.Pointer &&
+		t.Elem().PkgPath() == "go.opentelemetry.io/otel/internal/global" && t.Elem().Name() == "textMapPropagator" {
+		return t
+	}
+	return nil
+}()
 
 // lazyCarrier is a propagation.TextMapCarrier over a request's header that
 // copies the request (reqheader.Copy) on the first Set, so an attempt with

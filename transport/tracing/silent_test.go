@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel"
@@ -106,5 +107,60 @@ func TestSilentStillPropagates(t *testing.T) {
 	resp.Body.Close()
 	if got.Get("Baggage") != "tenant=acme" || got.Get("Traceparent") != "" {
 		t.Errorf("no parent span: baggage %q, traceparent %q; want tenant=acme and none", got.Get("Baggage"), got.Get("Traceparent"))
+	}
+}
+
+// The propagator skip depends on recognizing OpenTelemetry's default global
+// TextMapPropagator; an upgrade that renames its type must fail here.
+func TestDefaultPropagatorRecognized(t *testing.T) {
+	if defaultPropagator == nil {
+		t.Fatalf("the default global TextMapPropagator (%T) is not recognized", otel.GetTextMapPropagator())
+	}
+}
+
+// globalPropagatorChild marks the child process of
+// TestDefaultPropagatorUntilInstalled, which installs a global propagator:
+// that cannot be undone in this process.
+const globalPropagatorChild = "OUTBOUND_TRACING_GLOBAL_PROPAGATOR_CHILD"
+
+// On the default global propagator the attempt layer injects nothing while
+// none is installed, as that propagator would, and once one is installed,
+// after the layers were built, the same layers send the trace context of a
+// parent span.
+func TestDefaultPropagatorUntilInstalled(t *testing.T) {
+	if os.Getenv(globalPropagatorChild) == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestDefaultPropagatorUntilInstalled$", "-test.v")
+		cmd.Env = append(os.Environ(), globalPropagatorChild+"=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestDefaultPropagatorUntilInstalled") {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		t.Logf("child:\n%s", out)
+		return
+	}
+	var got http.Header
+	rt := chain(contracttest.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+		got = r.Header.Clone()
+		return ok200(r)
+	}), Middleware(WithMeterProvider(metricnoop.NewMeterProvider())),
+		AttemptMiddleware(WithMeterProvider(metricnoop.NewMeterProvider())))
+	parent := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled, Remote: true,
+	})
+	call := func() string {
+		req, _ := http.NewRequestWithContext(trace.ContextWithRemoteSpanContext(context.Background(), parent), "GET", "http://h/", nil)
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return got.Get("Traceparent")
+	}
+	if tp := call(); tp != "" {
+		t.Fatalf("before a propagator is installed: traceparent %q; want none", tp)
+	}
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	if tp := call(); tp == "" {
+		t.Fatal("after otel.SetTextMapPropagator: no traceparent; want the parent's trace context")
 	}
 }
