@@ -130,14 +130,7 @@ func (q *quiet) propagatesNothing() bool {
 // that one), or nil if the global was not that default when this package
 // was initialized. TestDefaultPropagatorRecognized fails if an OpenTelemetry
 // upgrade changes the type.
-var defaultPropagator = func() reflect.Type {
-	t := reflect.TypeOf(otel.GetTextMapPropagator())
-	if t != nil && t.Kind() == reflect.Pointer &&
-		t.Elem().PkgPath() == "go.opentelemetry.io/otel/internal/global" && t.Elem().Name() == "textMapPropagator" {
-		return t
-	}
-	return nil
-}()
+var defaultPropagator = otelDefault(otel.GetTextMapPropagator(), "textMapPropagator")
 
 // lazyCarrier is a propagation.TextMapCarrier over a request's header that
 // copies the request (reqheader.Copy) on the first Set, so an attempt with

@@ -27,14 +27,19 @@ import (
 // (an SDK installed in an earlier init): then the global is never taken for
 // silent. TestDefaultGlobalRecognized fails if an OpenTelemetry upgrade
 // changes the type.
-var defaultGlobal = func() reflect.Type {
-	t := reflect.TypeOf(otel.GetTracerProvider())
+var defaultGlobal = otelDefault(otel.GetTracerProvider(), "tracerProvider")
+
+// otelDefault returns the type of v if it is the OpenTelemetry default
+// global implementation named name (a pointer to
+// go.opentelemetry.io/otel/internal/global.name), else nil.
+func otelDefault(v any, name string) reflect.Type {
+	t := reflect.TypeOf(v)
 	if t != nil && t.Kind() == reflect.Pointer &&
-		t.Elem().PkgPath() == "go.opentelemetry.io/otel/internal/global" && t.Elem().Name() == "tracerProvider" {
+		t.Elem().PkgPath() == "go.opentelemetry.io/otel/internal/global" && t.Elem().Name() == name {
 		return t
 	}
 	return nil
-}()
+}
 
 // silence says how a layer tells that its spans would not record.
 type silence uint8

@@ -50,14 +50,7 @@ const globalSDKChild = "OUTBOUND_TRACING_GLOBAL_SDK_CHILD"
 // installed (no allocation), and once one is installed the same layers
 // record both spans.
 func TestSilentGlobalUntilSDKInstalled(t *testing.T) {
-	if os.Getenv(globalSDKChild) == "" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestSilentGlobalUntilSDKInstalled$", "-test.v")
-		cmd.Env = append(os.Environ(), globalSDKChild+"=1")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("child: %v\n%s", err, out)
-		}
-		t.Logf("child:\n%s", out)
+	if !inChild(t, globalSDKChild) {
 		return
 	}
 	resp := response(nil, 200, "")
@@ -128,14 +121,7 @@ const globalPropagatorChild = "OUTBOUND_TRACING_GLOBAL_PROPAGATOR_CHILD"
 // after the layers were built, the same layers send the trace context of a
 // parent span.
 func TestDefaultPropagatorUntilInstalled(t *testing.T) {
-	if os.Getenv(globalPropagatorChild) == "" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestDefaultPropagatorUntilInstalled$", "-test.v")
-		cmd.Env = append(os.Environ(), globalPropagatorChild+"=1")
-		out, err := cmd.CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "--- PASS: TestDefaultPropagatorUntilInstalled") {
-			t.Fatalf("child: %v\n%s", err, out)
-		}
-		t.Logf("child:\n%s", out)
+	if !inChild(t, globalPropagatorChild) {
 		return
 	}
 	var got http.Header
@@ -163,4 +149,23 @@ func TestDefaultPropagatorUntilInstalled(t *testing.T) {
 	if tp := call(); tp == "" {
 		t.Fatal("after otel.SetTextMapPropagator: no traceparent; want the parent's trace context")
 	}
+}
+
+// inChild reports whether this is the child process, marked by the
+// environment variable mark, in which the test t changes OpenTelemetry's
+// globals for good. In the parent it runs t alone in such a child, fails t
+// unless the child passed it, and reports false.
+func inChild(t *testing.T, mark string) bool {
+	t.Helper()
+	if os.Getenv(mark) != "" {
+		return true
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v")
+	cmd.Env = append(os.Environ(), mark+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	t.Logf("child:\n%s", out)
+	return false
 }
