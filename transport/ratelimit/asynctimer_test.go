@@ -1,11 +1,9 @@
 package ratelimit
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -49,13 +47,7 @@ func TestQueueWithAsyncTimerChan(t *testing.T) {
 
 	t.Run("a pooled waiter's stale tick", func(t *testing.T) {
 		const timeout = 20 * time.Millisecond
-		rt := NewTransport(okNext(new(atomic.Int64)), WithConcurrency(1), WithQueue(4), WithQueueTimeout(timeout))
-		req, _ := newReq(t, context.Background(), "http://a.test/")
-		held, err := rt.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer held.Body.Close()
+		rt := slotHeld(t, timeout)
 		sem := rt.states.Get("http://a.test:80").sem
 		for i := range 8 {
 			// A waiter whose timer fired after its wait ended another way
@@ -65,13 +57,7 @@ func TestQueueWithAsyncTimerChan(t *testing.T) {
 			waitFor(t, "the stale timer to fire", func() bool { return fired(stale.timer) })
 			sem.recycle(stale)
 
-			r, _ := newReq(t, context.Background(), "http://a.test/")
-			start := time.Now()
-			_, err := rt.RoundTrip(r)
-			asLimit(t, err, ReasonConcurrency)
-			if got := time.Since(start); got < timeout {
-				t.Fatalf("round %d: gave up after %v; want at least the %v queue timeout", i, got, timeout)
-			}
+			refusedAfterTimeout(t, rt, i, timeout)
 		}
 	})
 }

@@ -63,3 +63,33 @@ func withAdaptiveTuning(f func(*adaptiveConfig)) Option {
 		}
 	})
 }
+
+// slotHeld returns a Transport with one concurrency slot, a queue of four and
+// the queue timeout given, whose slot a response held until the test ends
+// keeps taken: every request sent through it waits in the queue.
+func slotHeld(t *testing.T, timeout time.Duration) *Transport {
+	t.Helper()
+	rt := NewTransport(okNext(new(atomic.Int64)), WithConcurrency(1), WithQueue(4), WithQueueTimeout(timeout))
+	req, _ := newReq(t, context.Background(), "http://a.test/")
+	held, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { held.Body.Close() })
+	return rt
+}
+
+// refusedAfterTimeout sends a request through rt, whose slot is held
+// (slotHeld), and fails unless it is refused for want of a slot no sooner
+// than the queue timeout. Timers never fire early, so the bound holds on any
+// machine.
+func refusedAfterTimeout(t *testing.T, rt *Transport, round int, timeout time.Duration) {
+	t.Helper()
+	r, _ := newReq(t, context.Background(), "http://a.test/")
+	start := time.Now()
+	_, err := rt.RoundTrip(r)
+	asLimit(t, err, ReasonConcurrency)
+	if got := time.Since(start); got < timeout {
+		t.Fatalf("round %d: gave up after %v; want at least the %v queue timeout", round, got, timeout)
+	}
+}

@@ -131,13 +131,7 @@ func TestSemaphoreRecycledWaiterCarriesNoSlot(t *testing.T) {
 // holds on any machine.
 func TestQueueRecycledWaiterWaitsAnew(t *testing.T) {
 	const timeout = 20 * time.Millisecond
-	rt := NewTransport(okNext(new(atomic.Int64)), WithConcurrency(1), WithQueue(4), WithQueueTimeout(timeout))
-	req, _ := newReq(t, context.Background(), "http://a.test/")
-	held, err := rt.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Body.Close()
+	rt := slotHeld(t, timeout)
 	for i := range 6 {
 		if i%2 == 1 {
 			// A wait its caller's deadline ends, whose waiter is reused next.
@@ -149,13 +143,7 @@ func TestQueueRecycledWaiterWaitsAnew(t *testing.T) {
 				t.Fatalf("round %d: wait past the caller's deadline: %v; want context.DeadlineExceeded", i, err)
 			}
 		}
-		r, _ := newReq(t, context.Background(), "http://a.test/")
-		start := time.Now()
-		_, err := rt.RoundTrip(r)
-		asLimit(t, err, ReasonConcurrency)
-		if got := time.Since(start); got < timeout {
-			t.Fatalf("round %d: gave up after %v; want at least the %v queue timeout", i, got, timeout)
-		}
+		refusedAfterTimeout(t, rt, i, timeout)
 	}
 	if c, w := rt.states.Get("http://a.test:80").sem.inUse(); c != 1 || w != 0 {
 		t.Fatalf("slots %d, waiters %d; want 1, 0", c, w)
