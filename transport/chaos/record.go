@@ -12,8 +12,9 @@ type Record struct {
 	// Seq numbers requests in order of arrival, from 0.
 	Seq int
 	// Time is when the request arrived (its header was read); Answered is when the Server committed to its answer:
-	// after injected latency, when it sent the status, reset the
-	// connection or began to hang.
+	// after injected latency, when a whole answer had been written to the
+	// connection, when it sent the status of a slow or stalling body, reset
+	// the connection or began to hang.
 	Time, Answered time.Time
 
 	Method, Path, Host string

@@ -210,8 +210,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rec.RetryAfter = wait
 		}
 	}
+	if d.body != nil {
+		s.record(rec, d.answer)
+		send(ctx, w, cw, d.body, s.sleep)
+		return
+	}
+	// A whole answer at once: Answered is when it has left, as the
+	// politeness count needs. A request that arrives while the answer still
+	// waits in the server's buffer (the handler has returned, or its
+	// goroutine is preempted on a loaded machine) comes from a client that
+	// has not been told yet.
+	send(ctx, w, cw, nil, s.sleep)
+	http.NewResponseController(w).Flush()
 	s.record(rec, d.answer)
-	send(ctx, w, cw, d.body, s.sleep)
 }
 
 // arrive takes r in: its arrival order, arrival time and the fault decision
