@@ -45,6 +45,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	records  []Record // guarded by mu
+	restarts int      // calls of Restart, which forgets records; guarded by mu
 	closed   bool     // guarded by mu
 	inflight sync.WaitGroup
 	srv      *http.Server  // guarded by mu
@@ -146,6 +147,7 @@ func (s *Server) Close() error {
 func (s *Server) Restart() {
 	s.mu.Lock()
 	s.records = nil
+	s.restarts++
 	s.mu.Unlock()
 	s.eng.restart(time.Now())
 }
@@ -219,10 +221,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// politeness count needs. A request that arrives while the answer still
 	// waits in the server's buffer (the handler has returned, or its
 	// goroutine is preempted on a loaded machine) comes from a client that
-	// has not been told yet.
+	// has not been told yet. The record is stored first, so that a client
+	// that has the answer finds its record in Records, and its time moved
+	// to when the answer left.
+	at := s.record(rec, d.answer)
 	send(ctx, w, cw, nil, s.sleep)
 	http.NewResponseController(w).Flush()
-	s.record(rec, d.answer)
+	s.answeredAt(at, time.Now())
 }
 
 // arrive takes r in: its arrival order, arrival time and the fault decision
@@ -386,9 +391,9 @@ func (s *Server) readBody(r *http.Request, rec *Record) []byte {
 	return b
 }
 
-// record stores rec with the fault that decided the answer; the time of the
-// record's answer is now.
-func (s *Server) record(rec Record, answer *Fault) {
+// record stores rec with the fault that decided the answer, and returns
+// where it is, for answeredAt; the time of the record's answer is now.
+func (s *Server) record(rec Record, answer *Fault) recordPlace {
 	rec.Answered = time.Now()
 	if rec.RetryAfter > 0 {
 		rec.NotBefore = rec.Answered.Add(rec.RetryAfter)
@@ -397,8 +402,28 @@ func (s *Server) record(rec Record, answer *Fault) {
 		rec.Fault = answer.Kind
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.records = append(s.records, rec)
-	s.mu.Unlock()
+	return recordPlace{restarts: s.restarts, i: len(s.records) - 1}
+}
+
+// recordPlace is where record stored a record: its index, valid while the
+// Server has not been restarted since.
+type recordPlace struct{ restarts, i int }
+
+// answeredAt moves the time of the answer of the record at p to at, unless
+// Restart has forgotten it since.
+func (s *Server) answeredAt(p recordPlace, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.restarts != s.restarts {
+		return
+	}
+	r := &s.records[p.i]
+	r.Answered = at
+	if r.RetryAfter > 0 {
+		r.NotBefore = at.Add(r.RetryAfter)
+	}
 }
 
 // reset aborts the connection with a TCP RST: the connection is hijacked and
