@@ -283,8 +283,9 @@ func (c *Call) Sibling() (ctx context.Context, cancel context.CancelFunc, ok boo
 // standard cancelable context answers with itself: context.Cause and the
 // registration of a child context look it up to find the cancelable context
 // in a chain. A context that wraps a sibling (Sibling) answers that key from
-// the sibling and every other key from the call. It is recognized by that
-// documented behaviour of a probe (a key equal to no other), not by name.
+// the sibling and every other key from the call. The key is unexported, so
+// it is recognized by how a probe answers it (TestIsContextKey fails if a
+// Go release changes that).
 func IsContextKey(key any) bool { return key != nil && cancelProbe.Value(key) == any(cancelProbe) }
 
 // cancelProbe is a cancelable context that is never canceled; it answers

@@ -148,7 +148,7 @@ func (l *latency) drain() {
 // rotate starts a new window when the current one is over: the current
 // sketch becomes the previous one and the oldest is dropped, so a latency
 // counts for one to two windows (a latency still in the ring counts from
-// the drain that takes it, at most recomputeAfter later). l.mu is held.
+// the drain that takes it, at the next computation). l.mu is held.
 func (l *latency) rotate(now time.Time) {
 	el := now.Sub(l.rotated)
 	if el < l.window {
