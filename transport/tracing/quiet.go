@@ -36,8 +36,9 @@ type quiet struct {
 	tracer trace.Tracer // otelhttp's: the attemptTP tracer under otelhttp's scope
 	names  *nameCache
 	prop   propagation.TextMapPropagator
-	// prop is OpenTelemetry's default global propagator (defaultPropagator),
-	// which injects nothing while no propagator is installed.
+	// propDefault: prop is OpenTelemetry's default global propagator
+	// (defaultPropagator), which injects nothing while no propagator is
+	// installed.
 	propDefault bool
 	// otelhttp's own instruments, obtained the same way otelhttp obtains
 	// them (an SDK returns the same instrument for the same description), so
@@ -121,6 +122,9 @@ func (q *quiet) send(req *http.Request, ctx context.Context, next http.RoundTrip
 // of the process shares to find that out (its effectiveDelegate). Once one is
 // installed, q.prop delegates to it and is called as before.
 func (q *quiet) propagatesNothing() bool {
+	// The comparison cannot panic on an uncomparable propagator (a
+	// composite is a slice): q.prop is the default's pointer, and interfaces
+	// of different dynamic types compare unequal without comparing values.
 	return q.propDefault && otel.GetTextMapPropagator() == q.prop
 }
 

@@ -70,18 +70,11 @@ func (c *nameCache) get(method, route string) string {
 			return n
 		}
 	}
-	m := make(map[[2]string]string, 1+lenOf(old))
+	m := map[[2]string]string{}
 	if old != nil {
-		maps.Copy(m, *old)
+		m = maps.Clone(*old)
 	}
 	m[k] = n
 	c.names.Store(&m)
 	return n
-}
-
-func lenOf(m *map[[2]string]string) int {
-	if m == nil {
-		return 0
-	}
-	return len(*m)
 }

@@ -34,7 +34,7 @@ func TestSpanNameCache(t *testing.T) {
 			t.Fatalf("name %q", got)
 		}
 	}
-	if n := lenOf(names.names.Load()); n != maxNames {
+	if n := len(*names.names.Load()); n != maxNames {
 		t.Fatalf("cache holds %d names; want %d, the bound", n, maxNames)
 	}
 }

@@ -145,7 +145,9 @@ func TestDefaultPropagatorUntilInstalled(t *testing.T) {
 	if tp := call(); tp != "" {
 		t.Fatalf("before a propagator is installed: traceparent %q; want none", tp)
 	}
-	otel.SetTextMapPropagator(propagation.TraceContext{})
+	// A composite, whose type is a slice: comparing it with the default
+	// must not panic.
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}))
 	if tp := call(); tp == "" {
 		t.Fatal("after otel.SetTextMapPropagator: no traceparent; want the parent's trace context")
 	}
