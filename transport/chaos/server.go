@@ -45,7 +45,6 @@ type Server struct {
 
 	mu       sync.Mutex
 	records  []Record // guarded by mu
-	restarts int      // calls of Restart, which forgets records; guarded by mu
 	closed   bool     // guarded by mu
 	inflight sync.WaitGroup
 	srv      *http.Server  // guarded by mu
@@ -147,7 +146,6 @@ func (s *Server) Close() error {
 func (s *Server) Restart() {
 	s.mu.Lock()
 	s.records = nil
-	s.restarts++
 	s.mu.Unlock()
 	s.eng.restart(time.Now())
 }
@@ -224,10 +222,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// has not been told yet. The record is stored first, so that a client
 	// that has the answer finds its record in Records, and its time moved
 	// to when the answer left.
-	at := s.record(rec, d.answer)
+	s.record(rec, d.answer)
 	send(ctx, w, cw, nil, s.sleep)
 	http.NewResponseController(w).Flush()
-	s.answeredAt(at, time.Now())
+	s.answeredAt(rec.Seq, time.Now())
 }
 
 // arrive takes r in: its arrival order, arrival time and the fault decision
@@ -391,9 +389,9 @@ func (s *Server) readBody(r *http.Request, rec *Record) []byte {
 	return b
 }
 
-// record stores rec with the fault that decided the answer, and returns
-// where it is, for answeredAt; the time of the record's answer is now.
-func (s *Server) record(rec Record, answer *Fault) recordPlace {
+// record stores rec with the fault that decided the answer; the time of the
+// record's answer is now.
+func (s *Server) record(rec Record, answer *Fault) {
 	rec.Answered = time.Now()
 	if rec.RetryAfter > 0 {
 		rec.NotBefore = rec.Answered.Add(rec.RetryAfter)
@@ -402,27 +400,25 @@ func (s *Server) record(rec Record, answer *Fault) recordPlace {
 		rec.Fault = answer.Kind
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.records = append(s.records, rec)
-	return recordPlace{restarts: s.restarts, i: len(s.records) - 1}
+	s.mu.Unlock()
 }
 
-// recordPlace is where record stored a record: its index, valid while the
-// Server has not been restarted since.
-type recordPlace struct{ restarts, i int }
-
-// answeredAt moves the time of the answer of the record at p to at, unless
-// Restart has forgotten it since.
-func (s *Server) answeredAt(p recordPlace, at time.Time) {
+// answeredAt moves the time of the answer of request seq to at, unless
+// Restart has forgotten its record. The record was stored just before, so
+// it is found among the last ones, behind only those of requests answered
+// meanwhile.
+func (s *Server) answeredAt(seq int, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p.restarts != s.restarts {
-		return
-	}
-	r := &s.records[p.i]
-	r.Answered = at
-	if r.RetryAfter > 0 {
-		r.NotBefore = at.Add(r.RetryAfter)
+	for i := len(s.records) - 1; i >= 0; i-- {
+		if r := &s.records[i]; r.Seq == seq {
+			r.Answered = at
+			if r.RetryAfter > 0 {
+				r.NotBefore = at.Add(r.RetryAfter)
+			}
+			return
+		}
 	}
 }
 
