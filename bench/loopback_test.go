@@ -61,6 +61,8 @@ func loopbackStacks() []struct {
 		// global providers, which are the no-op ones here.
 		{"default", Default},
 		{"default-untraced", DefaultClient},
+		// The strongest peer doing the same work, for comparison (no target).
+		{"failsafe-as-default", FailsafeAsDefault},
 	}
 }
 
@@ -188,7 +190,7 @@ func batch(tb testing.TB, c *http.Client, url string, callers, n int) time.Durat
 
 // TestLoopbackRatio measures the throughput of NewClient(DefaultConfig()),
 // with tracing through the global (no-op) providers and with tracing off,
-// relative to the bare base transport in paired rounds: each round runs one
+// and of failsafehttp doing the same work (FailsafeAsDefault), relative to the bare base transport in paired rounds: each round runs one
 // batch through each (alternating which goes first), so a change of load on
 // a shared machine affects both sides of a pair alike; the median of the
 // per-round ratios is reported and checked against issue 18's targets

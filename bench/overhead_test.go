@@ -95,6 +95,7 @@ type overheadCase struct {
 func overheadCases() []overheadCase {
 	return []overheadCase{
 		{"base", func(_ testing.TB, b http.RoundTripper) http.RoundTripper { return b }},
+		{"floor/header-copy", func(_ testing.TB, b http.RoundTripper) http.RoundTripper { return HeaderCopy(b) }},
 
 		{"outbound/5-layers", func(_ testing.TB, b http.RoundTripper) http.RoundTripper { return FiveLayers(b, Unlimited) }},
 		{"outbound/stack", func(_ testing.TB, b http.RoundTripper) http.RoundTripper { return Standard(b, Unlimited) }},
@@ -134,6 +135,7 @@ func overheadCases() []overheadCase {
 		{"retryablehttp/retry", func(_ testing.TB, b http.RoundTripper) http.RoundTripper { return RetryableHTTP(b) }},
 		{"failsafehttp/retry", func(_ testing.TB, b http.RoundTripper) http.RoundTripper { return FailsafeRetry(b) }},
 		{"failsafehttp/retry+circuit+bulkhead", func(_ testing.TB, b http.RoundTripper) http.RoundTripper { return FailsafeFull(b) }},
+		{"failsafehttp/as-default", func(_ testing.TB, b http.RoundTripper) http.RoundTripper { return FailsafeAsDefault(b) }},
 		{"otelhttp/noop", func(_ testing.TB, b http.RoundTripper) http.RoundTripper {
 			return otelhttp.NewTransport(b, noopProviders().otelhttp()...)
 		}},
@@ -200,6 +202,48 @@ func TestOverheadStacksSucceed(t *testing.T) {
 				t.Fatalf("base saw %d requests for 3 calls", seen)
 			}
 			if len(req.Header) != 1 || req.Header.Get("Accept") != "application/json" {
+				t.Fatalf("caller's request modified: %v", req.Header)
+			}
+		})
+	}
+}
+
+// TestSameWorkRowsSendHeaders checks that the rows measured as the same work
+// as outbound's request-ID layer (floor/header-copy) and as
+// NewClient(DefaultConfig()) (failsafehttp/as-default) send what those send:
+// an X-Request-ID, a new UUID on every call for the peer's, and the User-Agent.
+func TestSameWorkRowsSendHeaders(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		build     func(http.RoundTripper) http.RoundTripper
+		fresh     bool // a new ID per call
+		userAgent string
+	}{
+		{"floor/header-copy", HeaderCopy, false, ""},
+		{"failsafehttp/as-default", FailsafeAsDefault, true, outbound.DefaultUserAgent},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			base := newMemBase()
+			var ids []string
+			rt := c.build(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				if got := r.Header.Get("User-Agent"); got != c.userAgent {
+					t.Errorf("User-Agent = %q; want %q", got, c.userAgent)
+				}
+				ids = append(ids, r.Header.Get("X-Request-ID"))
+				return base.RoundTrip(r)
+			}))
+			req := newBenchRequest(t)
+			for range 2 {
+				resp, err := rt.RoundTrip(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+			}
+			if len(ids) != 2 || ids[0] == "" || (ids[0] != ids[1]) == !c.fresh {
+				t.Fatalf("X-Request-ID of two calls = %q; want set, new per call: %v", ids, c.fresh)
+			}
+			if len(req.Header) != 1 {
 				t.Fatalf("caller's request modified: %v", req.Header)
 			}
 		})

@@ -176,12 +176,24 @@ func (s *summary) overhead() {
 		fmt.Printf("  5 layers (requestid, budget, retry, circuit, ratelimit) add %.0f ns, %.0f allocs; failsafehttp retry adds %.0f ns, %.0f allocs\n", fn, fa, pn, pa)
 		fmt.Printf("    time: ratio %.2f (target < 1)  [%s]\n", fn/pn, s.verdict("5-layers time", fn < pn))
 		fmt.Printf("    allocs: %.0f over bare (target <= 8)  [%s]\n", fa, s.verdict("5-layers allocs", fa <= 8))
+		if hn, ha, ok := s.added("floor/header-copy"); ok {
+			// The request-ID layer cannot add its header for less: the
+			// caller's request and header map are copied, never changed.
+			fmt.Printf("    for scale: copying the request and its header map to add one header adds %.0f ns, %.0f allocs (floor/header-copy);\n", hn, ha)
+			fmt.Printf("      the 5 layers less that floor add %.0f ns: %.2f of failsafehttp retry (no target)\n", fn-hn, (fn-hn)/pn)
+		}
 	}
 	dn, da, ok1 := s.added("outbound/default")
 	fn, fa, ok2 = s.added("failsafehttp/retry+circuit+bulkhead")
 	if ok1 && ok2 {
 		fmt.Printf("  NewClient(DefaultConfig()) adds %.0f ns, %.0f allocs; failsafehttp retry+circuit+bulkhead adds %.0f ns, %.0f allocs\n", dn, da, fn, fa)
 		fmt.Printf("    time: ratio %.2f (target <= 1.30)  [%s]\n", dn/fn, s.verdict("DefaultConfig vs failsafehttp", dn <= 1.3*fn))
+	}
+	un, ua, ok1 := s.added("outbound/default-untraced")
+	an, aa, ok2 := s.added("failsafehttp/as-default")
+	if ok1 && ok2 {
+		fmt.Printf("  for scale: failsafehttp doing DefaultConfig's work (request ID, User-Agent, retry, hedgepolicy p95, circuit, bulkhead) adds %.0f ns, %.0f allocs;\n", an, aa)
+		fmt.Printf("    NewClient(DefaultConfig()) with tracing off adds %.0f ns, %.0f allocs: %.2f of it (no target)\n", un, ua, un/an)
 	}
 }
 
@@ -200,6 +212,12 @@ func (s *summary) loopbackTargets() {
 			}
 			fmt.Printf("  loopback, %2s callers: %s throughput / bare = %.2f (paired rounds, quartiles %.2f-%.2f; target >= %.2f)  [%s]\n",
 				callers, c.label, v[0], v[1], v[2], c.target, s.verdict("loopback "+c.client+" "+callers, v[0] >= c.target))
+		}
+	}
+	for _, callers := range []string{"1", "64"} {
+		if v, ok := s.r.loopback["failsafe-as-default@"+callers]; ok {
+			fmt.Printf("  for scale: loopback, %2s callers: failsafehttp doing DefaultConfig's work, throughput / bare = %.2f (quartiles %.2f-%.2f; no target)\n",
+				callers, v[0], v[1], v[2])
 		}
 	}
 }
@@ -238,7 +256,8 @@ func (s *summary) layers() {
 		"outbound/5-layers", "outbound/stack", "outbound/default", "outbound/default-untraced",
 		"outbound/requestid", "outbound/budget", "outbound/retry", "outbound/hedge", "outbound/header",
 		"outbound/circuit", "outbound/ratelimit", "outbound/tracing-noop",
-		"retryablehttp/retry", "failsafehttp/retry", "failsafehttp/retry+circuit+bulkhead", "otelhttp/noop",
+		"floor/header-copy", "retryablehttp/retry", "failsafehttp/retry", "failsafehttp/retry+circuit+bulkhead",
+		"failsafehttp/as-default", "otelhttp/noop",
 	} {
 		if n, a, ok := s.added(name); ok {
 			lines = append(lines, fmt.Sprintf("    %-38s %7.0f ns %4.0f allocs", name, n, a))
