@@ -203,32 +203,96 @@ func TestLoopbackRatio(t *testing.T) {
 	srv := loopbackServer(t)
 	for _, callers := range []int{1, 64} {
 		for _, s := range loopbackStacks()[1:] {
-			bareBase := base.New(base.WithMaxIdleConnsPerHost(Concurrency))
-			stackBase := base.New(base.WithMaxIdleConnsPerHost(Concurrency))
-			bare := &http.Client{Transport: bareBase}
-			stack := &http.Client{Transport: s.build(stackBase)}
-			n := 400
-			batch(t, bare, srv.URL, callers, 2*callers) // warm both pools
-			batch(t, stack, srv.URL, callers, 2*callers)
-			var ratios []float64
-			for r := range 21 {
-				var tb, ts time.Duration
-				if r%2 == 0 {
-					tb, ts = batch(t, bare, srv.URL, callers, n), batch(t, stack, srv.URL, callers, n)
-				} else {
-					ts, tb = batch(t, stack, srv.URL, callers, n), batch(t, bare, srv.URL, callers, n)
-				}
-				ratios = append(ratios, tb.Seconds()/ts.Seconds())
-			}
-			bareBase.(interface{ CloseIdleConnections() }).CloseIdleConnections()
-			stackBase.(interface{ CloseIdleConnections() }).CloseIdleConnections()
-			slices.Sort(ratios)
-			med := ratios[len(ratios)/2]
+			med, q1, q3 := pairedRatio(t, srv.URL, s.build, callers, loopbackRounds)
 			t.Logf("loopback %2d callers: %s throughput / bare = %.2f (median of %d paired rounds of %d calls; quartiles %.2f-%.2f)",
-				callers, s.name, med, len(ratios), n, ratios[len(ratios)/4], ratios[3*len(ratios)/4])
+				callers, s.name, med, loopbackRounds, loopbackBatch, q1, q3)
 			if want := loopbackTarget[s.name]; med < want {
 				targetMissed(t, "%s at %d callers runs at %.2f of bare throughput (want >= %.2f)", s.name, callers, med, want)
 			}
+		}
+	}
+}
+
+// The paired rounds of TestLoopbackRatio: loopbackRounds rounds of
+// loopbackBatch calls through each client.
+const (
+	loopbackRounds = 21
+	loopbackBatch  = 400
+)
+
+// pairedRatio runs rounds of one batch through a bare client and one through
+// build's stack, each on its own base transport, alternating which goes
+// first, so a change of load on a shared machine affects both sides of a
+// pair alike. It returns the median and quartiles of the per-round
+// throughput ratios, stack over bare.
+func pairedRatio(t *testing.T, url string, build func(http.RoundTripper) http.RoundTripper, callers, rounds int) (med, q1, q3 float64) {
+	bareBase := base.New(base.WithMaxIdleConnsPerHost(Concurrency))
+	stackBase := base.New(base.WithMaxIdleConnsPerHost(Concurrency))
+	defer bareBase.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+	defer stackBase.(interface{ CloseIdleConnections() }).CloseIdleConnections()
+	bare := &http.Client{Transport: bareBase}
+	stack := &http.Client{Transport: build(stackBase)}
+	batch(t, bare, url, callers, 2*callers) // warm both pools
+	batch(t, stack, url, callers, 2*callers)
+	ratios := make([]float64, 0, rounds)
+	for r := range rounds {
+		var tb, ts time.Duration
+		if r%2 == 0 {
+			tb, ts = batch(t, bare, url, callers, loopbackBatch), batch(t, stack, url, callers, loopbackBatch)
+		} else {
+			ts, tb = batch(t, stack, url, callers, loopbackBatch), batch(t, bare, url, callers, loopbackBatch)
+		}
+		ratios = append(ratios, tb.Seconds()/ts.Seconds())
+	}
+	slices.Sort(ratios)
+	return ratios[len(ratios)/2], ratios[len(ratios)/4], ratios[3*len(ratios)/4]
+}
+
+// TestLoopbackWithoutEachLayer is TestLoopbackRatio's paired rounds for
+// NewClient(DefaultConfig()) with one layer left out at a time
+// (outbound.WithoutLayer), with a fixed concurrency limit instead of the
+// adaptive one, and with no response buffering in the retry layer; and for
+// HeaderCopy, the least a layer that adds a header can do. It shows where
+// the stack's loopback cost lies (docs/performance.md, "Where the loopback
+// gap is"). It only logs, and takes about 40 s; -short skips it.
+func TestLoopbackWithoutEachLayer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loopback throughput rounds; run without -short")
+	}
+	without := func(layers ...outbound.Layer) func(http.RoundTripper) http.RoundTripper {
+		var opts []outbound.ClientOption
+		for _, l := range layers {
+			opts = append(opts, outbound.WithoutLayer(l))
+		}
+		return func(b http.RoundTripper) http.RoundTripper { return newClient(outbound.DefaultConfig(), b, opts...) }
+	}
+	with := func(change func(*outbound.Config)) func(http.RoundTripper) http.RoundTripper {
+		cfg := outbound.DefaultConfig()
+		change(&cfg)
+		return func(b http.RoundTripper) http.RoundTripper { return newClient(cfg, b) }
+	}
+	variants := []struct {
+		name  string
+		build func(http.RoundTripper) http.RoundTripper
+	}{
+		{"DefaultConfig", Default},
+		{"without requestid", without(outbound.LayerRequestID)},
+		{"without tracing (both)", without(outbound.LayerTracing, outbound.LayerAttemptTracing)},
+		{"without budget and deadline", without(outbound.LayerBudget, outbound.LayerDeadline)},
+		{"without retry", without(outbound.LayerRetry)},
+		{"without hedge", without(outbound.LayerHedge)},
+		{"without header", without(outbound.LayerHeader)},
+		{"without circuit", without(outbound.LayerCircuit)},
+		{"without ratelimit", without(outbound.LayerRateLimit)},
+		{"fixed concurrency limit", with(func(c *outbound.Config) { c.AdaptiveConcurrency = false })},
+		{"no response buffering", with(func(c *outbound.Config) { c.ResponseBuffer = 0 })},
+		{"header copy only", HeaderCopy},
+	}
+	srv := loopbackServer(t)
+	for _, callers := range []int{1, 64} {
+		for _, v := range variants {
+			med, q1, q3 := pairedRatio(t, srv.URL, v.build, callers, 31)
+			t.Logf("loopback %2d callers: %-28s throughput / bare = %.2f (quartiles %.2f-%.2f)", callers, v.name, med, q1, q3)
 		}
 	}
 }
