@@ -167,7 +167,7 @@ func stragglerClients() []overloadClient {
 			return failsafehttp.NewRoundTripper(b, hedgepolicy.NewWithDelay[*http.Response](stragglerDelay))
 		})},
 		{"failsafe hedgepolicy p95", onBase(func(b http.RoundTripper) http.RoundTripper {
-			return failsafehttp.NewRoundTripper(b, hedgepolicy.NewWithDelayQuantile[*http.Response](0.95, 1000, 20))
+			return failsafehttp.NewRoundTripper(b, FailsafeHedgeQuantile().Build())
 		})},
 	}
 }

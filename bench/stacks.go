@@ -19,10 +19,13 @@ import (
 	"github.com/failsafe-go/failsafe-go"
 	"github.com/failsafe-go/failsafe-go/adaptivelimiter"
 	"github.com/failsafe-go/failsafe-go/adaptivethrottler"
+	fsbudget "github.com/failsafe-go/failsafe-go/budget"
 	"github.com/failsafe-go/failsafe-go/bulkhead"
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
 	"github.com/failsafe-go/failsafe-go/failsafehttp"
 	"github.com/failsafe-go/failsafe-go/hedgepolicy"
+	"github.com/failsafe-go/failsafe-go/retrypolicy"
+	"github.com/failsafe-go/failsafe-go/timeout"
 	"github.com/google/uuid"
 	"github.com/hashicorp/go-retryablehttp"
 
@@ -132,13 +135,23 @@ func RetryableHTTP(base http.RoundTripper) http.RoundTripper {
 // 429 and 5xx except 501; Retry-After in seconds through failsafehttp.DelayFunc)
 // with the same attempts, exponential backoff and jitter, returning the last
 // response when attempts run out instead of an ExceededError.
-func FailsafeRetryPolicy() failsafe.Policy[*http.Response] {
+func FailsafeRetryPolicy() failsafe.Policy[*http.Response] { return failsafeRetryBuilder().Build() }
+
+// failsafeRetryBuilder is FailsafeRetryPolicy before Build, for a stack that
+// adds a budget.
+func failsafeRetryBuilder() retrypolicy.Builder[*http.Response] {
 	return failsafehttp.NewRetryPolicyBuilder().
 		WithMaxAttempts(Attempts).
 		WithBackoff(BackoffInitial, BackoffMax).
 		WithJitterFactor(0.5).
-		ReturnLastFailure().
-		Build()
+		ReturnLastFailure()
+}
+
+// FailsafeHedgeQuantile is failsafe-go's adaptive hedge delay: the p95 of
+// the last 1 000 executions, once 20 have been seen, one hedge per call
+// (outbound's default quantile and number of hedges).
+func FailsafeHedgeQuantile() hedgepolicy.Builder[*http.Response] {
+	return hedgepolicy.NewBuilderWithDelayQuantile[*http.Response](0.95, 1000, 20)
 }
 
 // FailsafeBreaker is failsafe-go's circuit breaker set like outbound's: open
@@ -164,8 +177,13 @@ func FailsafeRetry(base http.RoundTripper) http.RoundTripper {
 // policy is the outermost, so every attempt passes the breaker and the
 // bulkhead, as in outbound's order.
 func FailsafeFull(base http.RoundTripper) http.RoundTripper {
-	bh := bulkhead.NewBuilder[*http.Response](Concurrency).WithMaxWaitTime(2 * time.Second).Build()
-	return failsafehttp.NewRoundTripper(base, FailsafeRetryPolicy(), FailsafeBreaker(), bh)
+	return failsafehttp.NewRoundTripper(base, FailsafeRetryPolicy(), FailsafeBreaker(), failsafeBulkhead())
+}
+
+// failsafeBulkhead is failsafe-go's fixed concurrency limit at outbound's
+// ceiling, with outbound's 2 s wait for a slot.
+func failsafeBulkhead() failsafe.Policy[*http.Response] {
+	return bulkhead.NewBuilder[*http.Response](Concurrency).WithMaxWaitTime(2 * time.Second).Build()
 }
 
 // FailsafeAdaptiveLimiter is failsafe-go's adaptive concurrency limiter in the
@@ -222,16 +240,29 @@ func HeaderCopy(base http.RoundTripper) http.RoundTripper {
 	return headerRoundTripper{next: base, id: func() string { return "0a8e89e5-474d-4eb7-a54d-0a631376bb75" }}
 }
 
-// FailsafeAsDefault is failsafehttp doing the work of
+// FailsafeAsDefault is failsafe-go doing the work of
 // NewClient(DefaultConfig()) without tracing: a RoundTripper in front that
-// sends a new UUID as X-Request-ID and outbound's User-Agent, as a failsafe-go
-// user writes it (uuid.NewString), then retry, hedging at the p95 of recent
-// latencies (hedgepolicy.NewWithDelayQuantile, failsafe-go's adaptive delay),
-// circuit breaker and bulkhead, in outbound's order.
+// sends a new UUID as X-Request-ID and outbound's User-Agent, as a
+// failsafe-go user writes it (uuid.NewString); then, in outbound's order, a
+// timeout of the total budget, retry and hedging at the p95 of recent
+// latencies (FailsafeHedgeQuantile) spending one budget of 20 % of in-flight
+// executions (failsafe-go's budget at its default rate, as outbound's 20 %
+// retry budget), the circuit breaker, and FailsafeFull's bulkhead.
+//
+// The concurrency limit is the bulkhead, whose 2 s wait binds as outbound's
+// queue timeout does, and not FailsafeAdaptiveLimiter: over keep-alive
+// loopback at 64 callers that limiter refuses calls ("limit exceeded", from
+// its initial limit of 20 and a queue of at most 3 times the limit), and a
+// stack that refuses calls has no throughput to compare
+// (docs/performance.md, "The same work").
 func FailsafeAsDefault(base http.RoundTripper) http.RoundTripper {
-	bh := bulkhead.NewBuilder[*http.Response](Concurrency).WithMaxWaitTime(2 * time.Second).Build()
-	hp := hedgepolicy.NewWithDelayQuantile[*http.Response](0.95, 1000, 20)
-	rt := failsafehttp.NewRoundTripper(base, FailsafeRetryPolicy(), hp, FailsafeBreaker(), bh)
+	shared := fsbudget.New()
+	rt := failsafehttp.NewRoundTripper(base,
+		timeout.New[*http.Response](TotalBudget),
+		failsafeRetryBuilder().WithBudget(shared).Build(),
+		FailsafeHedgeQuantile().WithBudget(shared).Build(),
+		FailsafeBreaker(),
+		failsafeBulkhead())
 	return headerRoundTripper{next: rt, id: uuid.NewString, userAgent: outbound.DefaultUserAgent}
 }
 
