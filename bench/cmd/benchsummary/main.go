@@ -192,7 +192,7 @@ func (s *summary) overhead() {
 	un, ua, ok1 := s.added("outbound/default-untraced")
 	an, aa, ok2 := s.added("failsafehttp/as-default")
 	if ok1 && ok2 {
-		fmt.Printf("  for scale: failsafehttp doing DefaultConfig's work (request ID, User-Agent, retry, hedgepolicy p95, circuit, bulkhead) adds %.0f ns, %.0f allocs;\n", an, aa)
+		fmt.Printf("  for scale: failsafe-go doing DefaultConfig's work (request ID, User-Agent, timeout, retry and hedgepolicy p95 with a budget, circuit, bulkhead) adds %.0f ns, %.0f allocs;\n", an, aa)
 		fmt.Printf("    NewClient(DefaultConfig()) with tracing off adds %.0f ns, %.0f allocs: %.2f of it (no target)\n", un, ua, un/an)
 	}
 }
@@ -216,7 +216,7 @@ func (s *summary) loopbackTargets() {
 	}
 	for _, callers := range []string{"1", "64"} {
 		if v, ok := s.r.loopback["failsafe-as-default@"+callers]; ok {
-			fmt.Printf("  for scale: loopback, %2s callers: failsafehttp doing DefaultConfig's work, throughput / bare = %.2f (quartiles %.2f-%.2f; no target)\n",
+			fmt.Printf("  for scale: loopback, %2s callers: failsafe-go doing DefaultConfig's work, throughput / bare = %.2f (quartiles %.2f-%.2f; no target)\n",
 				callers, v[0], v[1], v[2])
 		}
 	}
